@@ -1,0 +1,135 @@
+//! The crate's one error type.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in this crate.
+///
+/// Invalid arguments are reported before any work is done; the only errors raised
+/// mid-computation are those that reveal a broken base classifier.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::{Error, Gaussian};
+///
+/// let err = Gaussian::new(-1.0).unwrap_err();
+/// assert!(matches!(err, Error::InvalidSigma(s) if s == -1.0));
+/// ```
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The noise level must be finite and strictly positive.
+    #[error("sigma must be finite and > 0, got {0}")]
+    InvalidSigma(f64),
+
+    /// A failure probability or significance level must lie strictly between 0 and 1.
+    #[error("{name} must lie in (0, 1), got {value}")]
+    InvalidProbability {
+        /// Which parameter was wrong (`"alpha"`, `"p"`, ...).
+        name: &'static str,
+        /// The rejected value.
+        value: f64,
+    },
+
+    /// A count (sample size, batch size, number of classes, ...) that must be positive was zero.
+    #[error("{0} must be at least 1")]
+    ZeroCount(&'static str),
+
+    /// A number of successes larger than the number of trials.
+    #[error("{successes} successes out of {trials} trials")]
+    SuccessesExceedTrials {
+        /// Number of successes.
+        successes: u64,
+        /// Number of trials.
+        trials: u64,
+    },
+
+    /// With this many samples the procedure could never succeed at this alpha, so every
+    /// input would abstain. The paper's code silently abstains in this case.
+    #[error(
+        "{procedure} with n = {n} can never succeed at alpha = {alpha}: at least {min_n} samples are needed"
+    )]
+    SampleSizeTooSmall {
+        /// `"certify"` or `"predict"`.
+        procedure: &'static str,
+        /// The sample size given.
+        n: u64,
+        /// The significance level given.
+        alpha: f64,
+        /// The smallest sample size for which the procedure can succeed at this alpha.
+        min_n: u64,
+    },
+
+    /// An input contained NaN or an infinite value.
+    #[error("input contains a non-finite value ({0})")]
+    NonFiniteInput(f64),
+
+    /// An input whose shape the base classifier cannot take.
+    #[error("input shape {got:?} does not match the classifier's input shape {expected:?}")]
+    ShapeMismatch {
+        /// The shape the classifier takes (one example, no batch dimension).
+        expected: Vec<usize>,
+        /// The shape that was given.
+        got: Vec<usize>,
+    },
+
+    /// The base classifier answered a class index outside `0..num_classes`.
+    #[error(
+        "the base classifier answered {out_of_range} of {total} samples with a class outside 0..{num_classes}"
+    )]
+    ClassOutOfRange {
+        /// The classifier's declared number of classes.
+        num_classes: usize,
+        /// How many samples received an out-of-range class.
+        out_of_range: u64,
+        /// How many samples were classified.
+        total: u64,
+    },
+
+    /// The base classifier returned a batch of the wrong length.
+    #[error("the base classifier returned {got} decisions for a batch of {expected}")]
+    BatchLengthMismatch {
+        /// The batch size sent.
+        expected: usize,
+        /// The number of decisions returned.
+        got: usize,
+    },
+
+    /// A class label given by the caller is outside `0..num_classes`.
+    #[error("class {class} is outside 0..{num_classes}")]
+    InvalidClass {
+        /// The label given.
+        class: usize,
+        /// The number of classes.
+        num_classes: usize,
+    },
+
+    /// Any other parameter outside its domain.
+    #[error("invalid {name}: {reason}")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Shorthand for `Result<T, randomized_smoothing::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Checks that `value` is a probability strictly inside (0, 1).
+pub(crate) fn check_open_unit(name: &'static str, value: f64) -> Result<f64> {
+    if value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(Error::InvalidProbability { name, value })
+    }
+}
+
+/// Checks that a count is at least one.
+pub(crate) fn check_positive(name: &'static str, value: u64) -> Result<u64> {
+    if value == 0 {
+        Err(Error::ZeroCount(name))
+    } else {
+        Ok(value)
+    }
+}
