@@ -118,10 +118,16 @@ fn binomial_pmf_raw(k: u64, n: u64, p: f64, q: f64) -> f64 {
 
 fn check_binomial(k: u64, n: u64, p: f64) -> Result<()> {
     if !(0.0..=1.0).contains(&p) {
-        return Err(Error::InvalidProbability { name: "p", value: p });
+        return Err(Error::InvalidProbability {
+            name: "p",
+            value: p,
+        });
     }
     if k > n {
-        return Err(Error::SuccessesExceedTrials { successes: k, trials: n });
+        return Err(Error::SuccessesExceedTrials {
+            successes: k,
+            trials: n,
+        });
     }
     Ok(())
 }

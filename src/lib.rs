@@ -1,10 +1,20 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod accuracy;
 pub mod binomial;
+mod classifier;
 mod error;
 pub mod normal;
+pub mod radius;
+mod sampling;
+mod smoothing;
 mod special;
 
+pub use classifier::{BaseClassifier, LinearClassifier, LogitsClassifier};
 pub use error::{Error, Result};
-pub mod radius;
+pub use sampling::{Gaussian, NoiseDistribution};
+pub use smoothing::{
+    AbstainReason, Certification, CertifyConfig, CertifyParams, Estimate, MAX_SAMPLES,
+    PredictConfig, PredictParams, Prediction, SmoothedClassifier, TopTwoTest,
+};

@@ -37,7 +37,10 @@ pub fn normal_cdf(z: f64) -> f64 {
 /// ```
 pub fn normal_quantile(p: f64) -> Result<f64> {
     if !(p > 0.0 && p < 1.0) {
-        return Err(Error::InvalidProbability { name: "p", value: p });
+        return Err(Error::InvalidProbability {
+            name: "p",
+            value: p,
+        });
     }
     Ok(if p <= 0.5 {
         special::normal_quantile_lower(p)

@@ -17,12 +17,21 @@ pub(crate) fn check_sigma(sigma: f64) -> Result<f64> {
 }
 
 fn check_pair(p_a: f64, p_b: f64) -> Result<()> {
-    let invalid = |reason: String| Err(Error::InvalidParameter { name: "p_a, p_b", reason });
+    let invalid = |reason: String| {
+        Err(Error::InvalidParameter {
+            name: "p_a, p_b",
+            reason,
+        })
+    };
     if !((0.0..=1.0).contains(&p_a) && (0.0..=1.0).contains(&p_b)) {
-        return invalid(format!("probabilities must lie in [0, 1], got p_a = {p_a}, p_b = {p_b}"));
+        return invalid(format!(
+            "probabilities must lie in [0, 1], got p_a = {p_a}, p_b = {p_b}"
+        ));
     }
     if p_a <= p_b {
-        return invalid(format!("no certificate unless p_a > p_b, got p_a = {p_a}, p_b = {p_b}"));
+        return invalid(format!(
+            "no certificate unless p_a > p_b, got p_a = {p_a}, p_b = {p_b}"
+        ));
     }
     if p_a + p_b > 1.0 + 1e-12 {
         return invalid(format!("p_a + p_b = {} exceeds 1", p_a + p_b));
@@ -32,7 +41,11 @@ fn check_pair(p_a: f64, p_b: f64) -> Result<()> {
 
 /// `PhiInv(p)` from the probability and its complement, whichever is more precise.
 fn phi_inv_pair(p: f64, q: f64) -> f64 {
-    if p <= q { normal_quantile_lower(p) } else { -normal_quantile_lower(q) }
+    if p <= q {
+        normal_quantile_lower(p)
+    } else {
+        -normal_quantile_lower(q)
+    }
 }
 
 /// Theorem 1: the smoothed classifier's prediction is constant within the l2 ball of radius
@@ -82,12 +95,20 @@ pub(crate) fn radius_unchecked(sigma: f64, p_a: (f64, f64), p_b: (f64, f64)) -> 
 /// assert_eq!(gaussian_radius_from_counts(0.25, 50, 100, 0.001)?, None);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
-pub fn gaussian_radius_from_counts(sigma: f64, n_a: u64, n: u64, alpha: f64) -> Result<Option<f64>> {
+pub fn gaussian_radius_from_counts(
+    sigma: f64,
+    n_a: u64,
+    n: u64,
+    alpha: f64,
+) -> Result<Option<f64>> {
     check_sigma(sigma)?;
     check_open_unit("alpha", alpha)?;
     check_positive("n", n)?;
     if n_a > n {
-        return Err(Error::SuccessesExceedTrials { successes: n_a, trials: n });
+        return Err(Error::SuccessesExceedTrials {
+            successes: n_a,
+            trials: n,
+        });
     }
     let (p, q) = clopper_pearson_lower_pair(n_a, n, alpha);
     Ok((p > 0.5).then(|| sigma * -normal_quantile_lower(q)))
@@ -103,7 +124,9 @@ fn maximize(f: impl Fn(f64) -> f64, lo: f64, hi: f64) -> f64 {
         let v = f(x);
         if v.is_finite() { v } else { f64::NEG_INFINITY }
     };
-    let best = (1..GRID).max_by(|&i, &j| value(at(i)).total_cmp(&value(at(j)))).unwrap_or(1);
+    let best = (1..GRID)
+        .max_by(|&i, &j| value(at(i)).total_cmp(&value(at(j))))
+        .unwrap_or(1);
     let (mut a, mut b) = (at(best - 1), at(best + 1));
     let ratio = (5f64.sqrt() - 1.0) / 2.0;
     let mut c = b - ratio * (b - a);
@@ -139,7 +162,11 @@ fn maximize(f: impl Fn(f64) -> f64, lo: f64, hi: f64) -> f64 {
 pub fn lecuyer_radius(sigma: f64, p_a: f64, p_b: f64) -> Result<f64> {
     check_sigma(sigma)?;
     check_pair(p_a, p_b)?;
-    let beta_max = if p_b == 0.0 { 1.0 } else { (0.5 * (p_a / p_b).ln()).min(1.0) };
+    let beta_max = if p_b == 0.0 {
+        1.0
+    } else {
+        (0.5 * (p_a / p_b).ln()).min(1.0)
+    };
     let objective = |b: f64| {
         let margin = p_a - (2.0 * b).exp() * p_b;
         if margin <= 0.0 {
@@ -180,11 +207,16 @@ pub fn li_radius(sigma: f64, p_a: f64, p_b: f64) -> Result<f64> {
     let objective = |s: f64| {
         let b = 1.0 + s.exp();
         let e = 1.0 - b; // < 0
-        // ln of the power mean ((p_a^e + p_b^e) / 2)^(1/e), via log-sum-exp.
-        let (u, v) = (e * ln_a, e * ln_b);
-        let m = u.max(v);
-        let lse = m + ((u - m).exp() + (v - m).exp()).ln();
-        let power_mean = ((lse - std::f64::consts::LN_2) / e).exp();
+        // ln of the power mean ((p_a^e + p_b^e) / 2)^(1/e), written as
+        // ln p_a + ln(1 + (e^x - 1) / 2) / e with x = e (ln p_b - ln p_a) >= 0, which stays
+        // accurate as b -> 1 where both terms of the mean tend to 1.
+        let x = e * (ln_b - ln_a);
+        let ln_mean = if x > 30.0 {
+            x - std::f64::consts::LN_2
+        } else {
+            (0.5 * x.exp_m1()).ln_1p()
+        };
+        let power_mean = (ln_a + ln_mean / e).exp();
         let inner = 1.0 - p_a - p_b + 2.0 * power_mean;
         -(2.0 / b) * inner.ln()
     };

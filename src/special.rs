@@ -288,7 +288,10 @@ mod tests {
         for &(x, b) in &[(0.375, 5.0), (1.0 / 1048576.0, 1e6), (0.875, 2.5)] {
             let (i, ic) = beta_inc(1.0, b, x, 1.0 - x);
             let want_c = (1.0f64 - x).powf(b);
-            assert!((ic - want_c).abs() <= 1e-13 * want_c, "{x} {b}: {ic} vs {want_c}");
+            assert!(
+                (ic - want_c).abs() <= 1e-13 * want_c,
+                "{x} {b}: {ic} vs {want_c}"
+            );
             assert!((i + ic - 1.0).abs() < 1e-15);
             let (i2, _) = beta_inc(b, 1.0, x, 1.0 - x);
             assert!((i2 - x.powf(b)).abs() <= 1e-12 * x.powf(b));
@@ -297,7 +300,12 @@ mod tests {
 
     #[test]
     fn quantile_inverts_beta_inc() {
-        for &(a, b, p) in &[(3.0, 4.0, 0.2), (1e5, 3.0, 1e-6), (2.0, 1e6, 0.999), (0.5, 0.5, 0.5)] {
+        for &(a, b, p) in &[
+            (3.0, 4.0, 0.2),
+            (1e5, 3.0, 1e-6),
+            (2.0, 1e6, 0.999),
+            (0.5, 0.5, 0.5),
+        ] {
             let (x, y) = beta_quantile(a, b, p, 1.0 - p);
             let (i, _) = beta_inc(a, b, x, y);
             assert!((i - p).abs() <= 1e-12 * p, "{a} {b} {p}: I = {i}");

@@ -35,10 +35,18 @@ fn agrees_with_scipy_and_statsmodels() {
         match f[0] {
             "cp_lower" => {
                 check(clopper_pearson_lower(u(1), u(2), x(3)).unwrap(), x(4));
-                check(clopper_pearson_lower_complement(u(1), u(2), x(3)).unwrap(), x(5));
+                check(
+                    clopper_pearson_lower_complement(u(1), u(2), x(3)).unwrap(),
+                    x(5),
+                );
             }
             "cp_upper" => check(clopper_pearson_upper(u(1), u(2), x(3)).unwrap(), x(4)),
-            "radius" => check(gaussian_radius_from_counts(x(4), u(1), u(2), x(3)).unwrap().unwrap(), x(5)),
+            "radius" => check(
+                gaussian_radius_from_counts(x(4), u(1), u(2), x(3))
+                    .unwrap()
+                    .unwrap(),
+                x(5),
+            ),
             "binomtest" => check(binomial_test_two_sided(u(1), u(2), x(3)).unwrap(), x(4)),
             "binom_cdf" => check(binomial_cdf(u(1), u(2), x(3)).unwrap(), x(4)),
             "binom_sf" => check(binomial_tail_at_least(u(1), u(2), x(3)).unwrap(), x(4)),
@@ -49,5 +57,10 @@ fn agrees_with_scipy_and_statsmodels() {
         *counts.entry(f[0]).or_default() += 1;
     }
     assert!(counts.values().sum::<usize>() > 4000, "{counts:?}");
-    assert!(failures.is_empty(), "{} of the rows disagree:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of the rows disagree:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

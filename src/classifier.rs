@@ -1,0 +1,329 @@
+//! Base classifiers: the models that randomized smoothing wraps.
+//!
+//! A [`BaseClassifier`] takes a batch of flattened inputs and answers one class index per
+//! input, all on the backend's device. [`LogitsClassifier`] makes any function from an input
+//! batch to logits, such as a Burn module's `forward`, a base classifier;
+//! [`LinearClassifier`] is the two-class linear model whose smoothed version the paper
+//! analyses in closed form (Propositions 3 to 5), used to test the certification exactly.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::error::{Error, Result, check_positive};
+use crate::special::normal_cdf;
+
+/// A classifier `f` that randomized smoothing turns into `g(x) = argmax_c P(f(x + e) = c)`.
+///
+/// # Contract
+/// - [`input_shape`](Self::input_shape) is the shape of one input, without batch dimension.
+/// - [`classify`](Self::classify) receives `[batch, d]` with `d` the product of that shape,
+///   on the device where the noise was drawn, and returns `[batch]` class indices in
+///   `0..num_classes()` on the same device. It must not move data to the host: it is called
+///   once per batch in the sampling loop.
+/// - It is deterministic given its input or, if random, independent of the noise.
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use randomized_smoothing::{BaseClassifier, LinearClassifier};
+///
+/// let device = Default::default();
+/// let f = LinearClassifier::<NdArray>::new(&[1.0, -1.0], 0.0, &device)?;
+/// assert_eq!(f.input_shape(), &[2]);
+/// assert_eq!(f.num_classes(), 2);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub trait BaseClassifier<B: Backend> {
+    /// Shape of one input (no batch dimension), e.g. `[3, 32, 32]`.
+    fn input_shape(&self) -> &[usize];
+
+    /// Number of classes; decisions are indices in `0..num_classes()`.
+    fn num_classes(&self) -> usize;
+
+    /// Classifies a batch of flattened inputs `[batch, d]`, returning `[batch]` class indices.
+    fn classify(&self, inputs: Tensor<B, 2>) -> Tensor<B, 1, Int>;
+
+    /// Number of scalars in one input: the product of [`input_shape`](Self::input_shape).
+    fn input_len(&self) -> usize {
+        self.input_shape().iter().product()
+    }
+}
+
+/// Any function from a batch of inputs of rank `D` to logits `[batch, num_classes]`, as a
+/// base classifier that answers the arg-max class.
+///
+/// This is the one adapter for Burn models: pass a closure that calls the model's `forward`.
+/// Randomized smoothing adds noise in the space the function receives, so for image models
+/// the function should take pixels in [0, 1] and normalize itself (normalization as the
+/// model's first layer, as in the paper), making radii pixel-space distances.
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::nn::{Linear, LinearConfig};
+/// use burn::tensor::Tensor;
+/// use randomized_smoothing::{BaseClassifier, LogitsClassifier};
+///
+/// let device = Default::default();
+/// let model: Linear<NdArray> = LinearConfig::new(4, 3).init(&device);
+/// // A 2x2 "image" flattened by the model itself.
+/// let f = LogitsClassifier::new([2, 2], 3, move |x: Tensor<NdArray, 3>| {
+///     model.forward(x.flatten::<2>(1, 2))
+/// })?;
+/// let classes = f.classify(Tensor::zeros([5, 4], &device));
+/// assert_eq!(classes.dims(), [5]);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct LogitsClassifier<F, const D: usize> {
+    forward: F,
+    input_shape: Vec<usize>,
+    num_classes: usize,
+}
+
+impl<F, const D: usize> std::fmt::Debug for LogitsClassifier<F, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogitsClassifier")
+            .field("input_shape", &self.input_shape)
+            .field("num_classes", &self.num_classes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, const D: usize> LogitsClassifier<F, D> {
+    /// Wraps `forward`, which maps `[batch, input_shape...]` (rank `D`) to logits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] if `input_shape` does not have `D - 1` non-zero
+    /// dimensions; [`Error::ZeroCount`] if `num_classes` is 0.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::tensor::Tensor;
+    /// use randomized_smoothing::LogitsClassifier;
+    ///
+    /// // A rank-4 batch needs a 3-dimensional input shape.
+    /// let bad = LogitsClassifier::new([32, 32], 10, |x: Tensor<NdArray, 4>| x.flatten::<2>(1, 3));
+    /// assert!(bad.is_err());
+    /// ```
+    pub fn new(input_shape: impl Into<Vec<usize>>, num_classes: usize, forward: F) -> Result<Self> {
+        let input_shape = input_shape.into();
+        if input_shape.len() + 1 != D || input_shape.contains(&0) {
+            return Err(Error::InvalidParameter {
+                name: "input_shape",
+                reason: format!(
+                    "{input_shape:?} must have {} non-zero dimensions for a rank-{D} batch",
+                    D.saturating_sub(1)
+                ),
+            });
+        }
+        check_positive("num_classes", num_classes as u64)?;
+        Ok(Self {
+            forward,
+            input_shape,
+            num_classes,
+        })
+    }
+}
+
+impl<B, F, const D: usize> BaseClassifier<B> for LogitsClassifier<F, D>
+where
+    B: Backend,
+    F: Fn(Tensor<B, D>) -> Tensor<B, 2>,
+{
+    fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn classify(&self, inputs: Tensor<B, 2>) -> Tensor<B, 1, Int> {
+        let batch = inputs.dims()[0];
+        let mut shape = [batch; D];
+        shape[1..].copy_from_slice(&self.input_shape);
+        let logits = (self.forward)(inputs.reshape(shape));
+        logits.argmax(1).reshape([batch])
+    }
+}
+
+/// The two-class linear classifier `f(x) = 1 if w.x + b > 0 else 0` on inputs of shape `[d]`.
+///
+/// Its smoothed version is known in closed form: under `N(0, sigma^2 I)` noise the class of
+/// `x` has probability `Phi(|w.x + b| / (sigma ||w||))`, so `g = f` (Proposition 3) and the
+/// certified radius with exact probabilities is the distance to the decision boundary
+/// (Proposition 4). The crate's property tests check the certification against this.
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use randomized_smoothing::LinearClassifier;
+///
+/// let f = LinearClassifier::<NdArray>::new(&[3.0, 4.0], -5.0, &Default::default())?;
+/// assert_eq!(f.signed_distance(&[3.0, 4.0])?, 4.0); // (9 + 16 - 5) / 5
+/// assert_eq!(f.decide(&[0.0, 0.0])?, 0);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LinearClassifier<B: Backend> {
+    weights: Vec<f64>,
+    bias: f64,
+    norm: f64,
+    shape: [usize; 1],
+    weights_device: Tensor<B, 2>,
+}
+
+impl<B: Backend> LinearClassifier<B> {
+    /// A linear classifier with weights `w` (not all zero) and bias `b`, placed on `device`.
+    ///
+    /// # Errors
+    /// [`Error::ZeroCount`] for empty weights, [`Error::InvalidParameter`] for non-finite
+    /// values or all-zero weights.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use randomized_smoothing::LinearClassifier;
+    ///
+    /// assert!(LinearClassifier::<NdArray>::new(&[0.0, 0.0], 1.0, &Default::default()).is_err());
+    /// ```
+    pub fn new(weights: &[f64], bias: f64, device: &B::Device) -> Result<Self> {
+        check_positive("weights", weights.len() as u64)?;
+        if !bias.is_finite() || weights.iter().any(|w| !w.is_finite()) {
+            return Err(Error::InvalidParameter {
+                name: "weights",
+                reason: "weights and bias must be finite".into(),
+            });
+        }
+        let norm = weights.iter().map(|w| w * w).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            return Err(Error::InvalidParameter {
+                name: "weights",
+                reason: "at least one weight must be non-zero".into(),
+            });
+        }
+        let data = TensorData::new(
+            weights.iter().map(|&w| w as f32).collect(),
+            [weights.len(), 1],
+        );
+        Ok(Self {
+            weights: weights.to_vec(),
+            bias,
+            norm,
+            shape: [weights.len()],
+            weights_device: Tensor::from_data(data, device),
+        })
+    }
+
+    fn check_len(&self, x: &[f64]) -> Result<()> {
+        if x.len() == self.weights.len() {
+            Ok(())
+        } else {
+            Err(Error::ShapeMismatch {
+                expected: self.shape.to_vec(),
+                got: vec![x.len()],
+            })
+        }
+    }
+
+    /// `(w.x + b) / ||w||`: the signed l2 distance from `x` to the decision boundary.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use randomized_smoothing::LinearClassifier;
+    ///
+    /// let f = LinearClassifier::<NdArray>::new(&[2.0], 1.0, &Default::default())?;
+    /// assert_eq!(f.signed_distance(&[-1.0])?, -0.5);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn signed_distance(&self, x: &[f64]) -> Result<f64> {
+        self.check_len(x)?;
+        let dot: f64 = self.weights.iter().zip(x).map(|(w, v)| w * v).sum();
+        Ok((dot + self.bias) / self.norm)
+    }
+
+    /// The base classifier's decision at `x`, computed on the host in `f64`.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use randomized_smoothing::LinearClassifier;
+    ///
+    /// let f = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &Default::default())?;
+    /// assert_eq!(f.decide(&[0.5])?, 1);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn decide(&self, x: &[f64]) -> Result<usize> {
+        Ok(usize::from(self.signed_distance(x)? > 0.0))
+    }
+
+    /// Exact probabilities `[P(f(x + e) = 0), P(f(x + e) = 1)]` for `e ~ N(0, sigma^2 I)`.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use randomized_smoothing::LinearClassifier;
+    ///
+    /// let f = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &Default::default())?;
+    /// let [p0, p1] = f.class_probabilities(&[0.0], 1.0)?;
+    /// assert_eq!((p0, p1), (0.5, 0.5));
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn class_probabilities(&self, x: &[f64], sigma: f64) -> Result<[f64; 2]> {
+        crate::radius::check_sigma(sigma)?;
+        let z = self.signed_distance(x)? / sigma;
+        // P(w.(x + e) + b > 0) = P(N(0, 1) > -z) = Phi(z).
+        Ok([normal_cdf(-z), normal_cdf(z)])
+    }
+
+    /// The weights `w`.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use randomized_smoothing::LinearClassifier;
+    ///
+    /// let f = LinearClassifier::<NdArray>::new(&[1.0, 2.0], 0.0, &Default::default())?;
+    /// assert_eq!(f.weights(), &[1.0, 2.0]);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+
+    /// The bias `b`.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use randomized_smoothing::LinearClassifier;
+    ///
+    /// let f = LinearClassifier::<NdArray>::new(&[1.0], -0.25, &Default::default())?;
+    /// assert_eq!(f.bias(), -0.25);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn bias(&self) -> f64 {
+        self.bias
+    }
+}
+
+impl<B: Backend> BaseClassifier<B> for LinearClassifier<B> {
+    fn input_shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn num_classes(&self) -> usize {
+        2
+    }
+
+    fn classify(&self, inputs: Tensor<B, 2>) -> Tensor<B, 1, Int> {
+        let batch = inputs.dims()[0];
+        let scores = inputs
+            .matmul(self.weights_device.clone())
+            .add_scalar(self.bias);
+        scores.greater_elem(0.0).int().reshape([batch])
+    }
+}

@@ -1,0 +1,56 @@
+//! Shared test helpers: per-backend test generation and statistical checks.
+#![allow(dead_code, unused_macros, unused_imports)]
+
+use randomized_smoothing::binomial::binomial_tail_at_least;
+
+/// Generates `#[test]` wrappers for generic test functions `fn name<B: Backend>(device: &B::Device)`,
+/// once per enabled backend: NdArray always, CUDA with the `cuda` feature.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod ndarray_backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<burn::backend::NdArray>(&Default::default());
+                }
+            )*
+        }
+        #[cfg(feature = "cuda")]
+        mod cuda_backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<burn::backend::Cuda>(&Default::default());
+                }
+            )*
+        }
+    };
+}
+pub(crate) use backend_tests;
+
+/// One-sided binomial test that `failures` out of `trials` is consistent with a failure
+/// rate of at most `rate`: true unless P(Binomial(trials, rate) >= failures) < 1e-4.
+pub fn consistent_with_rate(failures: u64, trials: u64, rate: f64) -> bool {
+    binomial_tail_at_least(failures, trials, rate).unwrap() >= 1e-4
+}
+
+/// Exact sampler for Binomial(n, p) by inversion of its CDF, tabulated once.
+pub struct BinomialSampler {
+    cdf: Vec<f64>,
+}
+
+impl BinomialSampler {
+    pub fn new(n: u64, p: f64) -> Self {
+        let cdf = (0..=n)
+            .map(|k| randomized_smoothing::binomial::binomial_cdf(k, n, p).unwrap())
+            .take_while(|&c| c < 1.0)
+            .collect();
+        Self { cdf }
+    }
+
+    pub fn sample(&self, rng: &mut impl rand::Rng) -> u64 {
+        use rand::RngExt;
+        let u: f64 = rng.random();
+        self.cdf.partition_point(|&c| c < u) as u64
+    }
+}

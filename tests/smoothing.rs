@@ -1,0 +1,188 @@
+//! PREDICT and CERTIFY through Burn, on every enabled backend.
+
+mod common;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use randomized_smoothing::{
+    AbstainReason, BaseClassifier, CertifyParams, Gaussian, LinearClassifier, PredictParams,
+    SmoothedClassifier,
+};
+
+fn smoothed<B: Backend>(
+    device: &B::Device,
+    sigma: f64,
+) -> SmoothedClassifier<B, LinearClassifier<B>, Gaussian> {
+    // Boundary x0 + x1 = 1; distance of (a, a) to it is |2a - 1| / sqrt(2).
+    let base = LinearClassifier::new(&[1.0, 1.0], -1.0, device).unwrap();
+    SmoothedClassifier::new(base, Gaussian::new(sigma).unwrap())
+}
+
+fn point<B: Backend>(device: &B::Device, a: f32) -> Tensor<B, 1> {
+    Tensor::from_floats([a, a], device)
+}
+
+/// Proposition 4 in Monte Carlo: the certified radius is sound (below the distance to the
+/// boundary) and close to it with n = 20,000 (the Clopper-Pearson bound costs a few percent).
+fn certify_radius_close_to_distance<B: Backend>(device: &B::Device) {
+    let config = CertifyParams::default()
+        .n(20_000)
+        .batch_size(5_000)
+        .check()
+        .unwrap();
+    for (sigma, a, seed) in [(0.25, 0.8, 1), (0.5, 0.0, 2), (1.0, 1.9, 3)] {
+        let g = smoothed::<B>(device, sigma);
+        let dist = ((2.0 * a as f64 - 1.0) / 2f64.sqrt()).abs();
+        let c = g
+            .certify(
+                point::<B>(device, a),
+                &config,
+                &mut StdRng::seed_from_u64(seed),
+            )
+            .unwrap();
+        assert_eq!(c.class(), Some(usize::from(a > 0.5)));
+        let r = c.radius().unwrap();
+        assert!(
+            r < dist && r > 0.9 * dist,
+            "sigma {sigma}: radius {r}, distance {dist}"
+        );
+    }
+}
+
+/// Proposition 3: away from the boundary PREDICT returns the base classifier's class.
+fn predict_matches_base_away_from_boundary<B: Backend>(device: &B::Device) {
+    let config = PredictParams::default()
+        .n(2_000)
+        .batch_size(1_000)
+        .check()
+        .unwrap();
+    let g = smoothed::<B>(device, 0.5);
+    let mut rng = StdRng::seed_from_u64(4);
+    for a in [-1.0f32, 0.2, 0.8, 2.0] {
+        let p = g.predict(point::<B>(device, a), &config, &mut rng).unwrap();
+        assert_eq!(p.class(), Some(usize::from(a > 0.5)), "at {a}: {p:?}");
+    }
+}
+
+/// On the boundary both classes have probability 1/2: PREDICT abstains (it may answer with
+/// probability alpha at most) and CERTIFY abstains.
+fn abstains_on_boundary<B: Backend>(device: &B::Device) {
+    let g = smoothed::<B>(device, 0.5);
+    let mut rng = StdRng::seed_from_u64(5);
+    let config = PredictParams::default().n(2_000).check().unwrap();
+    let p = g
+        .predict(point::<B>(device, 0.5), &config, &mut rng)
+        .unwrap();
+    assert!(
+        matches!(
+            p,
+            randomized_smoothing::Prediction::Abstain {
+                reason: AbstainReason::NotSignificant,
+                ..
+            }
+        ),
+        "{p:?}"
+    );
+    let config = CertifyParams::default().n(2_000).check().unwrap();
+    let c = g
+        .certify(point::<B>(device, 0.5), &config, &mut rng)
+        .unwrap();
+    assert_eq!(c.class(), None);
+    assert!(c.estimate().p_a_lower < 0.5);
+}
+
+/// The counts follow Binomial(n, Phi(d / sigma)): within 5 standard deviations.
+fn counts_follow_exact_probabilities<B: Backend>(device: &B::Device) {
+    let g = smoothed::<B>(device, 0.5);
+    let n = 50_000u64;
+    let counts = g
+        .sample_counts(
+            point::<B>(device, 0.7),
+            n,
+            7_000,
+            &mut StdRng::seed_from_u64(6),
+        )
+        .unwrap();
+    let p = g.base().class_probabilities(&[0.7, 0.7], 0.5).unwrap()[1];
+    let sd = (n as f64 * p * (1.0 - p)).sqrt();
+    assert!(
+        (counts[1] as f64 - n as f64 * p).abs() < 5.0 * sd,
+        "{counts:?} vs p = {p}"
+    );
+    assert_eq!(counts.iter().sum::<u64>(), n);
+}
+
+/// A result is a function of the rng's state (and batch size); another seed gives other noise.
+fn reproducible_from_seed<B: Backend>(device: &B::Device) {
+    let g = smoothed::<B>(device, 1.0);
+    let config = CertifyParams::default()
+        .n(5_000)
+        .batch_size(700)
+        .check()
+        .unwrap();
+    let run = |seed| {
+        g.certify(
+            point::<B>(device, 0.9),
+            &config,
+            &mut StdRng::seed_from_u64(seed),
+        )
+        .unwrap()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7).estimate().count, run(8).estimate().count);
+}
+
+/// The selection and estimation samples are independent draws: with n0 = n, the two counts
+/// differ (they would coincide if the estimation reused the selection noise).
+fn selection_and_estimation_use_fresh_noise<B: Backend>(device: &B::Device) {
+    struct Recorder<B: Backend> {
+        inner: LinearClassifier<B>,
+        seen: std::cell::RefCell<Vec<Vec<u64>>>,
+    }
+    impl<B: Backend> BaseClassifier<B> for Recorder<B> {
+        fn input_shape(&self) -> &[usize] {
+            self.inner.input_shape()
+        }
+        fn num_classes(&self) -> usize {
+            2
+        }
+        fn classify(&self, inputs: Tensor<B, 2>) -> Tensor<B, 1, Int> {
+            let out = self.inner.classify(inputs);
+            // Test-only host read, to compare the two phases' decisions.
+            let v = out.to_data().iter::<i64>().map(|c| c as u64).collect();
+            self.seen.borrow_mut().push(v);
+            out
+        }
+    }
+    let base = Recorder {
+        inner: LinearClassifier::new(&[1.0, 1.0], -1.0, device).unwrap(),
+        seen: Default::default(),
+    };
+    let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
+    let config = CertifyParams::default()
+        .n0(500)
+        .n(500)
+        .batch_size(500)
+        .check()
+        .unwrap();
+    g.certify(
+        point::<B>(device, 0.6),
+        &config,
+        &mut StdRng::seed_from_u64(9),
+    )
+    .unwrap();
+    let seen = g.base().seen.borrow();
+    assert_eq!(seen.len(), 2);
+    assert_ne!(seen[0], seen[1]);
+}
+
+common::backend_tests!(
+    certify_radius_close_to_distance,
+    predict_matches_base_away_from_boundary,
+    abstains_on_boundary,
+    counts_follow_exact_probabilities,
+    reproducible_from_seed,
+    selection_and_estimation_use_fresh_noise,
+);
