@@ -1,1 +1,119 @@
-fn main() {}
+//! What the smoothing machinery (noise, counting, statistics) adds to the base classifier's
+//! forward pass: samples per second of one CERTIFY estimation batch against the raw forward
+//! pass of the same small CNN at the same batch size, on 3x32x32 inputs, on NdArray.
+//!
+//! Run with `cargo bench --bench certify_overhead`; figures go in docs/benchmarks.md.
+
+use burn::backend::NdArray;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use randomized_smoothing::{
+    BaseClassifier, CertifyParams, Gaussian, LogitsClassifier, NoiseDistribution,
+    SmoothedClassifier,
+};
+use std::time::Duration;
+
+type B = NdArray;
+
+/// Two conv blocks and a linear head: a CPU-sized CIFAR-10 classifier.
+#[derive(Module, Debug)]
+struct SmallCnn<B: Backend> {
+    conv1: Conv2d<B>,
+    conv2: Conv2d<B>,
+    pool: MaxPool2d,
+    gap: AdaptiveAvgPool2d,
+    head: Linear<B>,
+    relu: Relu,
+}
+
+impl<B: Backend> SmallCnn<B> {
+    fn new(device: &B::Device) -> Self {
+        let conv = |i, o| {
+            Conv2dConfig::new([i, o], [3, 3])
+                .with_padding(PaddingConfig2d::Same)
+                .init(device)
+        };
+        Self {
+            conv1: conv(3, 16),
+            conv2: conv(16, 32),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            gap: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            head: LinearConfig::new(32, 10).init(device),
+            relu: Relu::new(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x = self.pool.forward(self.relu.forward(self.conv1.forward(x)));
+        let x = self.pool.forward(self.relu.forward(self.conv2.forward(x)));
+        self.head.forward(self.gap.forward(x).flatten::<2>(1, 3))
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let device = Default::default();
+    let model = SmallCnn::<B>::new(&device);
+    let base =
+        LogitsClassifier::new([3, 32, 32], 10, move |x: Tensor<B, 4>| model.forward(x)).unwrap();
+    let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.25).unwrap());
+    let x = Tensor::<B, 3>::random([3, 32, 32], Distribution::Default, &device);
+
+    let mut group = c.benchmark_group("small_cnn_3x32x32");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(2));
+    for batch in [100usize, 400] {
+        group.throughput(Throughput::Elements(batch as u64));
+        // The base classifier alone on a ready batch: forward, arg-max, read back.
+        let inputs = Tensor::<B, 2>::random([batch, 3 * 32 * 32], Distribution::Default, &device);
+        group.bench_with_input(BenchmarkId::new("forward", batch), &batch, |b, _| {
+            b.iter(|| smoothed.base().classify(inputs.clone()).into_data())
+        });
+        // Noise only, for the breakdown.
+        group.bench_with_input(BenchmarkId::new("noise", batch), &batch, |b, &batch| {
+            b.iter(|| {
+                Gaussian::new(0.25)
+                    .unwrap()
+                    .sample::<B>([batch, 3 * 32 * 32], &device)
+                    .into_data()
+            })
+        });
+        // One batch of smoothing: seeded noise, add, forward, counting, the count transfer.
+        let mut rng = StdRng::seed_from_u64(0);
+        group.bench_with_input(
+            BenchmarkId::new("sample_counts", batch),
+            &batch,
+            |b, &batch| {
+                b.iter(|| {
+                    smoothed
+                        .sample_counts(x.clone(), batch as u64, batch, &mut rng)
+                        .unwrap()
+                })
+            },
+        );
+        // Full CERTIFY with n0 = batch / 4 and n = 4 batches, reported per sample.
+        let n = 4 * batch as u64;
+        let config = CertifyParams::default()
+            .n0(batch as u64 / 4)
+            .n(n)
+            .batch_size(batch)
+            .check()
+            .unwrap();
+        group.throughput(Throughput::Elements(n + batch as u64 / 4));
+        group.bench_with_input(BenchmarkId::new("certify", batch), &batch, |b, _| {
+            b.iter(|| smoothed.certify(x.clone(), &config, &mut rng).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

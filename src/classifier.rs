@@ -107,7 +107,15 @@ impl<F, const D: usize> LogitsClassifier<F, D> {
     /// let bad = LogitsClassifier::new([32, 32], 10, |x: Tensor<NdArray, 4>| x.flatten::<2>(1, 3));
     /// assert!(bad.is_err());
     /// ```
-    pub fn new(input_shape: impl Into<Vec<usize>>, num_classes: usize, forward: F) -> Result<Self> {
+    pub fn new<B>(
+        input_shape: impl Into<Vec<usize>>,
+        num_classes: usize,
+        forward: F,
+    ) -> Result<Self>
+    where
+        B: Backend,
+        F: Fn(Tensor<B, D>) -> Tensor<B, 2>,
+    {
         let input_shape = input_shape.into();
         if input_shape.len() + 1 != D || input_shape.contains(&0) {
             return Err(Error::InvalidParameter {

@@ -103,6 +103,22 @@ pub enum Error {
         num_classes: usize,
     },
 
+    /// A data file that does not have the expected format (truncated, wrong field count,
+    /// values out of range, ...).
+    #[error("malformed {format} data at {location}: {reason}")]
+    MalformedData {
+        /// The format expected, e.g. `"digits CSV"`.
+        format: &'static str,
+        /// Where the problem is (line, record or byte offset).
+        location: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// An I/O error, with the operating system's message.
+    #[error("I/O error: {0}")]
+    Io(String),
+
     /// Any other parameter outside its domain.
     #[error("invalid {name}: {reason}")]
     InvalidParameter {
@@ -111,6 +127,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
 }
 
 /// Shorthand for `Result<T, randomized_smoothing::Error>`.

@@ -4,6 +4,7 @@
 pub mod accuracy;
 pub mod binomial;
 mod classifier;
+pub mod data;
 mod error;
 pub mod normal;
 pub mod radius;

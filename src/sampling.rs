@@ -7,7 +7,10 @@
 use std::sync::Mutex;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Int, Tensor};
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution as _, StandardNormal};
 
 use crate::classifier::BaseClassifier;
 use crate::error::{Error, Result};
@@ -18,6 +21,10 @@ use crate::radius::{check_sigma, radius_unchecked};
 /// # Contract
 /// - [`sample`](Self::sample) draws i.i.d. noise of the given shape on `device` from the
 ///   backend's random number generator, which the caller seeds (see [`B::seed`](Backend::seed)).
+///   GPU backends use it.
+/// - [`add_to`](Self::add_to) adds i.i.d. noise to values in CPU memory, drawn from `rng`.
+///   CPU backends use it: there the device's memory is the host's, and Burn's own CPU
+///   generator is single-threaded, so the crate fills batches on all cores instead.
 /// - [`radius`](Self::radius) is a certified radius, in the distribution's norm, for any
 ///   smoothed classifier whose top class has probability at least `p_a_lower` and every
 ///   other class at most `p_b_upper`, with `p_a_lower > p_b_upper`.
@@ -25,17 +32,24 @@ use crate::radius::{check_sigma, radius_unchecked};
 /// # Example
 /// ```
 /// use burn::backend::NdArray;
+/// use rand::SeedableRng;
 /// use randomized_smoothing::{Gaussian, NoiseDistribution};
 ///
 /// let noise = Gaussian::new(0.5)?;
 /// let e = noise.sample::<NdArray>([4, 3], &Default::default());
 /// assert_eq!(e.dims(), [4, 3]);
+/// let mut values = [1.0f32; 3];
+/// noise.add_to(&mut values, &mut rand::rngs::Xoshiro256PlusPlus::seed_from_u64(0));
+/// assert!(values.iter().all(|v| *v != 1.0));
 /// assert!((noise.radius(0.975, 0.025) - 0.5 * 1.959963984540054).abs() < 1e-12);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
-pub trait NoiseDistribution {
+pub trait NoiseDistribution: Sync {
     /// Draws a `[rows, cols]` tensor of i.i.d. noise on `device`.
     fn sample<B: Backend>(&self, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2>;
+
+    /// Adds i.i.d. noise drawn from `rng` to each of `values`.
+    fn add_to<R: Rng>(&self, values: &mut [f32], rng: &mut R);
 
     /// The certified radius given probability bounds for the top class and the runner-up.
     fn radius(&self, p_a_lower: f64, p_b_upper: f64) -> f64;
@@ -95,6 +109,14 @@ impl NoiseDistribution for Gaussian {
         Tensor::random(shape, Distribution::Normal(0.0, self.sigma), device)
     }
 
+    fn add_to<R: Rng>(&self, values: &mut [f32], rng: &mut R) {
+        let sigma = self.sigma as f32;
+        for v in values {
+            let z: f32 = StandardNormal.sample(rng);
+            *v += sigma * z;
+        }
+    }
+
     /// `sigma / 2 * (PhiInv(p_a_lower) - PhiInv(p_b_upper))`; infinite when `p_a_lower = 1`.
     fn radius(&self, p_a_lower: f64, p_b_upper: f64) -> f64 {
         radius_unchecked(
@@ -118,20 +140,76 @@ fn split_mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Draws batch `index` of the noise stream `seed`: a function of `(seed, index)` alone,
-/// whatever else uses the backend's generator through this crate meanwhile.
-fn draw_batch<B: Backend, N: NoiseDistribution>(
+/// Batch `index` of `rows` noisy copies of `x` (`[1, d]`) from the noise stream `seed`: a
+/// function of `(seed, index)` alone, whatever else samples meanwhile.
+fn perturbed_batch<B: Backend, N: NoiseDistribution>(
     noise: &N,
-    shape: [usize; 2],
+    x: &Tensor<B, 2>,
+    x_host: Option<&[f32]>,
+    rows: usize,
     seed: u64,
     index: u64,
-    device: &B::Device,
 ) -> Tensor<B, 2> {
-    let _guard = BACKEND_RNG
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    B::seed(device, split_mix(seed ^ split_mix(index)));
-    noise.sample::<B>(shape, device)
+    let device = x.device();
+    let d = x.dims()[1];
+    let batch_seed = split_mix(seed ^ split_mix(index));
+    if let Some(x_host) = x_host {
+        return Tensor::from_data(
+            cpu_perturbed_batch(noise, x_host, rows, batch_seed),
+            &device,
+        );
+    }
+    let drawn = {
+        let _guard = BACKEND_RNG
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        B::seed(&device, batch_seed);
+        noise.sample::<B>([rows, d], &device)
+    };
+    x.clone().expand([rows, d]) + drawn
+}
+
+/// Rows of `x + noise` filled on all cores, each row from its own generator seeded by
+/// `(batch_seed, row)`, so the result does not depend on the number of threads.
+fn cpu_perturbed_batch<N: NoiseDistribution>(
+    noise: &N,
+    x: &[f32],
+    rows: usize,
+    batch_seed: u64,
+) -> TensorData {
+    let d = x.len();
+    let mut values = vec![0f32; rows * d];
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(rows.max(1));
+    let rows_per_thread = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (t, block) in values.chunks_mut(rows_per_thread * d).enumerate() {
+            scope.spawn(move || {
+                for (r, row) in block.chunks_mut(d).enumerate() {
+                    let row_index = (t * rows_per_thread + r) as u64;
+                    let mut rng = Xoshiro256PlusPlus::seed_from_u64(split_mix(
+                        batch_seed ^ split_mix(row_index),
+                    ));
+                    row.copy_from_slice(x);
+                    noise.add_to(row, &mut rng);
+                }
+            });
+        }
+    });
+    TensorData::new(values, [rows, d])
+}
+
+/// Whether `B` keeps tensors in host memory, where noise is drawn by [`cpu_perturbed_batch`].
+fn is_cpu_backend<B: Backend>() -> bool {
+    #[cfg(feature = "ndarray")]
+    {
+        std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::NdArray>()
+    }
+    #[cfg(not(feature = "ndarray"))]
+    {
+        false
+    }
 }
 
 /// Counts the base classifier's decisions on `num` noisy copies of `x` (`[1, d]`), in batches
@@ -150,16 +228,17 @@ where
     N: NoiseDistribution,
 {
     let device = x.device();
-    let d = x.dims()[1];
     let classes = base.num_classes();
+    // On a CPU backend the input is read once, to fill batches around it on all cores.
+    let x_host: Option<Vec<f32>> =
+        is_cpu_backend::<B>().then(|| x.to_data().iter::<f32>().collect());
     let class_ids = Tensor::<B, 1, Int>::arange(0..classes as i64, &device).reshape([1, classes]);
     let mut counts = Tensor::<B, 1, Int>::zeros([classes], &device);
     let mut remaining = num;
     let mut index = 0;
     while remaining > 0 {
         let rows = remaining.min(batch_size as u64) as usize;
-        let inputs =
-            x.clone().expand([rows, d]) + draw_batch(noise, [rows, d], seed, index, &device);
+        let inputs = perturbed_batch(noise, x, x_host.as_deref(), rows, seed, index);
         index += 1;
         let decisions = base.classify(inputs);
         let got = decisions.dims()[0];

@@ -4,7 +4,8 @@
 use randomized_smoothing::binomial::binomial_tail_at_least;
 
 /// Generates `#[test]` wrappers for generic test functions `fn name<B: Backend>(device: &B::Device)`,
-/// once per enabled backend: NdArray always, CUDA with the `cuda` feature.
+/// once per enabled backend: NdArray always; `Autodiff<NdArray>`, which draws its noise through
+/// the backend's own generator as GPU backends do; CUDA with the `cuda` feature.
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
         mod ndarray_backend {
@@ -12,6 +13,14 @@ macro_rules! backend_tests {
                 #[test]
                 fn $name() {
                     super::$name::<burn::backend::NdArray>(&Default::default());
+                }
+            )*
+        }
+        mod autodiff_ndarray_backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<burn::backend::Autodiff<burn::backend::NdArray>>(&Default::default());
                 }
             )*
         }
