@@ -1,7 +1,8 @@
 //! Base classifiers: the models that randomized smoothing wraps.
 //!
-//! A [`BaseClassifier`] takes a batch of flattened inputs and answers one class index per
-//! input, all on the backend's device. [`LogitsClassifier`] makes any function from an input
+//! A [`BaseClassifier`] takes a batch of inputs in the model's own layout (rank `D`: the
+//! batch dimension, then the input's shape) and answers one class index per input, all on
+//! the backend's device. [`LogitsClassifier`] makes any function from an input
 //! batch to logits, such as a Burn module's `forward`, a base classifier;
 //! [`LinearClassifier`] is the two-class linear model whose smoothed version the paper
 //! analyses in closed form (Propositions 3 to 5), used to test the certification exactly.
@@ -15,11 +16,12 @@ use crate::special::normal_cdf;
 /// A classifier `f` that randomized smoothing turns into `g(x) = argmax_c P(f(x + e) = c)`.
 ///
 /// # Contract
-/// - [`input_shape`](Self::input_shape) is the shape of one input, without batch dimension.
-/// - [`classify`](Self::classify) receives `[batch, d]` with `d` the product of that shape,
-///   on the device where the noise was drawn, and returns `[batch]` class indices in
-///   `0..num_classes()` on the same device. It must not move data to the host: it is called
-///   once per batch in the sampling loop.
+/// - [`input_shape`](Self::input_shape) is the shape of one input, without batch dimension;
+///   it has `D - 1` dimensions.
+/// - [`classify`](Self::classify) receives `[batch, input_shape...]` (rank `D`) on the device
+///   where the noise was drawn, and returns `[batch]` class indices in `0..num_classes()` on
+///   the same device. It must not move data to the host: it is called once per batch in the
+///   sampling loop.
 /// - It is deterministic given its input or, if random, independent of the noise.
 ///
 /// # Example
@@ -33,20 +35,15 @@ use crate::special::normal_cdf;
 /// assert_eq!(f.num_classes(), 2);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
-pub trait BaseClassifier<B: Backend> {
+pub trait BaseClassifier<B: Backend, const D: usize> {
     /// Shape of one input (no batch dimension), e.g. `[3, 32, 32]`.
     fn input_shape(&self) -> &[usize];
 
     /// Number of classes; decisions are indices in `0..num_classes()`.
     fn num_classes(&self) -> usize;
 
-    /// Classifies a batch of flattened inputs `[batch, d]`, returning `[batch]` class indices.
-    fn classify(&self, inputs: Tensor<B, 2>) -> Tensor<B, 1, Int>;
-
-    /// Number of scalars in one input: the product of [`input_shape`](Self::input_shape).
-    fn input_len(&self) -> usize {
-        self.input_shape().iter().product()
-    }
+    /// Classifies a batch `[batch, input_shape...]`, returning `[batch]` class indices.
+    fn classify(&self, inputs: Tensor<B, D>) -> Tensor<B, 1, Int>;
 }
 
 /// Any function from a batch of inputs of rank `D` to logits `[batch, num_classes]`, as a
@@ -70,7 +67,7 @@ pub trait BaseClassifier<B: Backend> {
 /// let f = LogitsClassifier::new([2, 2], 3, move |x: Tensor<NdArray, 3>| {
 ///     model.forward(x.flatten::<2>(1, 2))
 /// })?;
-/// let classes = f.classify(Tensor::zeros([5, 4], &device));
+/// let classes = f.classify(Tensor::zeros([5, 2, 2], &device));
 /// assert_eq!(classes.dims(), [5]);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
@@ -135,7 +132,7 @@ impl<F, const D: usize> LogitsClassifier<F, D> {
     }
 }
 
-impl<B, F, const D: usize> BaseClassifier<B> for LogitsClassifier<F, D>
+impl<B, F, const D: usize> BaseClassifier<B, D> for LogitsClassifier<F, D>
 where
     B: Backend,
     F: Fn(Tensor<B, D>) -> Tensor<B, 2>,
@@ -148,12 +145,9 @@ where
         self.num_classes
     }
 
-    fn classify(&self, inputs: Tensor<B, 2>) -> Tensor<B, 1, Int> {
+    fn classify(&self, inputs: Tensor<B, D>) -> Tensor<B, 1, Int> {
         let batch = inputs.dims()[0];
-        let mut shape = [batch; D];
-        shape[1..].copy_from_slice(&self.input_shape);
-        let logits = (self.forward)(inputs.reshape(shape));
-        logits.argmax(1).reshape([batch])
+        (self.forward)(inputs).argmax(1).reshape([batch])
     }
 }
 
@@ -318,7 +312,7 @@ impl<B: Backend> LinearClassifier<B> {
     }
 }
 
-impl<B: Backend> BaseClassifier<B> for LinearClassifier<B> {
+impl<B: Backend> BaseClassifier<B, 2> for LinearClassifier<B> {
     fn input_shape(&self) -> &[usize] {
         &self.shape
     }

@@ -36,7 +36,7 @@ use crate::radius::{check_sigma, radius_unchecked};
 /// use randomized_smoothing::{Gaussian, NoiseDistribution};
 ///
 /// let noise = Gaussian::new(0.5)?;
-/// let e = noise.sample::<NdArray>([4, 3], &Default::default());
+/// let e = noise.sample::<NdArray, 2>([4, 3], &Default::default());
 /// assert_eq!(e.dims(), [4, 3]);
 /// let mut values = [1.0f32; 3];
 /// noise.add_to(&mut values, &mut rand::rngs::Xoshiro256PlusPlus::seed_from_u64(0));
@@ -45,8 +45,12 @@ use crate::radius::{check_sigma, radius_unchecked};
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub trait NoiseDistribution: Sync {
-    /// Draws a `[rows, cols]` tensor of i.i.d. noise on `device`.
-    fn sample<B: Backend>(&self, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2>;
+    /// Draws a tensor of i.i.d. noise of the given shape on `device`.
+    fn sample<B: Backend, const D: usize>(
+        &self,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> Tensor<B, D>;
 
     /// Adds i.i.d. noise drawn from `rng` to each of `values`.
     fn add_to<R: Rng>(&self, values: &mut [f32], rng: &mut R);
@@ -105,7 +109,11 @@ impl Gaussian {
 }
 
 impl NoiseDistribution for Gaussian {
-    fn sample<B: Backend>(&self, shape: [usize; 2], device: &B::Device) -> Tensor<B, 2> {
+    fn sample<B: Backend, const D: usize>(
+        &self,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> Tensor<B, D> {
         Tensor::random(shape, Distribution::Normal(0.0, self.sigma), device)
     }
 
@@ -140,33 +148,33 @@ fn split_mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Batch `index` of `rows` noisy copies of `x` (`[1, d]`) from the noise stream `seed`: a
-/// function of `(seed, index)` alone, whatever else samples meanwhile.
-fn perturbed_batch<B: Backend, N: NoiseDistribution>(
+/// Batch `index` of `rows` noisy copies of `x` (`[1, input_shape...]`) from the noise stream
+/// `seed`: a function of `(seed, index)` alone, whatever else samples meanwhile. It is built
+/// in the model's layout because a reshape copies on some backends.
+fn perturbed_batch<B: Backend, N: NoiseDistribution, const D: usize>(
     noise: &N,
-    x: &Tensor<B, 2>,
+    x: &Tensor<B, D>,
     x_host: Option<&[f32]>,
     rows: usize,
     seed: u64,
     index: u64,
-) -> Tensor<B, 2> {
+) -> Tensor<B, D> {
     let device = x.device();
-    let d = x.dims()[1];
+    let mut shape = x.dims();
+    shape[0] = rows;
     let batch_seed = split_mix(seed ^ split_mix(index));
     if let Some(x_host) = x_host {
-        return Tensor::from_data(
-            cpu_perturbed_batch(noise, x_host, rows, batch_seed),
-            &device,
-        );
+        let values = cpu_perturbed_batch(noise, x_host, rows, batch_seed);
+        return Tensor::from_data(TensorData::new(values, shape), &device);
     }
     let drawn = {
         let _guard = BACKEND_RNG
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         B::seed(&device, batch_seed);
-        noise.sample::<B>([rows, d], &device)
+        noise.sample::<B, D>(shape, &device)
     };
-    x.clone().expand([rows, d]) + drawn
+    x.clone().expand(shape) + drawn
 }
 
 /// Rows of `x + noise` filled on all cores, each row from its own generator seeded by
@@ -176,7 +184,7 @@ fn cpu_perturbed_batch<N: NoiseDistribution>(
     x: &[f32],
     rows: usize,
     batch_seed: u64,
-) -> TensorData {
+) -> Vec<f32> {
     let d = x.len();
     let mut values = vec![0f32; rows * d];
     let threads = std::thread::available_parallelism()
@@ -197,7 +205,7 @@ fn cpu_perturbed_batch<N: NoiseDistribution>(
             });
         }
     });
-    TensorData::new(values, [rows, d])
+    values
 }
 
 /// Whether `B` keeps tensors in host memory, where noise is drawn by [`cpu_perturbed_batch`].
@@ -212,19 +220,19 @@ fn is_cpu_backend<B: Backend>() -> bool {
     }
 }
 
-/// Counts the base classifier's decisions on `num` noisy copies of `x` (`[1, d]`), in batches
+/// Counts the base classifier's decisions on `num` noisy copies of `x` (`[1, input_shape...]`), in batches
 /// of at most `batch_size`, with noise stream `seed`.
-pub(crate) fn sample_counts<B, C, N>(
+pub(crate) fn sample_counts<B, C, N, const D: usize>(
     base: &C,
     noise: &N,
-    x: &Tensor<B, 2>,
+    x: &Tensor<B, D>,
     num: u64,
     batch_size: usize,
     seed: u64,
 ) -> Result<Vec<u64>>
 where
     B: Backend,
-    C: BaseClassifier<B>,
+    C: BaseClassifier<B, D>,
     N: NoiseDistribution,
 {
     let device = x.device();

@@ -605,16 +605,16 @@ impl Certification {
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct SmoothedClassifier<B, C, N> {
+pub struct SmoothedClassifier<B, C, N, const D: usize> {
     base: C,
     noise: N,
     backend: PhantomData<fn() -> B>,
 }
 
-impl<B, C, N> SmoothedClassifier<B, C, N>
+impl<B, C, N, const D: usize> SmoothedClassifier<B, C, N, D>
 where
     B: Backend,
-    C: BaseClassifier<B>,
+    C: BaseClassifier<B, D>,
     N: NoiseDistribution,
 {
     /// Smooths `base` with `noise`.
@@ -670,20 +670,23 @@ where
     }
 
     /// Checks `x` against the classifier's input shape and for non-finite values, and
-    /// flattens it to `[1, d]`. Reads `x` to the host once (never the noisy samples).
-    fn prepare<const K: usize>(&self, x: Tensor<B, K>) -> Result<Tensor<B, 2>> {
+    /// makes it a batch of one, `[1, input_shape...]`. Reads `x` to the host once (never the
+    /// noisy samples).
+    fn prepare<const K: usize>(&self, x: Tensor<B, K>) -> Result<Tensor<B, D>> {
         let dims = x.dims();
-        if dims.as_slice() != self.base.input_shape() {
+        let expected = self.base.input_shape();
+        if dims.as_slice() != expected || expected.len() + 1 != D {
             return Err(Error::ShapeMismatch {
-                expected: self.base.input_shape().to_vec(),
+                expected: expected.to_vec(),
                 got: dims.to_vec(),
             });
         }
         if let Some(bad) = x.to_data().iter::<f64>().find(|v| !v.is_finite()) {
             return Err(Error::NonFiniteInput(bad));
         }
-        let d = self.base.input_len();
-        Ok(x.reshape([1, d]))
+        let mut shape = [1; D];
+        shape[1..].copy_from_slice(expected);
+        Ok(x.reshape(shape))
     }
 
     /// Counts the base classifier's decisions on `num` noisy copies of `x`: the paper's

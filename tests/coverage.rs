@@ -76,7 +76,7 @@ impl Buckets {
     }
 }
 
-impl<B: Backend> BaseClassifier<B> for Buckets {
+impl<B: Backend> BaseClassifier<B, 2> for Buckets {
     fn input_shape(&self) -> &[usize] {
         &[1]
     }
@@ -99,7 +99,7 @@ impl<B: Backend> BaseClassifier<B> for Buckets {
 fn certify_false_certification_rate<B: Backend>(device: &B::Device) {
     let base = Buckets::new(&[0.15, 0.7, 0.15]);
     let truth = base.probabilities.clone();
-    let g = SmoothedClassifier::<B, _, _>::new(base, Gaussian::new(1.0).unwrap());
+    let g = SmoothedClassifier::<B, _, _, 2>::new(base, Gaussian::new(1.0).unwrap());
     let alpha = 0.1;
     let config = CertifyParams::default()
         .n0(20)
@@ -136,7 +136,7 @@ fn certify_false_certification_rate<B: Backend>(device: &B::Device) {
 /// test fails the same check.
 fn predict_wrong_class_rate<B: Backend>(device: &B::Device) {
     let base = Buckets::new(&[0.45, 0.4, 0.15]);
-    let g = SmoothedClassifier::<B, _, _>::new(base, Gaussian::new(1.0).unwrap());
+    let g = SmoothedClassifier::<B, _, _, 2>::new(base, Gaussian::new(1.0).unwrap());
     let alpha = 0.05;
     let config = PredictParams::default()
         .n(200)

@@ -24,7 +24,7 @@ fn rng() -> StdRng {
     StdRng::seed_from_u64(0)
 }
 
-fn linear() -> SmoothedClassifier<B, LinearClassifier<B>, Gaussian> {
+fn linear() -> SmoothedClassifier<B, LinearClassifier<B>, Gaussian, 2> {
     let base = LinearClassifier::new(&[1.0, 2.0], 0.0, &Default::default()).unwrap();
     SmoothedClassifier::new(base, Gaussian::new(0.5).unwrap())
 }
@@ -206,7 +206,7 @@ struct Broken {
     short_by: usize,
 }
 
-impl BaseClassifier<B> for Broken {
+impl BaseClassifier<B, 2> for Broken {
     fn input_shape(&self) -> &[usize] {
         &[2]
     }

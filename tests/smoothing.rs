@@ -14,7 +14,7 @@ use randomized_smoothing::{
 fn smoothed<B: Backend>(
     device: &B::Device,
     sigma: f64,
-) -> SmoothedClassifier<B, LinearClassifier<B>, Gaussian> {
+) -> SmoothedClassifier<B, LinearClassifier<B>, Gaussian, 2> {
     // Boundary x0 + x1 = 1; distance of (a, a) to it is |2a - 1| / sqrt(2).
     let base = LinearClassifier::new(&[1.0, 1.0], -1.0, device).unwrap();
     SmoothedClassifier::new(base, Gaussian::new(sigma).unwrap())
@@ -141,7 +141,7 @@ fn selection_and_estimation_use_fresh_noise<B: Backend>(device: &B::Device) {
         inner: LinearClassifier<B>,
         seen: std::cell::RefCell<Vec<Vec<u64>>>,
     }
-    impl<B: Backend> BaseClassifier<B> for Recorder<B> {
+    impl<B: Backend> BaseClassifier<B, 2> for Recorder<B> {
         fn input_shape(&self) -> &[usize] {
             self.inner.input_shape()
         }
