@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
     for batch in [100usize, 400] {
         group.throughput(Throughput::Elements(batch as u64));
         // The base classifier alone on a ready batch: forward, arg-max, read back.
-        let inputs = Tensor::<B, 2>::random([batch, 3 * 32 * 32], Distribution::Default, &device);
+        let inputs = Tensor::<B, 4>::random([batch, 3, 32, 32], Distribution::Default, &device);
         group.bench_with_input(BenchmarkId::new("forward", batch), &batch, |b, _| {
             b.iter(|| smoothed.base().classify(inputs.clone()).into_data())
         });

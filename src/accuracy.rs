@@ -4,6 +4,15 @@
 //! CERTIFY's certificates are each wrong with probability at most alpha, so the fraction of
 //! a test set certified correct at radius r (the approximate certified accuracy, which the
 //! paper's tables report) can exceed the true certified accuracy. Appendix D bounds the gap.
+//!
+//! # Example
+//! ```
+//! use randomized_smoothing::accuracy::{Outcome, approximate_certified_accuracy};
+//!
+//! let outcomes = [Outcome { correct: true, radius: 0.4 }, Outcome { correct: false, radius: 0.0 }];
+//! assert_eq!(approximate_certified_accuracy(&outcomes, &[0.25])?, vec![0.5]);
+//! # Ok::<(), randomized_smoothing::Error>(())
+//! ```
 
 use crate::binomial::binomial_cdf;
 use crate::error::{Error, Result, check_open_unit, check_positive};

@@ -4,6 +4,15 @@
 //! All results agree with SciPy and statsmodels to better than 1e-9 relative error for
 //! trials up to 10^7 (`tests/stats_reference.rs`, against values written by
 //! `tests/reference/gen_stats_vectors.py`).
+//!
+//! # Example
+//! ```
+//! use randomized_smoothing::binomial::{binomial_test_two_sided, clopper_pearson_lower};
+//!
+//! assert!(clopper_pearson_lower(990, 1_000, 0.001)? > 0.97);
+//! assert!(binomial_test_two_sided(60, 100, 0.5)? > 0.05);
+//! # Ok::<(), randomized_smoothing::Error>(())
+//! ```
 
 use crate::error::{Error, Result, check_open_unit};
 use crate::special::{beta_density, beta_inc, beta_quantile};

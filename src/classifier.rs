@@ -37,12 +37,46 @@ use crate::special::normal_cdf;
 /// ```
 pub trait BaseClassifier<B: Backend, const D: usize> {
     /// Shape of one input (no batch dimension), e.g. `[3, 32, 32]`.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use randomized_smoothing::{BaseClassifier, LinearClassifier};
+    ///
+    /// let f = LinearClassifier::<NdArray>::new(&[1.0, 2.0, 3.0], 0.0, &Default::default())?;
+    /// assert_eq!(f.input_shape(), &[3]);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
     fn input_shape(&self) -> &[usize];
 
     /// Number of classes; decisions are indices in `0..num_classes()`.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::tensor::Tensor;
+    /// use randomized_smoothing::{BaseClassifier, LogitsClassifier};
+    ///
+    /// let f = LogitsClassifier::new([4], 4, |x: Tensor<NdArray, 2>| x)?;
+    /// assert_eq!(BaseClassifier::<NdArray, 2>::num_classes(&f), 4);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
     fn num_classes(&self) -> usize;
 
     /// Classifies a batch `[batch, input_shape...]`, returning `[batch]` class indices.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::tensor::Tensor;
+    /// use randomized_smoothing::{BaseClassifier, LinearClassifier};
+    ///
+    /// let device = Default::default();
+    /// let f = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &device)?;
+    /// let classes = f.classify(Tensor::from_floats([[-1.0], [2.0]], &device));
+    /// assert_eq!(classes.into_data().to_vec::<i64>().unwrap(), vec![0, 1]);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
     fn classify(&self, inputs: Tensor<B, D>) -> Tensor<B, 1, Int>;
 }
 

@@ -3,6 +3,13 @@
 //! The crate embeds the UCI "Optical Recognition of Handwritten Digits" test set (E. Alpaydin,
 //! C. Kaynak, 1998; CC BY 4.0), 1,797 grayscale 8x8 digits, as shipped with scikit-learn, so
 //! the quickstart runs with no download.
+//!
+//! # Example
+//! ```
+//! let (train, test) = randomized_smoothing::data::digits()?.split_at(1_437)?;
+//! assert_eq!(train.len() + test.len(), 1_797);
+//! # Ok::<(), randomized_smoothing::Error>(())
+//! ```
 
 use std::io::{BufRead, BufReader, Read};
 

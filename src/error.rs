@@ -136,6 +136,14 @@ impl From<std::io::Error> for Error {
 }
 
 /// Shorthand for `Result<T, randomized_smoothing::Error>`.
+///
+/// # Example
+/// ```
+/// fn sigma() -> randomized_smoothing::Result<f64> {
+///     Ok(randomized_smoothing::Gaussian::new(0.5)?.sigma())
+/// }
+/// assert_eq!(sigma(), Ok(0.5));
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Checks that `value` is a probability strictly inside (0, 1).

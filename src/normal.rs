@@ -3,6 +3,15 @@
 //! Certified radii are `sigma * PhiInv(p)` with `p` close to 1, where `PhiInv` is steep and
 //! `1 - p` cannot be recovered from `p`. [`normal_quantile_complement`] therefore takes the
 //! upper-tail probability `1 - p` directly.
+//!
+//! # Example
+//! ```
+//! use randomized_smoothing::normal::{normal_cdf, normal_quantile};
+//!
+//! let z = normal_quantile(0.9)?;
+//! assert!((normal_cdf(z) - 0.9).abs() < 1e-15);
+//! # Ok::<(), randomized_smoothing::Error>(())
+//! ```
 
 use crate::error::{Error, Result};
 use crate::special;

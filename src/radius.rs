@@ -3,6 +3,16 @@
 //!
 //! Each takes a lower bound `p_a` on the probability of the top class and an upper bound `p_b`
 //! on that of every other class (the paper's `CERTIFY` uses `p_b = 1 - p_a`).
+//!
+//! # Example
+//! ```
+//! use randomized_smoothing::radius::gaussian_radius_from_counts;
+//!
+//! // The paper's setting: n = 100,000, alpha = 0.001, all samples agree, sigma = 0.25.
+//! let r = gaussian_radius_from_counts(0.25, 100_000, 100_000, 0.001)?.unwrap();
+//! assert!((r - 0.25 * 3.8114565633899145).abs() < 1e-12);
+//! # Ok::<(), randomized_smoothing::Error>(())
+//! ```
 
 use crate::binomial::clopper_pearson_lower_pair;
 use crate::error::{Error, Result, check_open_unit, check_positive};

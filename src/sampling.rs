@@ -11,6 +11,7 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution as _, StandardNormal};
+use rayon::prelude::*;
 
 use crate::classifier::BaseClassifier;
 use crate::error::{Error, Result};
@@ -46,6 +47,16 @@ use crate::radius::{check_sigma, radius_unchecked};
 /// ```
 pub trait NoiseDistribution: Sync {
     /// Draws a tensor of i.i.d. noise of the given shape on `device`.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use randomized_smoothing::{Gaussian, NoiseDistribution};
+    ///
+    /// let e = Gaussian::new(1.0)?.sample::<NdArray, 4>([2, 3, 8, 8], &Default::default());
+    /// assert_eq!(e.dims(), [2, 3, 8, 8]);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
     fn sample<B: Backend, const D: usize>(
         &self,
         shape: [usize; D],
@@ -53,9 +64,31 @@ pub trait NoiseDistribution: Sync {
     ) -> Tensor<B, D>;
 
     /// Adds i.i.d. noise drawn from `rng` to each of `values`.
+    ///
+    /// # Example
+    /// ```
+    /// use rand::{SeedableRng, rngs::Xoshiro256PlusPlus};
+    /// use randomized_smoothing::{Gaussian, NoiseDistribution};
+    ///
+    /// let mut v = vec![0.0f32; 10_000];
+    /// Gaussian::new(2.0)?.add_to(&mut v, &mut Xoshiro256PlusPlus::seed_from_u64(1));
+    /// let var = v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32;
+    /// assert!((var - 4.0).abs() < 0.3);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
     fn add_to<R: Rng>(&self, values: &mut [f32], rng: &mut R);
 
     /// The certified radius given probability bounds for the top class and the runner-up.
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::{Gaussian, NoiseDistribution};
+    ///
+    /// // Theorem 1: sigma / 2 * (PhiInv(0.9) - PhiInv(0.05)).
+    /// let r = Gaussian::new(1.0)?.radius(0.9, 0.05);
+    /// assert!((r - 0.5 * (1.2815515655446004 + 1.6448536269514722)).abs() < 1e-12);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
     fn radius(&self, p_a_lower: f64, p_b_upper: f64) -> f64;
 }
 
@@ -177,33 +210,19 @@ fn perturbed_batch<B: Backend, N: NoiseDistribution, const D: usize>(
     x.clone().expand(shape) + drawn
 }
 
-/// Rows of `x + noise` filled on all cores, each row from its own generator seeded by
-/// `(batch_seed, row)`, so the result does not depend on the number of threads.
+/// Rows of `x + noise` filled on all cores (on rayon's pool, which Burn's CPU backend shares),
+/// each row from its own generator seeded by `(batch_seed, row)`, so the result does not
+/// depend on the number of threads.
 fn cpu_perturbed_batch<N: NoiseDistribution>(
     noise: &N,
     x: &[f32],
     rows: usize,
     batch_seed: u64,
 ) -> Vec<f32> {
-    let d = x.len();
-    let mut values = vec![0f32; rows * d];
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(rows.max(1));
-    let rows_per_thread = rows.div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (t, block) in values.chunks_mut(rows_per_thread * d).enumerate() {
-            scope.spawn(move || {
-                for (r, row) in block.chunks_mut(d).enumerate() {
-                    let row_index = (t * rows_per_thread + r) as u64;
-                    let mut rng = Xoshiro256PlusPlus::seed_from_u64(split_mix(
-                        batch_seed ^ split_mix(row_index),
-                    ));
-                    row.copy_from_slice(x);
-                    noise.add_to(row, &mut rng);
-                }
-            });
-        }
+    let mut values = x.repeat(rows);
+    values.par_chunks_mut(x.len()).enumerate().for_each(|(row_index, row)| {
+        let seed = split_mix(batch_seed ^ split_mix(row_index as u64));
+        noise.add_to(row, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
     });
     values
 }

@@ -14,6 +14,13 @@ use crate::sampling::{NoiseDistribution, sample_counts};
 
 /// Largest sample count accepted: class counts are accumulated in the backend's integer
 /// type, which is 32-bit on GPU backends.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::{CertifyParams, MAX_SAMPLES};
+///
+/// assert!(CertifyParams::default().n(MAX_SAMPLES + 1).check().is_err());
+/// ```
 pub const MAX_SAMPLES: u64 = i32::MAX as u64;
 
 fn check_samples(name: &'static str, n: u64) -> Result<u64> {
