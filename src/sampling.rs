@@ -220,10 +220,13 @@ fn cpu_perturbed_batch<N: NoiseDistribution>(
     batch_seed: u64,
 ) -> Vec<f32> {
     let mut values = x.repeat(rows);
-    values.par_chunks_mut(x.len()).enumerate().for_each(|(row_index, row)| {
-        let seed = split_mix(batch_seed ^ split_mix(row_index as u64));
-        noise.add_to(row, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
-    });
+    values
+        .par_chunks_mut(x.len())
+        .enumerate()
+        .for_each(|(row_index, row)| {
+            let seed = split_mix(batch_seed ^ split_mix(row_index as u64));
+            noise.add_to(row, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
+        });
     values
 }
 

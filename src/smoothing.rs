@@ -409,7 +409,7 @@ pub struct TopTwoTest {
     pub top: usize,
     /// Its count.
     pub count_top: u64,
-    /// The second most frequent class.
+    /// The second most frequent class (the top class itself if there is only one class).
     pub runner_up: usize,
     /// Its count.
     pub count_runner_up: u64,
