@@ -8,6 +8,7 @@ pub mod data;
 mod error;
 pub mod normal;
 pub mod radius;
+pub mod records;
 mod sampling;
 mod smoothing;
 mod special;

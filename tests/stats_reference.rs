@@ -7,6 +7,7 @@ use randomized_smoothing::binomial::{
 };
 use randomized_smoothing::normal::{normal_cdf, normal_quantile};
 use randomized_smoothing::radius::gaussian_radius_from_counts;
+use randomized_smoothing::records::format_radius;
 
 const VECTORS: &str = include_str!("reference/stats_vectors.csv");
 const REL: f64 = 1e-9;
@@ -52,6 +53,11 @@ fn agrees_with_scipy_and_statsmodels() {
             "binom_sf" => check(binomial_tail_at_least(u(1), u(2), x(3)).unwrap(), x(4)),
             "norm_cdf" => check(normal_cdf(x(1)), x(2)),
             "norm_ppf" => check(normal_quantile(x(1)).unwrap(), x(2)),
+            "radius_fmt" => {
+                if format_radius(x(1)) != f[2] {
+                    failures.push(format!("{line}: formatted as {}", format_radius(x(1))));
+                }
+            }
             other => panic!("unknown row kind {other}"),
         }
         *counts.entry(f[0]).or_default() += 1;

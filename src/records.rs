@@ -1,0 +1,298 @@
+//! Certification logs in the paper's TSV format, so that outputs of this crate and of the
+//! paper's `certify.py` can be read, merged and analysed alike.
+//!
+//! A log is a header `idx\tlabel\tpredict\tradius\tcorrect\ttime` and one row per example;
+//! `predict` is -1 and `radius` 0.0 on abstention; `radius` is written with three
+//! significant digits (Python's `"{:.3}"`) and `time` as `H:MM:SS.ffffff`. Reading also accepts
+//! the plain seconds (`15.4`) of the paper's released CIFAR-10 logs.
+//!
+//! # Example
+//! ```
+//! use std::time::Duration;
+//! use randomized_smoothing::records::{CertifyRecord, read_certify_log, CERTIFY_HEADER};
+//!
+//! let row = CertifyRecord { idx: 3, label: 7, predict: Some(7), radius: 0.41234, correct: true,
+//!                           time: Duration::from_micros(2_500_000) };
+//! assert_eq!(row.to_line(), "3\t7\t7\t0.412\t1\t0:00:02.500000");
+//! let log = format!("{CERTIFY_HEADER}\n{}\n", row.to_line());
+//! assert_eq!(read_certify_log(log.as_bytes())?[0].radius, 0.412);
+//! # Ok::<(), randomized_smoothing::Error>(())
+//! ```
+
+use std::io::{BufRead, BufReader, Read};
+use std::time::Duration;
+
+use crate::accuracy::Outcome;
+use crate::error::{Error, Result};
+
+/// The header line of a certification log.
+///
+/// # Example
+/// ```
+/// assert!(randomized_smoothing::records::CERTIFY_HEADER.starts_with("idx\tlabel"));
+/// ```
+pub const CERTIFY_HEADER: &str = "idx\tlabel\tpredict\tradius\tcorrect\ttime";
+
+/// One row of a certification log.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use randomized_smoothing::records::CertifyRecord;
+///
+/// let abstained = CertifyRecord { idx: 0, label: 1, predict: None, radius: 0.0, correct: false,
+///                                 time: Duration::from_secs(15) };
+/// assert_eq!(abstained.to_line(), "0\t1\t-1\t0.0\t0\t0:00:15.000000");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertifyRecord {
+    /// Index of the example in its data set.
+    pub idx: usize,
+    /// True label.
+    pub label: usize,
+    /// Certified class, `None` on abstention.
+    pub predict: Option<usize>,
+    /// Certified radius (0 on abstention).
+    pub radius: f64,
+    /// Whether the certified class is the label.
+    pub correct: bool,
+    /// Time spent on the example.
+    pub time: Duration,
+}
+
+impl CertifyRecord {
+    /// The row as the paper's `certify.py` writes it (no trailing newline).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use randomized_smoothing::records::CertifyRecord;
+    ///
+    /// let r = CertifyRecord { idx: 20, label: 7, predict: Some(7), radius: 1.23456, correct: true,
+    ///                         time: Duration::from_millis(151_238) };
+    /// assert_eq!(r.to_line(), "20\t7\t7\t1.23\t1\t0:02:31.238000");
+    /// ```
+    pub fn to_line(&self) -> String {
+        let predict = self.predict.map_or("-1".to_string(), |p| p.to_string());
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            self.idx,
+            self.label,
+            predict,
+            format_radius(self.radius),
+            u8::from(self.correct),
+            format_duration(self.time)
+        )
+    }
+
+    /// The row as an [`Outcome`] for the accuracy functions.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use randomized_smoothing::records::CertifyRecord;
+    ///
+    /// let r = CertifyRecord { idx: 0, label: 2, predict: Some(2), radius: 0.5, correct: true,
+    ///                         time: Duration::ZERO };
+    /// assert!(r.outcome().certified_at(0.5));
+    /// ```
+    pub fn outcome(&self) -> Outcome {
+        Outcome {
+            correct: self.correct,
+            radius: self.radius,
+        }
+    }
+}
+
+/// A radius with three significant digits, as Python's `"{:.3}".format(r)`.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::records::format_radius;
+///
+/// assert_eq!(format_radius(0.0), "0.0");
+/// assert_eq!(format_radius(0.37849), "0.378");
+/// assert_eq!(format_radius(1.0), "1.0");
+/// assert_eq!(format_radius(12.345), "12.3");
+/// assert_eq!(format_radius(0.0001234), "0.000123");
+/// assert_eq!(format_radius(0.00001234), "1.23e-05");
+/// ```
+pub fn format_radius(r: f64) -> String {
+    const DIGITS: i32 = 3;
+    if r == 0.0 {
+        return "0.0".into();
+    }
+    if !r.is_finite() {
+        return format!("{r}").to_lowercase();
+    }
+    // The decimal exponent after rounding to three significant digits.
+    let sci = format!("{:.*e}", (DIGITS - 1) as usize, r);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    // Fixed notation only while one digit after the point fits in the three digits.
+    if (-4..DIGITS - 1).contains(&exp) {
+        let decimals = (DIGITS - 1 - exp) as usize;
+        let fixed = format!("{r:.decimals$}");
+        // Trailing zeros go, but one digit stays after the point.
+        let trimmed = fixed.trim_end_matches('0');
+        if trimmed.ends_with('.') {
+            format!("{trimmed}0")
+        } else {
+            trimmed.to_string()
+        }
+    } else {
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    }
+}
+
+/// A duration as `H:MM:SS.ffffff` (Python's `str(timedelta)` with the fraction always shown).
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use randomized_smoothing::records::format_duration;
+///
+/// assert_eq!(format_duration(Duration::from_micros(3_723_000_001)), "1:02:03.000001");
+/// ```
+pub fn format_duration(d: Duration) -> String {
+    let micros = d.as_micros();
+    let (secs, frac) = (micros / 1_000_000, micros % 1_000_000);
+    format!(
+        "{}:{:02}:{:02}.{frac:06}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Parses `H:MM:SS[.ffffff]` or plain seconds (`15.4`).
+///
+/// # Errors
+/// [`Error::MalformedData`] for anything else.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use randomized_smoothing::records::parse_duration;
+///
+/// assert_eq!(parse_duration("0:02:31.238689")?, Duration::from_micros(151_238_689));
+/// assert_eq!(parse_duration("0:00:15")?, Duration::from_secs(15));
+/// assert_eq!(parse_duration("15.4")?, Duration::from_millis(15_400));
+/// assert!(parse_duration("soon").is_err());
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let bad = || Error::MalformedData {
+        format: "duration",
+        location: format!("{s:?}"),
+        reason: "expected H:MM:SS.ffffff or seconds".into(),
+    };
+    let seconds = |v: &str| -> Result<f64> {
+        v.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(bad)
+    };
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    let total = match parts.as_slice() {
+        [secs] => seconds(secs)?,
+        [h, m, secs] => {
+            let h: u64 = h.parse().map_err(|_| bad())?;
+            let m: u64 = m.parse().map_err(|_| bad())?;
+            h as f64 * 3600.0 + m as f64 * 60.0 + seconds(secs)?
+        }
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_micros((total * 1e6).round() as u64))
+}
+
+/// Reads a certification log: the header, then one row per example.
+///
+/// # Errors
+/// [`Error::MalformedData`] naming the line for a missing or different header, a row with
+/// the wrong number of fields (as in a truncated file), or a field that does not parse;
+/// [`Error::Io`] if reading fails.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::records::read_certify_log;
+///
+/// let log = "idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t3\t3\t0.378\t1\t15.4\n40\t4\t-1\t0.0\t0\t15.7\n";
+/// let rows = read_certify_log(log.as_bytes())?;
+/// assert_eq!((rows.len(), rows[1].predict), (2, None));
+/// assert!(read_certify_log("idx\tlabel\n".as_bytes()).is_err());
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
+    const FORMAT: &str = "certification log";
+    let mut lines = BufReader::new(reader).lines();
+    let header = lines.next().transpose()?.unwrap_or_default();
+    if header.trim_end() != CERTIFY_HEADER {
+        return Err(Error::MalformedData {
+            format: FORMAT,
+            location: "line 1".into(),
+            reason: format!("header {header:?}, expected {CERTIFY_HEADER:?}"),
+        });
+    }
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |reason: String| Error::MalformedData {
+            format: FORMAT,
+            location: format!("line {}", i + 2),
+            reason,
+        };
+        let fields: Vec<&str> = line.trim_end().split('\t').collect();
+        if fields.len() != 6 {
+            return Err(bad(format!("{} fields, expected 6", fields.len())));
+        }
+        let int = |j: usize| {
+            fields[j].parse::<i64>().map_err(|_| {
+                bad(format!(
+                    "field {} is not an integer: {:?}",
+                    j + 1,
+                    fields[j]
+                ))
+            })
+        };
+        let unsigned = |j: usize| {
+            int(j).and_then(|v| {
+                usize::try_from(v).map_err(|_| bad(format!("field {} is negative", j + 1)))
+            })
+        };
+        let radius: f64 = fields[3]
+            .parse()
+            .map_err(|_| bad(format!("radius {:?} is not a number", fields[3])))?;
+        if !(radius >= 0.0) {
+            return Err(bad(format!("radius {radius} is not a non-negative number")));
+        }
+        let predict = match int(2)? {
+            -1 => None,
+            p => Some(
+                usize::try_from(p)
+                    .map_err(|_| bad(format!("predict {p} is neither -1 nor a class")))?,
+            ),
+        };
+        let correct = match int(4)? {
+            0 => false,
+            1 => true,
+            c => return Err(bad(format!("correct is {c}, expected 0 or 1"))),
+        };
+        let time = parse_duration(fields[5])
+            .map_err(|_| bad(format!("time {:?} is not a duration", fields[5])))?;
+        rows.push(CertifyRecord {
+            idx: unsigned(0)?,
+            label: unsigned(1)?,
+            predict,
+            radius,
+            correct,
+            time,
+        });
+    }
+    Ok(rows)
+}

@@ -1,0 +1,85 @@
+//! The paper's released CIFAR-10 certification logs (`../shared/data/reference-certify`):
+//! they parse, and their certified accuracies are the figures in `../shared/data/README.md`.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use randomized_smoothing::accuracy::{Outcome, approximate_certified_accuracy};
+use randomized_smoothing::records::{CertifyRecord, read_certify_log};
+
+fn log(noise: &str, sigma: &str) -> Vec<CertifyRecord> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/reference-certify/cifar10/resnet110")
+        .join(format!("noise_{noise}/test/sigma_{sigma}"));
+    let file = File::open(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (../shared must sit beside the crate)",
+            path.display()
+        )
+    });
+    read_certify_log(file).unwrap()
+}
+
+#[test]
+fn certified_accuracy_of_the_released_logs() {
+    let radii = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5];
+    // ../shared/data/README.md, "Approximate certified accuracy computed from these 500-image logs".
+    let expected: [(&str, [f64; 7]); 4] = [
+        ("0.12", [0.814, 0.586, 0.0, 0.0, 0.0, 0.0, 0.0]),
+        ("0.25", [0.748, 0.600, 0.428, 0.266, 0.0, 0.0, 0.0]),
+        ("0.50", [0.652, 0.546, 0.414, 0.320, 0.234, 0.152, 0.094]),
+        ("1.00", [0.472, 0.392, 0.340, 0.278, 0.216, 0.174, 0.140]),
+    ];
+    for (sigma, want) in expected {
+        let rows = log(sigma, sigma);
+        assert_eq!(rows.len(), 500, "sigma {sigma}");
+        let outcomes: Vec<Outcome> = rows.iter().map(CertifyRecord::outcome).collect();
+        let got = approximate_certified_accuracy(&outcomes, &radii).unwrap();
+        for ((r, g), w) in radii.iter().zip(&got).zip(want) {
+            assert!((g - w).abs() < 5e-4, "sigma {sigma}, r = {r}: {g} vs {w}");
+        }
+    }
+}
+
+#[test]
+fn every_released_log_parses_and_round_trips() {
+    for (noise, sigma) in [("0.12", "0.50"), ("0.25", "0.50"), ("1.00", "0.50")] {
+        let rows = log(noise, sigma);
+        assert_eq!(rows.len(), 500);
+        for row in &rows {
+            // Abstentions carry radius 0 and are never correct; correct rows predicted their label.
+            if row.predict.is_none() {
+                assert!(row.radius == 0.0 && !row.correct, "{row:?}");
+            }
+            assert_eq!(row.correct, row.predict == Some(row.label), "{row:?}");
+            let line = row.to_line();
+            let again = read_certify_log(
+                format!(
+                    "{}\n{line}\n",
+                    randomized_smoothing::records::CERTIFY_HEADER
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            assert_eq!(again[0].radius, row.radius, "{line}");
+            assert_eq!(again[0].time, row.time);
+        }
+    }
+}
+
+#[test]
+fn truncated_logs_are_errors() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/data/reference-certify/cifar10/resnet110/noise_0.50/test/sigma_0.50"),
+    )
+    .unwrap();
+    // Cut in the middle of a row.
+    let cut = &text[..text.len() - 7];
+    let err = read_certify_log(cut.as_bytes()).unwrap_err();
+    assert!(
+        matches!(err, randomized_smoothing::Error::MalformedData { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("line 501"), "{err}");
+}
