@@ -268,7 +268,7 @@ pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
         let radius: f64 = fields[3]
             .parse()
             .map_err(|_| bad(format!("radius {:?} is not a number", fields[3])))?;
-        if !(radius >= 0.0) {
+        if radius.is_nan() || radius < 0.0 {
             return Err(bad(format!("radius {radius} is not a non-negative number")));
         }
         let predict = match int(2)? {
