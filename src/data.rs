@@ -2,7 +2,8 @@
 //!
 //! The crate embeds the UCI "Optical Recognition of Handwritten Digits" test set (E. Alpaydin,
 //! C. Kaynak, 1998; CC BY 4.0), 1,797 grayscale 8x8 digits, as shipped with scikit-learn, so
-//! the quickstart runs with no download.
+//! the quickstart runs with no download. It also reads MNIST's IDX files (plain or gzipped)
+//! and CIFAR-10's binary batches.
 //!
 //! # Example
 //! ```
@@ -11,7 +12,9 @@
 //! # Ok::<(), randomized_smoothing::Error>(())
 //! ```
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
@@ -271,4 +274,203 @@ pub fn read_digits_csv(reader: impl Read) -> Result<Dataset> {
         });
     }
     Dataset::new(pixels, labels, vec![1, 8, 8], 10)
+}
+
+/// Opens a file, transparently decompressing it if it starts with the gzip magic bytes.
+fn open_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_end(&mut raw))
+        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Parses an IDX header with the given magic number and number of dimensions, returning
+/// the dimensions and the payload.
+fn idx_payload<'a>(bytes: &'a [u8], magic: u32, what: &str) -> Result<(Vec<usize>, &'a [u8])> {
+    let bad = |reason: String| Error::MalformedData {
+        format: "MNIST IDX",
+        location: what.to_string(),
+        reason,
+    };
+    let word = |i: usize| -> Result<u32> {
+        bytes
+            .get(4 * i..4 * i + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| bad("file ends inside the header".into()))
+    };
+    let found = word(0)?;
+    if found != magic {
+        return Err(bad(format!(
+            "magic number {found:#010x}, expected {magic:#010x}"
+        )));
+    }
+    let rank = (magic & 0xff) as usize;
+    let dims: Vec<usize> = (1..=rank)
+        .map(|i| word(i).map(|d| d as usize))
+        .collect::<Result<_>>()?;
+    let payload = &bytes[4 * (rank + 1)..];
+    let expected: usize = dims.iter().product();
+    if payload.len() != expected {
+        return Err(bad(format!(
+            "{} bytes of data, the header announces {expected} (truncated file?)",
+            payload.len()
+        )));
+    }
+    Ok((dims, payload))
+}
+
+/// Reads MNIST from the bytes of an IDX image file and an IDX label file (uncompressed):
+/// images `[1, rows, cols]`, pixels scaled from 0..=255 to [0, 1].
+///
+/// # Errors
+/// [`Error::MalformedData`] for a wrong magic number, a truncated file, different image and
+/// label counts, or a label above 9.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::data::read_mnist;
+///
+/// // Two 2x2 images, in the IDX format.
+/// let images = [&[0u8, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2][..], &[0, 255, 0, 255, 1, 2, 3, 4]].concat();
+/// let labels = [0u8, 0, 8, 1, 0, 0, 0, 2, 7, 1];
+/// let d = read_mnist(&images, &labels)?;
+/// assert_eq!((d.len(), d.image_shape(), d.label(0)), (2, &[1, 2, 2][..], 7));
+/// assert_eq!(d.image(0)[1], 1.0);
+/// assert!(read_mnist(&images[..20], &labels).is_err()); // truncated
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn read_mnist(images: &[u8], labels: &[u8]) -> Result<Dataset> {
+    let (image_dims, pixels) = idx_payload(images, 0x0000_0803, "images")?;
+    let (label_dims, label_bytes) = idx_payload(labels, 0x0000_0801, "labels")?;
+    if image_dims[0] != label_dims[0] {
+        return Err(Error::MalformedData {
+            format: "MNIST IDX",
+            location: "labels".into(),
+            reason: format!("{} labels for {} images", label_dims[0], image_dims[0]),
+        });
+    }
+    let pixels = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+    let labels = label_bytes.iter().map(|&l| usize::from(l)).collect();
+    Dataset::new(pixels, labels, vec![1, image_dims[1], image_dims[2]], 10)
+}
+
+/// Loads MNIST from an IDX image file and an IDX label file, gzipped or not (as
+/// `t10k-images-idx3-ubyte.gz` and `t10k-labels-idx1-ubyte.gz`).
+///
+/// # Errors
+/// [`Error::Io`] if a file cannot be read or decompressed; otherwise as [`read_mnist`].
+///
+/// # Example
+/// ```no_run
+/// let test = randomized_smoothing::data::load_mnist(
+///     "../shared/data/mnist/t10k-images-idx3-ubyte.gz",
+///     "../shared/data/mnist/t10k-labels-idx1-ubyte.gz",
+/// )?;
+/// assert_eq!(test.len(), 10_000);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn load_mnist(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Dataset> {
+    read_mnist(
+        &open_maybe_gzip(images.as_ref())?,
+        &open_maybe_gzip(labels.as_ref())?,
+    )
+}
+
+/// Bytes per CIFAR-10 record: a label byte, then 32x32 red, green and blue planes.
+const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
+
+/// Reads CIFAR-10 binary batches (the bytes of `data_batch_N.bin` or `test_batch.bin`,
+/// concatenated): images `[3, 32, 32]`, pixels scaled to [0, 1].
+///
+/// # Errors
+/// [`Error::MalformedData`] if the length is not a whole number of 3,073-byte records
+/// (a truncated file) or a label is above 9.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::data::read_cifar10;
+///
+/// let mut record = vec![3u8];
+/// record.extend(std::iter::repeat(255u8).take(3072));
+/// let d = read_cifar10(&record)?;
+/// assert_eq!((d.len(), d.label(0), d.image(0)[0]), (1, 3, 1.0));
+/// assert!(read_cifar10(&record[..3000]).is_err());
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn read_cifar10(bytes: &[u8]) -> Result<Dataset> {
+    if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+        return Err(Error::MalformedData {
+            format: "CIFAR-10 binary",
+            location: format!("byte {}", bytes.len() - bytes.len() % CIFAR_RECORD),
+            reason: format!(
+                "{} bytes is not a whole number of {CIFAR_RECORD}-byte records (truncated file?)",
+                bytes.len()
+            ),
+        });
+    }
+    let mut pixels = Vec::with_capacity(bytes.len());
+    let mut labels = Vec::with_capacity(bytes.len() / CIFAR_RECORD);
+    for (i, record) in bytes.chunks_exact(CIFAR_RECORD).enumerate() {
+        if record[0] > 9 {
+            return Err(Error::MalformedData {
+                format: "CIFAR-10 binary",
+                location: format!("record {i}"),
+                reason: format!("label {} above 9", record[0]),
+            });
+        }
+        labels.push(usize::from(record[0]));
+        pixels.extend(record[1..].iter().map(|&p| f32::from(p) / 255.0));
+    }
+    Dataset::new(pixels, labels, vec![3, 32, 32], 10)
+}
+
+/// Loads the CIFAR-10 training set (`data_batch_1.bin` to `data_batch_5.bin`) or test set
+/// (`test_batch.bin`) from the folder `cifar-10-batches-bin`.
+///
+/// # Errors
+/// [`Error::Io`] for a missing file; otherwise as [`read_cifar10`].
+///
+/// # Example
+/// ```no_run
+/// let test = randomized_smoothing::data::load_cifar10("data/cifar-10-batches-bin", false)?;
+/// assert_eq!(test.len(), 10_000);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn load_cifar10(dir: impl AsRef<Path>, train: bool) -> Result<Dataset> {
+    let names: Vec<String> = if train {
+        (1..=5).map(|i| format!("data_batch_{i}.bin")).collect()
+    } else {
+        vec!["test_batch.bin".into()]
+    };
+    let mut bytes = Vec::new();
+    for name in names {
+        let path = dir.as_ref().join(&name);
+        let part = open_maybe_gzip(&path)?;
+        if part.len() % CIFAR_RECORD != 0 {
+            // Report the truncation against the file it is in.
+            read_cifar10(&part).map_err(|e| match e {
+                Error::MalformedData {
+                    format,
+                    location,
+                    reason,
+                } => Error::MalformedData {
+                    format,
+                    location: format!("{name}, {location}"),
+                    reason,
+                },
+                other => other,
+            })?;
+        }
+        bytes.extend(part);
+    }
+    read_cifar10(&bytes)
 }
