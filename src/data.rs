@@ -407,7 +407,7 @@ const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn read_cifar10(bytes: &[u8]) -> Result<Dataset> {
-    if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(CIFAR_RECORD) {
         return Err(Error::MalformedData {
             format: "CIFAR-10 binary",
             location: format!("byte {}", bytes.len() - bytes.len() % CIFAR_RECORD),
@@ -455,7 +455,7 @@ pub fn load_cifar10(dir: impl AsRef<Path>, train: bool) -> Result<Dataset> {
     for name in names {
         let path = dir.as_ref().join(&name);
         let part = open_maybe_gzip(&path)?;
-        if part.len() % CIFAR_RECORD != 0 {
+        if !part.len().is_multiple_of(CIFAR_RECORD) {
             // Report the truncation against the file it is in.
             read_cifar10(&part).map_err(|e| match e {
                 Error::MalformedData {
