@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod accuracy;
+pub mod analysis;
 pub mod binomial;
 mod classifier;
 pub mod data;

@@ -83,3 +83,39 @@ fn truncated_logs_are_errors() {
     );
     assert!(err.to_string().contains("line 501"), "{err}");
 }
+
+/// The paper's Table 3 layout: one row per noise level, best per radius marked.
+#[test]
+fn table_of_the_released_logs() {
+    use randomized_smoothing::analysis::CertifiedAccuracyTable;
+    let sigmas = ["0.12", "0.25", "0.50", "1.00"];
+    let outcomes: Vec<Vec<Outcome>> = sigmas
+        .iter()
+        .map(|s| log(s, s).iter().map(CertifyRecord::outcome).collect())
+        .collect();
+    let names: Vec<String> = sigmas.iter().map(|s| format!("sigma = {s}")).collect();
+    let runs: Vec<(&str, &[Outcome])> = names
+        .iter()
+        .zip(&outcomes)
+        .map(|(n, o)| (n.as_str(), o.as_slice()))
+        .collect();
+    let table = CertifiedAccuracyTable::new(&[0.0, 0.5, 1.0, 1.5], &runs).unwrap();
+    let md = table.to_markdown();
+    assert!(
+        md.contains("| sigma = 0.12 | **0.81** | 0.00 | 0.00 | 0.00 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| sigma = 0.50 | 0.65 | 0.41 | **0.23** | 0.09 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| sigma = 1.00 | 0.47 | 0.34 | 0.22 | **0.14** |"),
+        "{md}"
+    );
+    assert!(
+        table
+            .to_latex()
+            .contains(r"sigma = 0.25 & 0.75 & \textbf{0.43} & 0.00 & 0.00 \\")
+    );
+}
