@@ -7,12 +7,15 @@ pub mod binomial;
 mod classifier;
 pub mod data;
 mod error;
+pub mod jobs;
+pub mod models;
 pub mod normal;
 pub mod radius;
 pub mod records;
 mod sampling;
 mod smoothing;
 mod special;
+pub mod train;
 
 pub use classifier::{BaseClassifier, LinearClassifier, LogitsClassifier};
 pub use error::{Error, Result};

@@ -1,0 +1,375 @@
+//! Certifying a data set as a long job: examples chosen by `skip`, `max` and a shard, one
+//! flushed TSV row per example, resumption after the last complete row, and a merge of
+//! shards that reproduces the single run row for row.
+//!
+//! Each example is certified with its own seed, derived from the job's seed and the
+//! example's index, so a row does not depend on which shard, resumed run or machine
+//! produced it.
+//!
+//! # Example
+//! ```
+//! use randomized_smoothing::jobs::{Selection, Shard};
+//!
+//! // Every 20th example, at most 5 of them, second of two shards.
+//! let s = Selection::new(20, Some(5), Shard::parse("1/2")?)?;
+//! assert_eq!(s.indices(10_000), vec![20, 60]);
+//! # Ok::<(), randomized_smoothing::Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::classifier::BaseClassifier;
+use crate::data::Dataset;
+use crate::error::{Error, Result, check_positive};
+use crate::records::{CERTIFY_HEADER, CertifyRecord, read_certify_log};
+use crate::sampling::NoiseDistribution;
+use crate::smoothing::{CertifyConfig, SmoothedClassifier};
+
+/// Shard `index` of `count` (`k/N` on the command line, k from 0).
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::jobs::Shard;
+///
+/// assert_eq!(Shard::parse("2/4")?, Shard::new(2, 4)?);
+/// assert!(Shard::parse("4/4").is_err());
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: usize,
+    count: usize,
+}
+
+impl Shard {
+    /// Shard `index` of `count`.
+    ///
+    /// # Errors
+    /// [`Error::ZeroCount`] for zero shards, [`Error::InvalidParameter`] if `index >= count`.
+    ///
+    /// # Example
+    /// ```
+    /// assert!(randomized_smoothing::jobs::Shard::new(0, 0).is_err());
+    /// ```
+    pub fn new(index: usize, count: usize) -> Result<Self> {
+        check_positive("shards", count as u64)?;
+        if index >= count {
+            return Err(Error::InvalidParameter {
+                name: "shard",
+                reason: format!("index {index} of {count} shards (indices start at 0)"),
+            });
+        }
+        Ok(Self { index, count })
+    }
+
+    /// The whole job as one shard.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(randomized_smoothing::jobs::Shard::whole(), randomized_smoothing::jobs::Shard::new(0, 1).unwrap());
+    /// ```
+    pub fn whole() -> Self {
+        Self { index: 0, count: 1 }
+    }
+
+    /// Parses `k/N`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for anything else, or as [`Shard::new`].
+    ///
+    /// # Example
+    /// ```
+    /// assert!(randomized_smoothing::jobs::Shard::parse("1-3").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || Error::InvalidParameter {
+            name: "shard",
+            reason: format!("{text:?} is not of the form k/N"),
+        };
+        let (k, n) = text.split_once('/').ok_or_else(bad)?;
+        Self::new(
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        )
+    }
+}
+
+impl FromStr for Shard {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+/// Which examples of a data set a job certifies.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::jobs::{Selection, Shard};
+///
+/// let all = Selection::new(1, None, Shard::whole())?;
+/// assert_eq!(all.indices(3), vec![0, 1, 2]);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    skip: usize,
+    max: Option<usize>,
+    shard: Shard,
+}
+
+impl Selection {
+    /// Every `skip`-th example from the first, at most `max` of them (a count, not an index:
+    /// the paper's `certify.py` compares `max` with the index), then those of `shard`.
+    ///
+    /// # Errors
+    /// [`Error::ZeroCount`] for `skip = 0`.
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::jobs::{Selection, Shard};
+    ///
+    /// // The paper's CIFAR-10 runs: every 20th test image, 500 images.
+    /// let s = Selection::new(20, Some(500), Shard::whole())?;
+    /// assert_eq!(s.indices(10_000).len(), 500);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn new(skip: usize, max: Option<usize>, shard: Shard) -> Result<Self> {
+        check_positive("skip", skip as u64)?;
+        Ok(Self { skip, max, shard })
+    }
+
+    /// The selected indices of a data set of `len` examples, in increasing order.
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::jobs::{Selection, Shard};
+    ///
+    /// // Examples 0, 2 and 4; shard 0 of 2 takes the first and the third.
+    /// let s = Selection::new(2, Some(3), Shard::new(0, 2)?)?;
+    /// assert_eq!(s.indices(100), vec![0, 4]);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn indices(&self, len: usize) -> Vec<usize> {
+        (0..len)
+            .step_by(self.skip)
+            .take(self.max.unwrap_or(usize::MAX))
+            .enumerate()
+            .filter(|(position, _)| position % self.shard.count == self.shard.index)
+            .map(|(_, idx)| idx)
+            .collect()
+    }
+}
+
+/// The seed with which example `idx` of a job seeded with `seed` is certified.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::jobs::example_seed;
+///
+/// assert_ne!(example_seed(0, 1), example_seed(0, 2));
+/// assert_eq!(example_seed(7, 3), example_seed(7, 3));
+/// ```
+pub fn example_seed(seed: u64, idx: usize) -> u64 {
+    // SplitMix64 of the pair: nearby indices get unrelated seeds.
+    let mut z = seed ^ (idx as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A certification job: which examples, the seed their per-example seeds derive from, and
+/// the log file.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::jobs::{CertifyJob, Selection, Shard};
+///
+/// let job = CertifyJob { selection: Selection::new(20, Some(500), Shard::parse("0/4")?)?, seed: 0,
+///                        output: "logs/sigma_0.25.shard0".into() };
+/// assert_eq!(job.selection.indices(10_000).len(), 125);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertifyJob {
+    /// The examples to certify.
+    pub selection: Selection,
+    /// The job's seed (see [`example_seed`]).
+    pub seed: u64,
+    /// The TSV log, created or resumed.
+    pub output: PathBuf,
+}
+
+/// The complete rows already in `path`, after cutting off a partly written last line.
+fn resume_rows(path: &Path) -> Result<Vec<CertifyRecord>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+    };
+    let complete = text.rfind('\n').map_or(0, |end| end + 1);
+    if complete < text.len() {
+        // A run killed mid-write: drop the partial row so it is certified again.
+        OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .set_len(complete as u64)?;
+    }
+    if complete == 0 {
+        return Ok(Vec::new());
+    }
+    read_certify_log(&text.as_bytes()[..complete])
+}
+
+/// Certifies the selected examples of `data` on `device`, appending one flushed row per
+/// example to the job's TSV log (header first). If the log already holds rows of this job, those
+/// examples are skipped and the rest appended, so a killed run continues where it stopped
+/// without losing or repeating a row. `on_row` sees each new row with the number done and
+/// the total, for progress display.
+///
+/// # Errors
+/// [`Error::Io`] for files; [`Error::MalformedData`] if `output` is not a certification
+/// log; [`Error::InvalidParameter`] if it holds rows that are not part of this selection;
+/// otherwise the errors of [`SmoothedClassifier::certify`].
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::Tensor;
+/// use randomized_smoothing::jobs::{CertifyJob, Selection, Shard, certify_dataset};
+/// use randomized_smoothing::{CertifyParams, Gaussian, LogitsClassifier, SmoothedClassifier};
+///
+/// let (_, test) = randomized_smoothing::data::digits()?.split_at(1_790)?;
+/// // A toy base classifier: class 1 if the image is bright on average.
+/// let base = LogitsClassifier::new([1, 8, 8], 2, |x: Tensor<NdArray, 4>| {
+///     let m = x.mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
+///     Tensor::cat(vec![m.clone().neg().add_scalar(0.3), m.sub_scalar(0.3)], 1)
+/// })?;
+/// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.1)?);
+/// let config = CertifyParams::default().n(200).batch_size(200).check()?;
+/// let output = std::env::temp_dir().join(format!("doc-certify-{}.tsv", std::process::id()));
+/// let job = CertifyJob { selection: Selection::new(1, Some(3), Shard::whole())?, seed: 0, output };
+/// let rows = certify_dataset(&smoothed, &test, &config, &job, &Default::default(), |_, _, _| {})?;
+/// assert_eq!(rows.len(), 3);
+/// # std::fs::remove_file(&job.output).ok();
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn certify_dataset<B, C, N, const D: usize>(
+    smoothed: &SmoothedClassifier<B, C, N, D>,
+    data: &Dataset,
+    config: &CertifyConfig,
+    job: &CertifyJob,
+    device: &B::Device,
+    mut on_row: impl FnMut(&CertifyRecord, usize, usize),
+) -> Result<Vec<CertifyRecord>>
+where
+    B: Backend,
+    C: BaseClassifier<B, D>,
+    N: NoiseDistribution,
+{
+    let (output, seed) = (job.output.as_path(), job.seed);
+    let indices = job.selection.indices(data.len());
+    let mut rows = resume_rows(output)?;
+    if let Some(stray) = rows.iter().find(|r| indices.binary_search(&r.idx).is_err()) {
+        return Err(Error::InvalidParameter {
+            name: "output",
+            reason: format!(
+                "{} holds example {}, which this selection does not include",
+                output.display(),
+                stray.idx
+            ),
+        });
+    }
+    let done: std::collections::BTreeSet<usize> = rows.iter().map(|r| r.idx).collect();
+    let fresh = rows.is_empty() && fs::metadata(output).map_or(true, |m| m.len() == 0);
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let mut file = BufWriter::new(OpenOptions::new().create(true).append(true).open(output)?);
+    if fresh {
+        writeln!(file, "{CERTIFY_HEADER}")?;
+        file.flush()?;
+    }
+    let shape = data.image_shape().to_vec();
+    for &idx in indices.iter().filter(|i| !done.contains(i)) {
+        let started = Instant::now();
+        let image = TensorData::new(data.image(idx).to_vec(), [shape[0], shape[1], shape[2]]);
+        let x = Tensor::<B, 3>::from_data(image, device);
+        let certification = smoothed.certify(
+            x,
+            config,
+            &mut StdRng::seed_from_u64(example_seed(seed, idx)),
+        )?;
+        let label = data.label(idx);
+        let row = CertifyRecord {
+            idx,
+            label,
+            predict: certification.class(),
+            radius: certification.radius().unwrap_or(0.0),
+            correct: certification.class() == Some(label),
+            time: started.elapsed(),
+        };
+        writeln!(file, "{}", row.to_line())?;
+        file.flush()?;
+        rows.push(row);
+        on_row(rows.last().expect("just pushed"), rows.len(), indices.len());
+    }
+    rows.sort_by_key(|r| r.idx);
+    Ok(rows)
+}
+
+/// Merges certification logs (the shards of one job) into one log at `output`, rows in
+/// index order, and returns the number of rows.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] if two logs hold the same example; the errors of
+/// [`read_certify_log`] and [`Error::Io`] for files.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::jobs::merge_logs;
+///
+/// let dir = std::env::temp_dir().join(format!("doc-merge-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let header = randomized_smoothing::records::CERTIFY_HEADER;
+/// std::fs::write(dir.join("a"), format!("{header}\n2\t1\t1\t0.5\t1\t0:00:01.000000\n")).unwrap();
+/// std::fs::write(dir.join("b"), format!("{header}\n1\t0\t-1\t0.0\t0\t0:00:01.000000\n")).unwrap();
+/// assert_eq!(merge_logs(&[dir.join("a"), dir.join("b")], &dir.join("all"))?, 2);
+/// assert!(std::fs::read_to_string(dir.join("all")).unwrap().lines().nth(1).unwrap().starts_with("1\t"));
+/// # std::fs::remove_dir_all(dir).ok();
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn merge_logs(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
+    let mut rows = BTreeMap::new();
+    for input in inputs {
+        let path = input.as_ref();
+        let file = File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        for row in read_certify_log(file)? {
+            let idx = row.idx;
+            if rows.insert(idx, row).is_some() {
+                return Err(Error::InvalidParameter {
+                    name: "inputs",
+                    reason: format!("example {idx} appears twice (in {})", path.display()),
+                });
+            }
+        }
+    }
+    let mut out = BufWriter::new(File::create(output)?);
+    writeln!(out, "{CERTIFY_HEADER}")?;
+    for row in rows.values() {
+        writeln!(out, "{}", row.to_line())?;
+    }
+    out.flush()?;
+    Ok(rows.len())
+}

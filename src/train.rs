@@ -1,0 +1,578 @@
+//! Training a base classifier with Gaussian data augmentation, after the paper's `train.py`:
+//! fresh noise at the certification sigma on every batch, SGD with momentum, step decay of
+//! the learning rate, a checkpoint every epoch and resumption from the last one.
+//!
+//! # Example
+//! ```
+//! use burn::backend::{Autodiff, NdArray};
+//! use rand::{SeedableRng, rngs::StdRng};
+//! use randomized_smoothing::data::digits;
+//! use randomized_smoothing::models::SmallCnnConfig;
+//! use randomized_smoothing::train::{TrainParams, train};
+//!
+//! let device = Default::default();
+//! let (train_set, test_set) = digits()?.split_at(1_437)?;
+//! let model = SmallCnnConfig::new(1, 10).with_width(8).init::<Autodiff<NdArray>>(&device);
+//! let config = TrainParams::new(0.25).epochs(1).batch_size(128).lr(0.05).check()?;
+//! let mut log = Vec::new();
+//! let _trained = train(model, &train_set, &test_set, &config, None, 0, |epoch| log.push(epoch.clone()))?;
+//! assert_eq!(log.len(), 1);
+//! # Ok::<(), randomized_smoothing::Error>(())
+//! ```
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::record::{DefaultRecorder, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result, check_positive};
+use crate::models::ImageClassifier;
+use crate::radius::check_sigma;
+
+/// Unchecked training hyperparameters; [`check`](Self::check) them into a [`TrainConfig`].
+///
+/// Defaults are the paper's: 90 epochs, batch 256, learning rate 0.1 divided by 10 every 30
+/// epochs, momentum 0.9 (no dampening, as PyTorch), weight decay 1e-4.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::train::TrainParams;
+///
+/// let config = TrainParams::new(0.5).epochs(10).check()?;
+/// assert_eq!((config.epochs(), config.batch_size(), config.sigma()), (10, 256, 0.5));
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainParams {
+    sigma: f64,
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+    lr_step: usize,
+    lr_gamma: f64,
+    momentum: f64,
+    weight_decay: f64,
+    crop_padding: usize,
+    flip: bool,
+}
+
+impl TrainParams {
+    /// The paper's settings with Gaussian augmentation at `sigma` (0 trains without noise).
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// assert_eq!(TrainParams::new(0.25).check()?.epochs(), 90);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn new(sigma: f64) -> Self {
+        Self {
+            sigma,
+            epochs: 90,
+            batch_size: 256,
+            lr: 0.1,
+            lr_step: 30,
+            lr_gamma: 0.1,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            crop_padding: 0,
+            flip: false,
+        }
+    }
+
+    /// Number of epochs.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// assert!(TrainParams::new(0.25).epochs(0).check().is_err());
+    /// ```
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+
+    /// Batch size.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// assert_eq!(TrainParams::new(0.25).batch_size(64).check()?.batch_size(), 64);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Initial learning rate.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// assert!(TrainParams::new(0.25).lr(-1.0).check().is_err());
+    /// ```
+    pub fn lr(mut self, lr: f64) -> Self {
+        self.lr = lr;
+        self
+    }
+
+    /// Multiply the learning rate by `gamma` every `step` epochs.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// let c = TrainParams::new(0.25).lr(1.0).lr_schedule(2, 0.5).check()?;
+    /// assert_eq!((c.lr_at(0), c.lr_at(1), c.lr_at(2), c.lr_at(5)), (1.0, 1.0, 0.5, 0.25));
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn lr_schedule(mut self, step: usize, gamma: f64) -> Self {
+        self.lr_step = step;
+        self.lr_gamma = gamma;
+        self
+    }
+
+    /// SGD momentum and L2 weight decay.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// assert!(TrainParams::new(0.25).sgd(1.5, 1e-4).check().is_err());
+    /// ```
+    pub fn sgd(mut self, momentum: f64, weight_decay: f64) -> Self {
+        self.momentum = momentum;
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    /// Data augmentation: random crops after zero padding by `padding` pixels, and random
+    /// horizontal flips (the paper's CIFAR-10 setting is 4 and true).
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// let c = TrainParams::new(0.25).augment(4, true).check()?;
+    /// assert_eq!(c.epochs(), 90);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn augment(mut self, padding: usize, flip: bool) -> Self {
+        self.crop_padding = padding;
+        self.flip = flip;
+        self
+    }
+
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSigma`] for a negative or non-finite sigma (0 is allowed: no noise);
+    /// [`Error::ZeroCount`] for zero epochs, batch size or schedule step;
+    /// [`Error::InvalidParameter`] for a non-positive learning rate, momentum outside [0, 1),
+    /// negative weight decay or gamma outside (0, 1].
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// assert!(TrainParams::new(f64::NAN).check().is_err());
+    /// assert!(TrainParams::new(0.0).check().is_ok());
+    /// ```
+    pub fn check(self) -> Result<TrainConfig> {
+        if self.sigma != 0.0 {
+            check_sigma(self.sigma)?;
+        }
+        check_positive("epochs", self.epochs as u64)?;
+        check_positive("batch_size", self.batch_size as u64)?;
+        check_positive("lr step", self.lr_step as u64)?;
+        let invalid = |name, reason: &str| {
+            Err(Error::InvalidParameter {
+                name,
+                reason: reason.into(),
+            })
+        };
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return invalid("lr", "must be finite and positive");
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return invalid("momentum", "must lie in [0, 1)");
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return invalid("weight_decay", "must be finite and non-negative");
+        }
+        if !(self.lr_gamma > 0.0 && self.lr_gamma <= 1.0) {
+            return invalid("lr gamma", "must lie in (0, 1]");
+        }
+        Ok(TrainConfig(self))
+    }
+}
+
+/// Validated training hyperparameters, made by [`TrainParams::check`].
+///
+/// # Example
+/// ```
+/// # use randomized_smoothing::train::TrainParams;
+/// let c = TrainParams::new(0.12).check()?;
+/// assert_eq!(c.lr_at(89), 0.1 * 0.1 * 0.1);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig(TrainParams);
+
+impl TrainConfig {
+    /// Noise level of the augmentation.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// assert_eq!(TrainParams::new(0.12).check()?.sigma(), 0.12);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn sigma(&self) -> f64 {
+        self.0.sigma
+    }
+
+    /// Number of epochs.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// assert_eq!(TrainParams::new(0.12).epochs(3).check()?.epochs(), 3);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn epochs(&self) -> usize {
+        self.0.epochs
+    }
+
+    /// Batch size.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// assert_eq!(TrainParams::new(0.12).check()?.batch_size(), 256);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn batch_size(&self) -> usize {
+        self.0.batch_size
+    }
+
+    /// The learning rate in epoch `epoch` (counted from 0).
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::train::TrainParams;
+    /// let c = TrainParams::new(0.12).check()?;
+    /// assert_eq!((c.lr_at(29), c.lr_at(30)), (0.1, 0.1 * 0.1));
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        self.0.lr * self.0.lr_gamma.powi((epoch / self.0.lr_step) as i32)
+    }
+}
+
+/// One epoch's line of the training log.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use randomized_smoothing::train::EpochReport;
+///
+/// let e = EpochReport { epoch: 1, time: Duration::from_secs(3), lr: 0.1, train_loss: 0.5,
+///                       train_acc: 0.8, test_loss: 0.6, test_acc: 0.75 };
+/// assert_eq!(e.to_line(), "1\t3.000\t0.1\t0.5000\t0.8000\t0.6000\t0.7500");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochReport {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Wall time of the epoch.
+    pub time: Duration,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Mean training loss (under noise).
+    pub train_loss: f64,
+    /// Training accuracy (under noise).
+    pub train_acc: f64,
+    /// Mean test loss (under noise, as in the paper's `train.py`).
+    pub test_loss: f64,
+    /// Test accuracy (under noise).
+    pub test_acc: f64,
+}
+
+/// Header of the training log, as the paper's `train.py` writes it.
+const LOG_HEADER: &str = "epoch\ttime\tlr\ttrain loss\ttrain acc\ttestloss\ttest acc";
+
+impl EpochReport {
+    /// The report as a tab-separated log line.
+    ///
+    /// # Example
+    /// ```
+    /// # use std::time::Duration;
+    /// # use randomized_smoothing::train::EpochReport;
+    /// let e = EpochReport { epoch: 2, time: Duration::ZERO, lr: 0.01, train_loss: 1.0,
+    ///                       train_acc: 0.5, test_loss: 1.0, test_acc: 0.5 };
+    /// assert!(e.to_line().starts_with("2\t0.000\t0.01\t"));
+    /// ```
+    pub fn to_line(&self) -> String {
+        format!(
+            "{}\t{:.3}\t{}\t{:.4}\t{:.4}\t{:.4}\t{:.4}",
+            self.epoch,
+            self.time.as_secs_f64(),
+            self.lr,
+            self.train_loss,
+            self.train_acc,
+            self.test_loss,
+            self.test_acc
+        )
+    }
+}
+
+fn store_err(e: impl std::fmt::Display) -> Error {
+    Error::Io(format!("checkpoint: {e}"))
+}
+
+/// A batch of images `[batch, C, H, W]` and labels from `indices`, with random crops and
+/// flips if configured.
+fn batch<B: Backend>(
+    data: &Dataset,
+    indices: &[usize],
+    params: &TrainParams,
+    rng: &mut StdRng,
+    device: &B::Device,
+) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    use rand::RngExt;
+    let shape = data.image_shape();
+    let (c, h, w) = (shape[0], shape[1], shape[2]);
+    let mut pixels = Vec::with_capacity(indices.len() * c * h * w);
+    for &i in indices {
+        let image = data.image(i);
+        let pad = params.crop_padding as i64;
+        let mut offset = || {
+            if pad > 0 {
+                rng.random_range(-pad..=pad) as isize
+            } else {
+                0
+            }
+        };
+        let (dy, dx) = (offset(), offset());
+        let flip = params.flip && rng.random::<bool>();
+        for ch in 0..c {
+            for y in 0..h as isize {
+                for x in 0..w as isize {
+                    let sx = if flip { w as isize - 1 - x } else { x } + dx;
+                    let sy = y + dy;
+                    let inside = (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
+                    let v = if inside {
+                        image[ch * h * w + sy as usize * w + sx as usize]
+                    } else {
+                        0.0
+                    };
+                    pixels.push(v);
+                }
+            }
+        }
+    }
+    let labels: Vec<i64> = indices.iter().map(|&i| data.label(i) as i64).collect();
+    (
+        Tensor::from_data(TensorData::new(pixels, [indices.len(), c, h, w]), device),
+        Tensor::from_data(TensorData::new(labels, [indices.len()]), device),
+    )
+}
+
+/// Mean loss and accuracy of `model` on `data` under Gaussian noise at sigma.
+fn evaluate<B: Backend, M: ImageClassifier<B>>(
+    model: &M,
+    data: &Dataset,
+    config: &TrainConfig,
+    device: &B::Device,
+) -> (f64, f64) {
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let no_augment = TrainParams {
+        crop_padding: 0,
+        flip: false,
+        ..config.0.clone()
+    };
+    let mut rng = StdRng::seed_from_u64(0);
+    let (mut loss_sum, mut correct) = (0.0, 0i64);
+    let all: Vec<usize> = (0..data.len()).collect();
+    for chunk in all.chunks(config.batch_size()) {
+        let (x, y) = batch::<B>(data, chunk, &no_augment, &mut rng, device);
+        let x = add_noise(x, config.sigma());
+        let logits = model.forward(x);
+        loss_sum += loss_fn
+            .forward(logits.clone(), y.clone())
+            .into_scalar()
+            .elem::<f64>()
+            * chunk.len() as f64;
+        correct += logits
+            .argmax(1)
+            .reshape([chunk.len()])
+            .equal(y)
+            .int()
+            .sum()
+            .into_scalar()
+            .elem::<i64>();
+    }
+    (
+        loss_sum / data.len() as f64,
+        correct as f64 / data.len() as f64,
+    )
+}
+
+fn add_noise<B: Backend>(x: Tensor<B, 4>, sigma: f64) -> Tensor<B, 4> {
+    if sigma == 0.0 {
+        return x;
+    }
+    let noise = Tensor::random(x.shape(), Distribution::Normal(0.0, sigma), &x.device());
+    x + noise
+}
+
+/// The last epoch with a complete checkpoint in `dir`, if any.
+fn last_checkpoint(dir: &Path) -> Option<usize> {
+    let entries = fs::read_dir(dir).ok()?;
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| {
+            name.strip_prefix("optim-")?
+                .strip_suffix(".mpk")?
+                .parse::<usize>()
+                .ok()
+        })
+        .filter(|epoch| dir.join(format!("model-{epoch}.mpk")).exists())
+        .max()
+}
+
+/// Trains `model` on `train_set` with Gaussian augmentation at the configured sigma,
+/// evaluating on `test_set` (under noise) after every epoch and calling `on_epoch` with the
+/// report.
+///
+/// With a `checkpoints` folder, the model and optimizer are saved there after every epoch
+/// (`model-N.mpk`, `optim-N.mpk`) and the log is appended to `log.tsv`; a later call with the
+/// same folder resumes after the last complete checkpoint. Shuffling and noise are derived
+/// from `(seed, epoch)`, so a resumed run draws what the uninterrupted one would have.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] if the two data sets have different image shapes or classes;
+/// [`Error::Io`] if a checkpoint cannot be written or read.
+///
+/// # Example
+/// See the [module documentation](self).
+pub fn train<B, M>(
+    model: M,
+    train_set: &Dataset,
+    test_set: &Dataset,
+    config: &TrainConfig,
+    checkpoints: Option<&Path>,
+    seed: u64,
+    mut on_epoch: impl FnMut(&EpochReport),
+) -> Result<M>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + ImageClassifier<B>,
+    M::InnerModule: ImageClassifier<B::InnerBackend>,
+{
+    if train_set.image_shape() != test_set.image_shape()
+        || train_set.num_classes() != test_set.num_classes()
+    {
+        return Err(Error::InvalidParameter {
+            name: "test_set",
+            reason: "train and test sets differ in image shape or classes".into(),
+        });
+    }
+    check_positive("train_set", train_set.len() as u64)?;
+    let device = model.devices().into_iter().next().unwrap_or_default();
+    let params = &config.0;
+    let momentum = MomentumConfig {
+        momentum: params.momentum,
+        dampening: 0.0,
+        nesterov: false,
+    };
+    let sgd = SgdConfig::new()
+        .with_momentum(Some(momentum))
+        .with_weight_decay(Some(WeightDecayConfig::new(params.weight_decay as f32)));
+    let mut optim = sgd.init::<B, M>();
+    let mut model = model;
+    let recorder = DefaultRecorder::new();
+    let mut start = 0;
+    if let Some(dir) = checkpoints {
+        fs::create_dir_all(dir)?;
+        if let Some(epoch) = last_checkpoint(dir) {
+            model = model
+                .load_file(dir.join(format!("model-{epoch}")), &recorder, &device)
+                .map_err(store_err)?;
+            let record = recorder
+                .load(dir.join(format!("optim-{epoch}")), &device)
+                .map_err(store_err)?;
+            optim = optim.load_record(record);
+            start = epoch;
+        }
+    }
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    for epoch in start..config.epochs() {
+        let started = Instant::now();
+        let lr = config.lr_at(epoch);
+        let epoch_seed = seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut rng = StdRng::seed_from_u64(epoch_seed);
+        B::seed(&device, epoch_seed);
+        let mut order: Vec<usize> = (0..train_set.len()).collect();
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut correct) = (0.0, 0i64);
+        for chunk in order.chunks(config.batch_size()) {
+            let (x, y) = batch::<B>(train_set, chunk, params, &mut rng, &device);
+            let logits = model.forward(add_noise(x, config.sigma()));
+            let loss = loss_fn.forward(logits.clone(), y.clone());
+            loss_sum += loss.clone().into_scalar().elem::<f64>() * chunk.len() as f64;
+            correct += logits
+                .argmax(1)
+                .reshape([chunk.len()])
+                .equal(y)
+                .int()
+                .sum()
+                .into_scalar()
+                .elem::<i64>();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+        }
+        let (test_loss, test_acc) = evaluate(&model.valid(), test_set, config, &device);
+        let report = EpochReport {
+            epoch: epoch + 1,
+            time: started.elapsed(),
+            lr,
+            train_loss: loss_sum / train_set.len() as f64,
+            train_acc: correct as f64 / train_set.len() as f64,
+            test_loss,
+            test_acc,
+        };
+        if let Some(dir) = checkpoints {
+            model
+                .clone()
+                .save_file(dir.join(format!("model-{}", epoch + 1)), &recorder)
+                .map_err(store_err)?;
+            recorder
+                .record(optim.to_record(), dir.join(format!("optim-{}", epoch + 1)))
+                .map_err(store_err)?;
+            let log_path = dir.join("log.tsv");
+            let fresh = !log_path.exists();
+            let mut log = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)?;
+            if fresh {
+                writeln!(log, "{LOG_HEADER}")?;
+            }
+            writeln!(log, "{}", report.to_line())?;
+        }
+        on_epoch(&report);
+    }
+    Ok(model)
+}

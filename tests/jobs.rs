@@ -1,0 +1,178 @@
+//! Long certification jobs: kill-and-resume and shard-and-merge give the rows of one
+//! uninterrupted run.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::NdArray;
+use burn::tensor::Tensor;
+use randomized_smoothing::data::{Dataset, digits};
+use randomized_smoothing::jobs::{CertifyJob, Selection, Shard, certify_dataset, merge_logs};
+use randomized_smoothing::records::{CertifyRecord, read_certify_log};
+use randomized_smoothing::{
+    CertifyConfig, CertifyParams, Error, Gaussian, LogitsClassifier, SmoothedClassifier,
+};
+
+type B = NdArray;
+
+/// Logits from the mean brightness of the four quadrants: a cheap, input-dependent classifier.
+fn quadrants(x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let pooled = burn::tensor::module::avg_pool2d(x, [4, 4], [4, 4], [0, 0], true, false);
+    pooled.flatten::<2>(1, 3).mul_scalar(10.0)
+}
+
+type Forward = fn(Tensor<B, 4>) -> Tensor<B, 2>;
+
+fn setup() -> (Forward, Dataset, CertifyConfig) {
+    let forward = quadrants as Forward;
+    let (_, test) = digits().unwrap().split_at(1_700).unwrap();
+    let config = CertifyParams::default()
+        .n0(20)
+        .n(300)
+        .alpha(0.01)
+        .batch_size(150)
+        .check()
+        .unwrap();
+    (forward, test, config)
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rs-jobs-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Everything but the time column.
+fn key(rows: &[CertifyRecord]) -> Vec<(usize, usize, Option<usize>, String, bool)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r.idx,
+                r.label,
+                r.predict,
+                format!("{:.3}", r.radius),
+                r.correct,
+            )
+        })
+        .collect()
+}
+
+fn read(path: &PathBuf) -> Vec<CertifyRecord> {
+    read_certify_log(std::fs::File::open(path).unwrap()).unwrap()
+}
+
+type Smoothed =
+    SmoothedClassifier<B, LogitsClassifier<fn(Tensor<B, 4>) -> Tensor<B, 2>, 4>, Gaussian, 4>;
+
+/// Runs (or resumes) a job and returns the number of rows it added.
+fn run(
+    smoothed: &Smoothed,
+    data: &Dataset,
+    config: &CertifyConfig,
+    selection: Selection,
+    output: &Path,
+) -> Result<usize, Error> {
+    let job = CertifyJob {
+        selection,
+        seed: 5,
+        output: output.to_path_buf(),
+    };
+    let mut added = 0;
+    certify_dataset(
+        smoothed,
+        data,
+        config,
+        &job,
+        &Default::default(),
+        |_, _, _| added += 1,
+    )?;
+    Ok(added)
+}
+
+fn smoothed() -> (Smoothed, Dataset, CertifyConfig) {
+    let (forward, data, config) = setup();
+    let base = LogitsClassifier::new([1, 8, 8], 4, forward).unwrap();
+    (
+        SmoothedClassifier::new(base, Gaussian::new(0.25).unwrap()),
+        data,
+        config,
+    )
+}
+
+#[test]
+fn resume_and_shards_reproduce_the_single_run() {
+    let (smoothed, data, config) = smoothed();
+    let selection = Selection::new(3, Some(20), Shard::whole()).unwrap();
+    let d = dir("resume");
+
+    let single = d.join("single.tsv");
+    assert_eq!(
+        run(&smoothed, &data, &config, selection, &single).unwrap(),
+        20
+    );
+    let reference = read(&single);
+    assert_eq!(reference.len(), 20);
+    assert!(
+        reference.iter().any(|r| r.predict.is_some()),
+        "the toy classifier certifies something"
+    );
+
+    // Killed after 7 rows, with half of the 8th written.
+    let resumed = d.join("resumed.tsv");
+    let text = std::fs::read_to_string(&single).unwrap();
+    let cut: usize = text.lines().take(8).map(|l| l.len() + 1).sum::<usize>() + 5;
+    std::fs::write(&resumed, &text[..cut]).unwrap();
+    assert_eq!(
+        run(&smoothed, &data, &config, selection, &resumed).unwrap(),
+        13
+    );
+    assert_eq!(key(&read(&resumed)), key(&reference));
+    // Running a finished job again adds nothing.
+    assert_eq!(
+        run(&smoothed, &data, &config, selection, &resumed).unwrap(),
+        0
+    );
+    assert_eq!(read(&resumed).len(), 20);
+
+    // Three shards, merged.
+    let shards: Vec<PathBuf> = (0..3)
+        .map(|k| {
+            let path = d.join(format!("shard-{k}.tsv"));
+            let shard = Selection::new(3, Some(20), Shard::new(k, 3).unwrap()).unwrap();
+            run(&smoothed, &data, &config, shard, &path).unwrap();
+            path
+        })
+        .collect();
+    let merged = d.join("merged.tsv");
+    assert_eq!(merge_logs(&shards, &merged).unwrap(), 20);
+    assert_eq!(key(&read(&merged)), key(&reference));
+    // Merging a shard twice is refused.
+    let err = merge_logs(&[shards[0].clone(), shards[0].clone()], &d.join("bad.tsv")).unwrap_err();
+    assert!(matches!(err, Error::InvalidParameter { .. }), "{err}");
+}
+
+#[test]
+fn a_log_of_another_selection_is_not_extended() {
+    let (smoothed, data, config) = smoothed();
+    let out = dir("other").join("log.tsv");
+    run(
+        &smoothed,
+        &data,
+        &config,
+        Selection::new(1, Some(2), Shard::whole()).unwrap(),
+        &out,
+    )
+    .unwrap();
+    let err = run(
+        &smoothed,
+        &data,
+        &config,
+        Selection::new(5, Some(2), Shard::whole()).unwrap(),
+        &out,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidParameter { name: "output", .. }),
+        "{err}"
+    );
+}
