@@ -9,22 +9,20 @@
 //!
 //! Run with `cargo run --release --example quickstart`.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use randomized_smoothing::accuracy::{
     AccuracyBound, approximate_certified_accuracy, certified_accuracy_lower_bound,
 };
 use randomized_smoothing::data::digits;
+use randomized_smoothing::jobs::{CertifyJob, Selection, Shard, certify_dataset};
 use randomized_smoothing::models::{ImageClassifier, SmallCnnConfig};
-use randomized_smoothing::records::{CERTIFY_HEADER, CertifyRecord};
 use randomized_smoothing::train::{TrainParams, train};
 use randomized_smoothing::{CertifyParams, Gaussian, LogitsClassifier, SmoothedClassifier};
 
@@ -78,10 +76,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .batch_size(1_000)
         .check()?;
 
-    fs::create_dir_all("target/quickstart")?;
-    let path = format!("target/quickstart/certify_digits_sigma_{SIGMA}.tsv");
-    let mut log = File::create(&path)?;
-    writeln!(log, "{CERTIFY_HEADER}")?;
+    let output = PathBuf::from(format!(
+        "target/quickstart/certify_digits_sigma_{SIGMA}.tsv"
+    ));
+    // A fresh log: an existing one would be resumed, and it belongs to a previous model.
+    let _ = fs::remove_file(&output);
+    let job = CertifyJob {
+        selection: Selection::new(1, None, Shard::whole())?,
+        seed: 0,
+        output: output.clone(),
+    };
     eprintln!(
         "certifying {} held-out digits: n0 = {}, n = {}, alpha = {}",
         test_set.len(),
@@ -90,41 +94,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         certify.alpha()
     );
     let start = Instant::now();
-    let mut outcomes = Vec::with_capacity(test_set.len());
-    for i in 0..test_set.len() {
-        let began = Instant::now();
-        let x = Tensor::<NdArray, 3>::from_data(
-            TensorData::new(test_set.image(i).to_vec(), [1, 8, 8]),
-            &device,
-        );
-        // One seed per example: any example can be re-run on its own.
-        let certification = smoothed.certify(x, &certify, &mut StdRng::seed_from_u64(i as u64))?;
-        let label = test_set.label(i);
-        let record = CertifyRecord {
-            idx: i,
-            label,
-            predict: certification.class(),
-            radius: certification.radius().unwrap_or(0.0),
-            correct: certification.class() == Some(label),
-            time: began.elapsed(),
-        };
-        writeln!(log, "{}", record.to_line())?;
-        outcomes.push(record.outcome());
-        if (i + 1) % 40 == 0 || i + 1 == test_set.len() {
-            eprintln!(
-                "  {:>3}/{} digits, {:.0} s",
-                i + 1,
-                test_set.len(),
-                start.elapsed().as_secs_f64()
-            );
-        }
-    }
+    let rows = certify_dataset(
+        &smoothed,
+        &test_set,
+        &certify,
+        &job,
+        &device,
+        |_, done, total| {
+            if done % 40 == 0 || done == total {
+                eprintln!(
+                    "  {done:>3}/{total} digits, {:.0} s",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        },
+    )?;
+    let outcomes: Vec<_> = rows.iter().map(|r| r.outcome()).collect();
     let samples = test_set.len() as f64 * (certify.n0() + certify.n()) as f64;
     println!(
-        "\ncertified {} digits in {:.0} s ({:.0} noisy samples/s); log: {path}\n",
+        "\ncertified {} digits in {:.0} s ({:.0} noisy samples/s); log: {}\n",
         test_set.len(),
         start.elapsed().as_secs_f64(),
-        samples / start.elapsed().as_secs_f64()
+        samples / start.elapsed().as_secs_f64(),
+        output.display()
     );
     let radii = [0.0, 0.25, 0.5, 0.75];
     let approx = approximate_certified_accuracy(&outcomes, &radii)?;
