@@ -4,7 +4,8 @@
 //! A log is a header `idx\tlabel\tpredict\tradius\tcorrect\ttime` and one row per example;
 //! `predict` is -1 and `radius` 0.0 on abstention; `radius` is written with three
 //! significant digits (Python's `"{:.3}"`) and `time` as `H:MM:SS.ffffff`. Reading also accepts
-//! the plain seconds (`15.4`) of the paper's released CIFAR-10 logs.
+//! the plain seconds (`15.4`) of the paper's released CIFAR-10 logs. Prediction logs
+//! (`idx\tlabel\tpredict\tcorrect\ttime`) are written by [`PredictRecord`].
 //!
 //! # Example
 //! ```
@@ -101,6 +102,61 @@ impl CertifyRecord {
             correct: self.correct,
             radius: self.radius,
         }
+    }
+}
+
+/// The header line of a prediction log.
+///
+/// # Example
+/// ```
+/// assert_eq!(randomized_smoothing::records::PREDICT_HEADER, "idx\tlabel\tpredict\tcorrect\ttime");
+/// ```
+pub const PREDICT_HEADER: &str = "idx\tlabel\tpredict\tcorrect\ttime";
+
+/// One row of a prediction log, as the paper's `predict.py` writes it.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use randomized_smoothing::records::PredictRecord;
+///
+/// let row = PredictRecord { idx: 5, label: 3, predict: None, correct: false, time: Duration::from_millis(150) };
+/// assert_eq!(row.to_line(), "5\t3\t-1\t0\t0:00:00.150000");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictRecord {
+    /// Index of the example in its data set.
+    pub idx: usize,
+    /// True label.
+    pub label: usize,
+    /// Predicted class, `None` on abstention.
+    pub predict: Option<usize>,
+    /// Whether the prediction is the label.
+    pub correct: bool,
+    /// Time spent on the example.
+    pub time: Duration,
+}
+
+impl PredictRecord {
+    /// The row as a tab-separated line (no trailing newline).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use randomized_smoothing::records::PredictRecord;
+    ///
+    /// let row = PredictRecord { idx: 0, label: 1, predict: Some(1), correct: true, time: Duration::ZERO };
+    /// assert_eq!(row.to_line(), "0\t1\t1\t1\t0:00:00.000000");
+    /// ```
+    pub fn to_line(&self) -> String {
+        let predict = self.predict.map_or("-1".to_string(), |p| p.to_string());
+        format!(
+            "{}\t{}\t{predict}\t{}\t{}",
+            self.idx,
+            self.label,
+            u8::from(self.correct),
+            format_duration(self.time)
+        )
     }
 }
 
