@@ -32,7 +32,7 @@ use crate::classifier::BaseClassifier;
 use crate::data::Dataset;
 use crate::error::{Error, Result, check_positive};
 use crate::records::{CERTIFY_HEADER, CertifyRecord, read_certify_log};
-use crate::sampling::NoiseDistribution;
+use crate::sampling::{GOLDEN_GAMMA, NoiseDistribution, mix64};
 use crate::smoothing::{CertifyConfig, SmoothedClassifier};
 
 /// Shard `index` of `count` (`k/N` on the command line, k from 0).
@@ -182,11 +182,8 @@ impl Selection {
 /// assert_eq!(example_seed(7, 3), example_seed(7, 3));
 /// ```
 pub fn example_seed(seed: u64, idx: usize) -> u64 {
-    // SplitMix64 of the pair: nearby indices get unrelated seeds.
-    let mut z = seed ^ (idx as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    // Nearby indices get unrelated seeds.
+    mix64(seed ^ (idx as u64).wrapping_mul(GOLDEN_GAMMA))
 }
 
 /// A certification job: which examples, the seed their per-example seeds derive from, and

@@ -174,8 +174,15 @@ impl NoiseDistribution for Gaussian {
 static BACKEND_RNG: Mutex<()> = Mutex::new(());
 
 /// SplitMix64: a bijective mixer, so distinct (seed, batch) pairs give unrelated seeds.
-fn split_mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+fn split_mix(z: u64) -> u64 {
+    mix64(z.wrapping_add(GOLDEN_GAMMA))
+}
+
+/// The odd constant SplitMix64 steps by (2^64 / golden ratio).
+pub(crate) const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// SplitMix64's output function: a bijection that spreads every input bit over the output.
+pub(crate) fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)

@@ -41,6 +41,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result, check_positive};
 use crate::models::ImageClassifier;
 use crate::radius::check_sigma;
+use crate::sampling::GOLDEN_GAMMA;
 
 /// Unchecked training hyperparameters; [`check`](Self::check) them into a [`TrainConfig`].
 ///
@@ -521,7 +522,7 @@ where
     for epoch in start..config.epochs() {
         let started = Instant::now();
         let lr = config.lr_at(epoch);
-        let epoch_seed = seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let epoch_seed = seed ^ (epoch as u64).wrapping_mul(GOLDEN_GAMMA);
         let mut rng = StdRng::seed_from_u64(epoch_seed);
         B::seed(&device, epoch_seed);
         let mut order: Vec<usize> = (0..train_set.len()).collect();
