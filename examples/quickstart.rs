@@ -15,16 +15,15 @@ use std::time::Instant;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use randomized_smoothing::accuracy::{
     AccuracyBound, approximate_certified_accuracy, certified_accuracy_lower_bound,
 };
 use randomized_smoothing::data::digits;
 use randomized_smoothing::jobs::{CertifyJob, Selection, Shard, certify_dataset};
-use randomized_smoothing::models::{ImageClassifier, SmallCnnConfig};
+use randomized_smoothing::models::SmallCnnConfig;
 use randomized_smoothing::train::{TrainParams, train};
-use randomized_smoothing::{CertifyParams, Gaussian, LogitsClassifier, SmoothedClassifier};
+use randomized_smoothing::{CertifyParams, Gaussian, SmoothedClassifier};
 
 const SIGMA: f64 = 0.25;
 
@@ -43,13 +42,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "training a small CNN on {} digits with Gaussian augmentation, sigma = {SIGMA}",
         train_set.len()
     );
-    let model = SmallCnnConfig::new(1, 10)
-        .with_width(16)
+    let model = SmallCnnConfig::new([1, 8, 8], 10)
+        .with_filters(16)
         .with_mean(vec![mean])
         .with_std(vec![std]);
     // Seed the backend's generator, which initializes the weights: the run is reproducible.
     <Autodiff<NdArray> as Backend>::seed(&device, 0);
-    let model = model.init::<Autodiff<NdArray>>(&device);
+    let model = model.init::<Autodiff<NdArray>>(&device)?;
     let config = TrainParams::new(SIGMA)
         .epochs(20)
         .batch_size(64)
@@ -66,9 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     })?;
 
-    let model = trained.valid();
-    let base = LogitsClassifier::new([1, 8, 8], 10, move |x: Tensor<NdArray, 4>| model.forward(x))?;
-    let smoothed = SmoothedClassifier::new(base, Gaussian::new(SIGMA)?);
+    let smoothed = SmoothedClassifier::new(trained.valid(), Gaussian::new(SIGMA)?);
     let certify = CertifyParams::default()
         .n0(100)
         .n(10_000)

@@ -119,6 +119,44 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(String),
 
+    /// A model file that cannot be read: missing, not a PyTorch or Burn file, or truncated.
+    #[error("cannot read model file {path}: {reason}")]
+    UnreadableCheckpoint {
+        /// The file.
+        path: String,
+        /// What the reader reported.
+        reason: String,
+    },
+
+    /// An architecture name that the crate does not build.
+    #[error(
+        "unknown architecture {0:?}: expected cifar_resnet20, cifar_resnet110 (any cifar_resnet<6k+2>) or resnet50"
+    )]
+    UnknownArchitecture(String),
+
+    /// The checkpoint's tensors do not have the names the model expects. Names are the
+    /// checkpoint's own (with any prefix such as `1.module.`), sorted.
+    #[error(
+        "checkpoint does not match the model: missing keys {missing:?}, unexpected keys {unexpected:?}"
+    )]
+    CheckpointKeys {
+        /// Tensors the model needs that the checkpoint lacks.
+        missing: Vec<String>,
+        /// Tensors in the checkpoint that the model has no place for.
+        unexpected: Vec<String>,
+    },
+
+    /// A checkpoint tensor whose shape differs from the model's parameter of that name.
+    #[error("checkpoint tensor {key} has shape {got:?}, the model expects {expected:?}")]
+    CheckpointShape {
+        /// The checkpoint's name for the tensor.
+        key: String,
+        /// The shape the model expects (in the checkpoint's layout).
+        expected: Vec<usize>,
+        /// The shape found in the checkpoint.
+        got: Vec<usize>,
+    },
+
     /// Any other parameter outside its domain.
     #[error("invalid {name}: {reason}")]
     InvalidParameter {

@@ -12,7 +12,7 @@
 //!
 //! let device = Default::default();
 //! let (train_set, test_set) = digits()?.split_at(1_437)?;
-//! let model = SmallCnnConfig::new(1, 10).with_width(8).init::<Autodiff<NdArray>>(&device);
+//! let model = SmallCnnConfig::new([1, 8, 8], 10).with_filters(8).init::<Autodiff<NdArray>>(&device)?;
 //! let config = TrainParams::new(0.25).epochs(1).batch_size(128).lr(0.05).check()?;
 //! let mut log = Vec::new();
 //! let _trained = train(model, &train_set, &test_set, &config, None, 0, |epoch| log.push(epoch.clone()))?;

@@ -15,7 +15,12 @@ fn learns_checkpoints_and_resumes() {
     let _ = std::fs::remove_dir_all(&dir);
     let device = Default::default();
     let (train_set, test_set) = digits().unwrap().split_at(1_437).unwrap();
-    let model = || SmallCnnConfig::new(1, 10).with_width(8).init::<B>(&device);
+    let model = || {
+        SmallCnnConfig::new([1, 8, 8], 10)
+            .with_filters(8)
+            .init::<B>(&device)
+            .unwrap()
+    };
     let params = TrainParams::new(0.25)
         .batch_size(64)
         .lr(0.1)
@@ -103,9 +108,10 @@ fn bad_hyperparameters_are_rejected() {
     let (a, _) = digits().unwrap().split_at(10).unwrap();
     let mnist_like =
         randomized_smoothing::data::Dataset::new(vec![0.0; 4], vec![0], vec![1, 2, 2], 10).unwrap();
-    let model = SmallCnnConfig::new(1, 10)
-        .with_width(4)
-        .init::<B>(&Default::default());
+    let model = SmallCnnConfig::new([1, 8, 8], 10)
+        .with_filters(4)
+        .init::<B>(&Default::default())
+        .unwrap();
     let config = TrainParams::new(0.25).epochs(1).check().unwrap();
     let err = train(model, &a, &mnist_like, &config, None, 0, |_| {}).unwrap_err();
     assert!(

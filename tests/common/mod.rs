@@ -37,6 +37,31 @@ macro_rules! backend_tests {
 }
 pub(crate) use backend_tests;
 
+/// As [`backend_tests`], for inference-only checks: backends without autodiff, where
+/// batch norm uses its running statistics.
+macro_rules! inference_backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod ndarray_backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<burn::backend::NdArray>(&Default::default());
+                }
+            )*
+        }
+        #[cfg(feature = "cuda")]
+        mod cuda_backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<burn::backend::Cuda>(&Default::default());
+                }
+            )*
+        }
+    };
+}
+pub(crate) use inference_backend_tests;
+
 /// One-sided binomial test that `failures` out of `trials` is consistent with a failure
 /// rate of at most `rate`: true unless P(Binomial(trials, rate) >= failures) < 1e-4.
 pub fn consistent_with_rate(failures: u64, trials: u64, rate: f64) -> bool {

@@ -1,0 +1,97 @@
+//! Throughput of the paper's architectures: forward images/s and CERTIFY samples/s.
+//!
+//! ```text
+//! cargo run --release --example model_throughput                     # NdArray (CPU)
+//! cargo run --release --features cuda --example model_throughput     # CUDA
+//! cargo run --release --example model_throughput -- cifar_resnet110 100,400
+//! ```
+//! Arguments: architectures (comma-separated, default `cifar_resnet20,cifar_resnet110`) and
+//! batch sizes (default `100,400`). Weights are random: speed does not depend on them. Each
+//! figure is the median of 5 timed repetitions after one warm-up. Figures go in
+//! docs/benchmarks.md.
+
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use randomized_smoothing::models::{Architecture, ImageClassifier};
+use randomized_smoothing::{Gaussian, SmoothedClassifier};
+
+#[cfg(feature = "cuda")]
+type B = burn::backend::Cuda;
+#[cfg(not(feature = "cuda"))]
+type B = burn::backend::NdArray;
+
+const REPEATS: usize = 5;
+
+/// Median seconds of `REPEATS` runs of `f`, after one warm-up run.
+fn median_secs(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..REPEATS)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[REPEATS / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let archs = args
+        .first()
+        .map(String::as_str)
+        .unwrap_or("cifar_resnet20,cifar_resnet110");
+    let batches: Vec<usize> = args
+        .get(1)
+        .map(String::as_str)
+        .unwrap_or("100,400")
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let device = Default::default();
+    B::seed(&device, 0);
+    println!("backend: {}", std::any::type_name::<B>());
+    println!("| architecture | batch | forward images/s | certify samples/s |");
+    println!("| --- | ---: | ---: | ---: |");
+    for name in archs.split(',') {
+        let arch: Architecture = name.parse()?;
+        let model = arch.init::<B>(arch.default_classes(), &device)?;
+        let shape = arch.input_shape();
+        let smoothed = SmoothedClassifier::new(model, Gaussian::new(0.25)?);
+        let x = Tensor::<B, 3>::random(shape, Distribution::Default, &device);
+        for &batch in &batches {
+            let inputs = Tensor::<B, 4>::random(
+                [batch, shape[0], shape[1], shape[2]],
+                Distribution::Default,
+                &device,
+            );
+            // Forward, arg-max and read-back of a ready batch.
+            let forward = median_secs(|| {
+                smoothed
+                    .base()
+                    .forward(inputs.clone())
+                    .argmax(1)
+                    .into_data();
+            });
+            // The certification sampling loop: noise on the device, forward, counting.
+            let samples = 2 * batch as u64;
+            let mut rng = StdRng::seed_from_u64(0);
+            let certify = median_secs(|| {
+                smoothed
+                    .sample_counts(x.clone(), samples, batch, &mut rng)
+                    .expect("valid arguments");
+            });
+            println!(
+                "| {name} | {batch} | {:.0} | {:.0} |",
+                batch as f64 / forward,
+                samples as f64 / certify
+            );
+        }
+    }
+    Ok(())
+}

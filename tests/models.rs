@@ -1,0 +1,371 @@
+//! Model architectures and loaders against PyTorch: golden checkpoints and logits written
+//! by `tests/reference/gen_model_fixtures.py`, in both serialization formats.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use burn_store::pytorch::PytorchReader;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use randomized_smoothing::models::{
+    Architecture, CifarResNetConfig, ImageClassifier, Model, PytorchCheckpoint, ResNetConfig,
+    load_model, pytorch_keys, save_model,
+};
+use randomized_smoothing::{
+    BaseClassifier, Certification, CertifyParams, Error, Gaussian, SmoothedClassifier,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rs-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Inputs and PyTorch's logits from an `*.io.pt` file.
+fn golden<B: Backend>(name: &str, device: &B::Device) -> (Tensor<B, 4>, Vec<f32>, usize) {
+    let reader = PytorchReader::new(fixture(name)).unwrap();
+    let get = |key: &str| reader.get(key).unwrap().to_data().unwrap();
+    let inputs: TensorData = get("inputs");
+    let logits = get("logits");
+    let classes = logits.shape[1];
+    (
+        Tensor::from_data(inputs.convert::<f32>(), device),
+        logits.to_vec::<f32>().unwrap(),
+        classes,
+    )
+}
+
+/// Largest difference between our logits and PyTorch's, relative to max(1, |logit|).
+fn max_rel_diff<B: Backend>(
+    model: &impl ImageClassifier<B>,
+    name: &str,
+    device: &B::Device,
+) -> f32 {
+    let (inputs, expected, classes) = golden::<B>(name, device);
+    let got = model.forward(inputs);
+    assert_eq!(got.dims()[1], classes);
+    let got = got.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+    assert_eq!(got.len(), expected.len());
+    got.iter()
+        .zip(&expected)
+        .map(|(g, e)| (g - e).abs() / e.abs().max(1.0))
+        .fold(0.0, f32::max)
+}
+
+fn reduced_resnet50<B: Backend>(device: &B::Device) -> randomized_smoothing::models::ResNet<B> {
+    ResNetConfig::new()
+        .with_width(4)
+        .with_classes(10)
+        .with_image_size(64)
+        .init(device)
+        .unwrap()
+}
+
+fn golden_cifar_resnet20_zip<B: Backend>(device: &B::Device) {
+    check_cifar_resnet20::<B>("cifar_resnet20.zip.pth.tar", device);
+}
+
+fn golden_cifar_resnet20_legacy<B: Backend>(device: &B::Device) {
+    check_cifar_resnet20::<B>("cifar_resnet20.legacy.pth.tar", device);
+}
+
+fn check_cifar_resnet20<B: Backend>(file: &str, device: &B::Device) {
+    let checkpoint = PytorchCheckpoint::open(fixture(file)).unwrap();
+    assert_eq!(checkpoint.arch(), Some("cifar_resnet20"));
+    assert_eq!(checkpoint.epoch(), Some(90));
+    assert_eq!(checkpoint.prefix(), "state_dict.1.");
+    let model: Model<B> = checkpoint.model(device).unwrap();
+    assert!(matches!(model, Model::CifarResNet(_)));
+    let diff = max_rel_diff(&model, "cifar_resnet20.io.pt", device);
+    assert!(
+        diff < 1e-4,
+        "{file}: logits differ from PyTorch's by {diff}"
+    );
+    // A model with fresh weights is far off: the comparison can fail.
+    let fresh = Architecture::CIFAR_RESNET20.init::<B>(10, device).unwrap();
+    assert!(max_rel_diff(&fresh, "cifar_resnet20.io.pt", device) > 1e-2);
+}
+
+fn golden_resnet50_zip<B: Backend>(device: &B::Device) {
+    check_resnet50::<B>("resnet50_w4.zip.pth.tar", "state_dict.1.module.", device);
+}
+
+fn golden_resnet50_legacy<B: Backend>(device: &B::Device) {
+    check_resnet50::<B>("resnet50_w4.legacy.pth.tar", "state_dict.1.module.", device);
+}
+
+fn golden_resnet50_plain_state_dict<B: Backend>(device: &B::Device) {
+    check_resnet50::<B>("resnet50_w4.plain.pth", "", device);
+}
+
+fn check_resnet50<B: Backend>(file: &str, prefix: &str, device: &B::Device) {
+    let checkpoint = PytorchCheckpoint::open(fixture(file)).unwrap();
+    assert_eq!(checkpoint.prefix(), prefix);
+    let model = checkpoint.load_into(reduced_resnet50::<B>(device)).unwrap();
+    let diff = max_rel_diff(&model, "resnet50_w4.io.pt", device);
+    assert!(
+        diff < 1e-4,
+        "{file}: logits differ from PyTorch's by {diff}"
+    );
+}
+
+common::inference_backend_tests!(
+    golden_cifar_resnet20_zip,
+    golden_cifar_resnet20_legacy,
+    golden_resnet50_zip,
+    golden_resnet50_legacy,
+    golden_resnet50_plain_state_dict,
+);
+
+type B = burn::backend::NdArray;
+
+/// The reduced ResNet-50 checkpoint says `arch: resnet50`, so building from the checkpoint
+/// makes the full-width network, whose shapes the file does not have.
+#[test]
+fn arch_field_builds_full_resnet50_and_reports_shape_mismatch() {
+    let checkpoint = PytorchCheckpoint::open(fixture("resnet50_w4.legacy.pth.tar")).unwrap();
+    assert_eq!(checkpoint.architecture().unwrap(), Architecture::ResNet50);
+    let err = checkpoint.model::<B>(&Default::default()).unwrap_err();
+    assert_eq!(
+        err,
+        Error::CheckpointShape {
+            key: "state_dict.1.module.bn1.bias".into(),
+            expected: vec![64],
+            got: vec![4],
+        }
+    );
+}
+
+#[test]
+fn plain_state_dict_has_no_arch() {
+    let checkpoint = PytorchCheckpoint::open(fixture("resnet50_w4.plain.pth")).unwrap();
+    assert_eq!(checkpoint.arch(), None);
+    assert!(matches!(
+        checkpoint.architecture(),
+        Err(Error::UnknownArchitecture(_))
+    ));
+}
+
+/// The full-size architectures have exactly the keys and shapes of the paper's models, as
+/// PyTorch lists them (`keys.tsv`, from the same script).
+#[test]
+fn full_size_architectures_match_pytorch_state_dicts() {
+    let text = std::fs::read_to_string(fixture("keys.tsv")).unwrap();
+    let mut manifest: BTreeMap<&str, BTreeMap<String, Vec<usize>>> = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let [arch, key, shape]: [&str; 3] =
+            line.split('\t').collect::<Vec<_>>().try_into().unwrap();
+        if key.ends_with("num_batches_tracked") {
+            continue;
+        }
+        let prefix = if arch == "resnet50" {
+            "1.module."
+        } else {
+            "1."
+        };
+        let shape = shape.split('x').map(|d| d.parse().unwrap()).collect();
+        manifest
+            .entry(arch)
+            .or_default()
+            .insert(key.strip_prefix(prefix).unwrap().to_string(), shape);
+    }
+    assert_eq!(manifest.len(), 2);
+    let device = Default::default();
+    for (arch, keys) in manifest {
+        let model = arch
+            .parse::<Architecture>()
+            .unwrap()
+            .init::<B>(if arch == "resnet50" { 1000 } else { 10 }, &device)
+            .unwrap();
+        let ours = pytorch_keys(&model);
+        assert_eq!(ours, keys, "{arch}");
+    }
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let err = PytorchCheckpoint::open(fixture("no-such-file.pth")).unwrap_err();
+    assert!(
+        matches!(err, Error::UnreadableCheckpoint { ref path, .. } if path.ends_with("no-such-file.pth")),
+        "{err}"
+    );
+}
+
+#[test]
+fn non_pytorch_file_is_an_error() {
+    let path = scratch("not-a-checkpoint.pth");
+    std::fs::write(&path, "idx\tlabel\tpredict\n0\t3\t3\n").unwrap();
+    let err = PytorchCheckpoint::open(&path).unwrap_err();
+    assert!(matches!(err, Error::UnreadableCheckpoint { .. }), "{err}");
+}
+
+/// A file cut short, in either format, fails to open or to load, with a typed error.
+#[test]
+fn truncated_files_are_errors() {
+    for name in [
+        "cifar_resnet20.zip.pth.tar",
+        "cifar_resnet20.legacy.pth.tar",
+    ] {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        for keep in [bytes.len() / 2, bytes.len() - 100] {
+            let path = scratch(&format!("truncated-{keep}-{name}"));
+            std::fs::write(&path, &bytes[..keep]).unwrap();
+            let result = PytorchCheckpoint::open(&path)
+                .and_then(|c| c.model::<B>(&Default::default()).map(|_| ()));
+            assert!(
+                matches!(result, Err(Error::UnreadableCheckpoint { .. })),
+                "{name} cut at {keep}: {result:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_arch_is_an_error() {
+    for name in [
+        "resnet18",
+        "cifar_resnet21",
+        "cifar_resnet2",
+        "cifar_resnet",
+    ] {
+        assert_eq!(
+            name.parse::<Architecture>(),
+            Err(Error::UnknownArchitecture(name.into()))
+        );
+    }
+}
+
+/// ResNet-20's weights into ResNet-26 (one block more per stage) and ResNet-14 (one fewer):
+/// every missing and unexpected key is listed by its name in the file.
+#[test]
+fn missing_and_unexpected_keys_are_listed() {
+    let checkpoint = PytorchCheckpoint::open(fixture("cifar_resnet20.zip.pth.tar")).unwrap();
+    let device = Default::default();
+    let deeper = CifarResNetConfig::new(26).init::<B>(&device).unwrap();
+    match checkpoint.load_into(deeper).unwrap_err() {
+        Error::CheckpointKeys {
+            missing,
+            unexpected,
+        } => {
+            assert!(unexpected.is_empty());
+            // 3 stages x 1 block x (2 convs + 2 BNs x 4 tensors) = 30 keys.
+            assert_eq!(missing.len(), 30, "{missing:?}");
+            assert!(missing.contains(&"state_dict.1.layer1.3.conv1.weight".to_string()));
+            assert!(missing.contains(&"state_dict.1.layer3.3.bn2.running_var".to_string()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let shallower = CifarResNetConfig::new(14).init::<B>(&device).unwrap();
+    match checkpoint.load_into(shallower).unwrap_err() {
+        Error::CheckpointKeys {
+            missing,
+            unexpected,
+        } => {
+            assert!(missing.is_empty());
+            assert_eq!(unexpected.len(), 30, "{unexpected:?}");
+            assert!(unexpected.contains(&"state_dict.1.layer2.2.bn1.weight".to_string()));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn wrong_shape_names_the_key_and_both_shapes() {
+    let checkpoint = PytorchCheckpoint::open(fixture("cifar_resnet20.legacy.pth.tar")).unwrap();
+    let hundred = CifarResNetConfig::new(20)
+        .with_classes(100)
+        .init::<B>(&Default::default())
+        .unwrap();
+    let err = checkpoint.load_into(hundred).unwrap_err();
+    assert_eq!(
+        err,
+        Error::CheckpointShape {
+            key: "state_dict.1.fc.bias".into(),
+            expected: vec![100],
+            got: vec![10],
+        }
+    );
+    assert!(err.to_string().contains("state_dict.1.fc.bias"));
+}
+
+/// The crate's own format: a loaded model saved and read back gives identical logits; a
+/// file from another architecture or a truncated one gives typed errors.
+#[test]
+fn burn_format_round_trip() {
+    let device = Default::default();
+    let model: Model<B> = PytorchCheckpoint::open(fixture("cifar_resnet20.zip.pth.tar"))
+        .unwrap()
+        .model(&device)
+        .unwrap();
+    let path = scratch("resnet20.bpk");
+    save_model(&model, &path).unwrap();
+    let fresh = Architecture::CIFAR_RESNET20.init::<B>(10, &device).unwrap();
+    let loaded = load_model(fresh, &path).unwrap();
+    let (inputs, _, _) = golden::<B>("cifar_resnet20.io.pt", &device);
+    let a = model
+        .forward(inputs.clone())
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let b = loaded.forward(inputs).into_data().to_vec::<f32>().unwrap();
+    assert_eq!(a, b);
+
+    let deeper = Architecture::CifarResNet { depth: 32 }
+        .init::<B>(10, &device)
+        .unwrap();
+    assert!(matches!(
+        load_model(deeper, &path),
+        Err(Error::CheckpointKeys { .. })
+    ));
+
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = scratch("resnet20-cut.bpk");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let fresh = Architecture::CIFAR_RESNET20.init::<B>(10, &device).unwrap();
+    let result = load_model(fresh, &cut);
+    assert!(
+        matches!(result, Err(Error::UnreadableCheckpoint { .. })),
+        "{result:?}"
+    );
+}
+
+/// A loaded checkpoint is a base classifier: it certifies through `SmoothedClassifier`.
+#[test]
+fn loaded_checkpoint_certifies() {
+    let device = Default::default();
+    let model: Model<B> = PytorchCheckpoint::open(fixture("cifar_resnet20.legacy.pth.tar"))
+        .unwrap()
+        .model(&device)
+        .unwrap();
+    assert_eq!(BaseClassifier::<B, 4>::input_shape(&model), &[3, 32, 32]);
+    let (inputs, _, _) = golden::<B>("cifar_resnet20.io.pt", &device);
+    let x: Tensor<B, 3> = inputs.narrow(0, 0, 1).reshape([3, 32, 32]);
+    let smoothed = SmoothedClassifier::new(model, Gaussian::new(0.12).unwrap());
+    let config = CertifyParams::default()
+        .n0(20)
+        .n(200)
+        .alpha(0.01)
+        .batch_size(100)
+        .check()
+        .unwrap();
+    let result = smoothed
+        .certify(x, &config, &mut StdRng::seed_from_u64(0))
+        .unwrap();
+    let estimate = match result {
+        Certification::Certified { estimate, .. } | Certification::Abstain { estimate, .. } => {
+            estimate
+        }
+    };
+    assert_eq!(estimate.n, 200);
+    assert!(estimate.count <= 200);
+}
