@@ -5,7 +5,8 @@
 //! the first 1,437 of the 1,797 digits embedded in the crate, then runs the paper's CERTIFY
 //! (n0 = 100, n = 10,000, alpha = 0.001) on the 360 held-out digits. Writes the certification
 //! log in the paper's TSV format to `target/quickstart/certify_digits_sigma_0.25.tsv` and
-//! prints the certified accuracy with its Appendix D lower bound.
+//! prints the certified accuracy with its Appendix D lower bound; plots it to
+//! `target/quickstart/certified_accuracy.svg` and `.png`.
 //!
 //! Run with `cargo run --release --example quickstart`.
 
@@ -20,8 +21,9 @@ use randomized_smoothing::accuracy::{
     AccuracyBound, approximate_certified_accuracy, certified_accuracy_lower_bound,
 };
 use randomized_smoothing::data::digits;
-use randomized_smoothing::jobs::{CertifyJob, Selection, Shard, certify_dataset};
+use randomized_smoothing::jobs::{Job, Selection, Shard, certify_dataset};
 use randomized_smoothing::models::SmallCnnConfig;
+use randomized_smoothing::plot::{Curve, plot_certified_accuracy};
 use randomized_smoothing::train::{TrainParams, train};
 use randomized_smoothing::{CertifyParams, Gaussian, SmoothedClassifier};
 
@@ -78,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     // A fresh log: an existing one would be resumed, and it belongs to a previous model.
     let _ = fs::remove_file(&output);
-    let job = CertifyJob {
+    let job = Job {
         selection: Selection::new(1, None, Shard::whole())?,
         seed: 0,
         output: output.clone(),
@@ -128,6 +130,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             AccuracyBound::Binomial,
         )?;
         println!("| {r:.2} | {a:.3} | {bound:.3} |");
+    }
+
+    // Certified accuracy against radius, with its Appendix D lower bound, as SVG and PNG.
+    let grid: Vec<f64> = (0..=90).map(|i| i as f64 * 0.01).collect();
+    let curve = approximate_certified_accuracy(&outcomes, &grid)?;
+    let lower = curve
+        .iter()
+        .map(|&a| {
+            certified_accuracy_lower_bound(
+                a,
+                outcomes.len() as u64,
+                certify.alpha(),
+                0.001,
+                AccuracyBound::Binomial,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let curves = [
+        Curve::new(
+            format!("sigma = {SIGMA}"),
+            grid.iter().copied().zip(curve).collect(),
+        ),
+        Curve::new(
+            "lower bound (Appendix D, rho = 0.001)",
+            grid.iter().copied().zip(lower).collect(),
+        )
+        .dashed(),
+    ];
+    for ext in ["svg", "png"] {
+        let path = PathBuf::from(format!("target/quickstart/certified_accuracy.{ext}"));
+        plot_certified_accuracy(&curves, "digits, small CNN, n = 10,000", &path)?;
+        println!("plot: {}", path.display());
     }
     Ok(())
 }

@@ -31,9 +31,12 @@ use rand::rngs::StdRng;
 use crate::classifier::BaseClassifier;
 use crate::data::Dataset;
 use crate::error::{Error, Result, check_positive};
-use crate::records::{CERTIFY_HEADER, CertifyRecord, read_certify_log};
+use crate::records::{
+    CERTIFY_HEADER, CertifyRecord, PREDICT_HEADER, PredictRecord, read_certify_log,
+    read_predict_log,
+};
 use crate::sampling::{GOLDEN_GAMMA, NoiseDistribution, mix64};
-use crate::smoothing::{CertifyConfig, SmoothedClassifier};
+use crate::smoothing::{CertifyConfig, PredictConfig, SmoothedClassifier};
 
 /// Shard `index` of `count` (`k/N` on the command line, k from 0).
 ///
@@ -186,20 +189,20 @@ pub fn example_seed(seed: u64, idx: usize) -> u64 {
     mix64(seed ^ (idx as u64).wrapping_mul(GOLDEN_GAMMA))
 }
 
-/// A certification job: which examples, the seed their per-example seeds derive from, and
-/// the log file.
+/// A job over a data set (certification or prediction): which examples, the seed their
+/// per-example seeds derive from, and the log file.
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::jobs::{CertifyJob, Selection, Shard};
+/// use randomized_smoothing::jobs::{Job, Selection, Shard};
 ///
-/// let job = CertifyJob { selection: Selection::new(20, Some(500), Shard::parse("0/4")?)?, seed: 0,
+/// let job = Job { selection: Selection::new(20, Some(500), Shard::parse("0/4")?)?, seed: 0,
 ///                        output: "logs/sigma_0.25.shard0".into() };
 /// assert_eq!(job.selection.indices(10_000).len(), 125);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct CertifyJob {
+pub struct Job {
     /// The examples to certify.
     pub selection: Selection,
     /// The job's seed (see [`example_seed`]).
@@ -208,8 +211,46 @@ pub struct CertifyJob {
     pub output: PathBuf,
 }
 
+/// A row of a job's log: what resuming and merging need to know about it.
+pub(crate) trait LogRow: Sized {
+    /// The log's header line.
+    const HEADER: &'static str;
+    /// The example's index.
+    fn idx(&self) -> usize;
+    /// The row as written to the log.
+    fn line(&self) -> String;
+    /// Parses a whole log.
+    fn read_log(bytes: &[u8]) -> Result<Vec<Self>>;
+}
+
+impl LogRow for CertifyRecord {
+    const HEADER: &'static str = CERTIFY_HEADER;
+    fn idx(&self) -> usize {
+        self.idx
+    }
+    fn line(&self) -> String {
+        self.to_line()
+    }
+    fn read_log(bytes: &[u8]) -> Result<Vec<Self>> {
+        read_certify_log(bytes)
+    }
+}
+
+impl LogRow for PredictRecord {
+    const HEADER: &'static str = PREDICT_HEADER;
+    fn idx(&self) -> usize {
+        self.idx
+    }
+    fn line(&self) -> String {
+        self.to_line()
+    }
+    fn read_log(bytes: &[u8]) -> Result<Vec<Self>> {
+        read_predict_log(bytes)
+    }
+}
+
 /// The complete rows already in `path`, after cutting off a partly written last line.
-fn resume_rows(path: &Path) -> Result<Vec<CertifyRecord>> {
+fn resume_rows<R: LogRow>(path: &Path) -> Result<Vec<R>> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -217,7 +258,7 @@ fn resume_rows(path: &Path) -> Result<Vec<CertifyRecord>> {
     };
     let complete = text.rfind('\n').map_or(0, |end| end + 1);
     if complete < text.len() {
-        // A run killed mid-write: drop the partial row so it is certified again.
+        // A run killed mid-write: drop the partial row so it is computed again.
         OpenOptions::new()
             .write(true)
             .open(path)?
@@ -226,7 +267,59 @@ fn resume_rows(path: &Path) -> Result<Vec<CertifyRecord>> {
     if complete == 0 {
         return Ok(Vec::new());
     }
-    read_certify_log(&text.as_bytes()[..complete])
+    R::read_log(&text.as_bytes()[..complete])
+}
+
+/// Runs `row` on every selected example not yet in the job's log, appending and flushing
+/// one line per example; returns all rows of the selection, in index order.
+fn run_job<R: LogRow>(
+    data: &Dataset,
+    job: &Job,
+    mut row: impl FnMut(usize) -> Result<R>,
+    mut on_row: impl FnMut(&R, usize, usize),
+) -> Result<Vec<R>> {
+    let output = job.output.as_path();
+    let indices = job.selection.indices(data.len());
+    let mut rows: Vec<R> = resume_rows(output)?;
+    if let Some(stray) = rows
+        .iter()
+        .find(|r| indices.binary_search(&r.idx()).is_err())
+    {
+        return Err(Error::InvalidParameter {
+            name: "output",
+            reason: format!(
+                "{} holds example {}, which this selection does not include",
+                output.display(),
+                stray.idx()
+            ),
+        });
+    }
+    let done: std::collections::BTreeSet<usize> = rows.iter().map(|r| r.idx()).collect();
+    let fresh = rows.is_empty() && fs::metadata(output).map_or(true, |m| m.len() == 0);
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let mut file = BufWriter::new(OpenOptions::new().create(true).append(true).open(output)?);
+    if fresh {
+        writeln!(file, "{}", R::HEADER)?;
+        file.flush()?;
+    }
+    for &idx in indices.iter().filter(|i| !done.contains(i)) {
+        let r = row(idx)?;
+        writeln!(file, "{}", r.line())?;
+        file.flush()?;
+        rows.push(r);
+        on_row(rows.last().expect("just pushed"), rows.len(), indices.len());
+    }
+    rows.sort_by_key(|r| r.idx());
+    Ok(rows)
+}
+
+/// Example `idx` of `data` as a tensor on `device`.
+fn image<B: Backend>(data: &Dataset, idx: usize, device: &B::Device) -> Tensor<B, 3> {
+    let shape = data.image_shape();
+    let image = TensorData::new(data.image(idx).to_vec(), [shape[0], shape[1], shape[2]]);
+    Tensor::from_data(image, device)
 }
 
 /// Certifies the selected examples of `data` on `device`, appending one flushed row per
@@ -244,7 +337,7 @@ fn resume_rows(path: &Path) -> Result<Vec<CertifyRecord>> {
 /// ```
 /// use burn::backend::NdArray;
 /// use burn::tensor::Tensor;
-/// use randomized_smoothing::jobs::{CertifyJob, Selection, Shard, certify_dataset};
+/// use randomized_smoothing::jobs::{Job, Selection, Shard, certify_dataset};
 /// use randomized_smoothing::{CertifyParams, Gaussian, LogitsClassifier, SmoothedClassifier};
 ///
 /// let (_, test) = randomized_smoothing::data::digits()?.split_at(1_790)?;
@@ -256,7 +349,7 @@ fn resume_rows(path: &Path) -> Result<Vec<CertifyRecord>> {
 /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.1)?);
 /// let config = CertifyParams::default().n(200).batch_size(200).check()?;
 /// let output = std::env::temp_dir().join(format!("doc-certify-{}.tsv", std::process::id()));
-/// let job = CertifyJob { selection: Selection::new(1, Some(3), Shard::whole())?, seed: 0, output };
+/// let job = Job { selection: Selection::new(1, Some(3), Shard::whole())?, seed: 0, output };
 /// let rows = certify_dataset(&smoothed, &test, &config, &job, &Default::default(), |_, _, _| {})?;
 /// assert_eq!(rows.len(), 3);
 /// # std::fs::remove_file(&job.output).ok();
@@ -266,67 +359,107 @@ pub fn certify_dataset<B, C, N, const D: usize>(
     smoothed: &SmoothedClassifier<B, C, N, D>,
     data: &Dataset,
     config: &CertifyConfig,
-    job: &CertifyJob,
+    job: &Job,
     device: &B::Device,
-    mut on_row: impl FnMut(&CertifyRecord, usize, usize),
+    on_row: impl FnMut(&CertifyRecord, usize, usize),
 ) -> Result<Vec<CertifyRecord>>
 where
     B: Backend,
     C: BaseClassifier<B, D>,
     N: NoiseDistribution,
 {
-    let (output, seed) = (job.output.as_path(), job.seed);
-    let indices = job.selection.indices(data.len());
-    let mut rows = resume_rows(output)?;
-    if let Some(stray) = rows.iter().find(|r| indices.binary_search(&r.idx).is_err()) {
-        return Err(Error::InvalidParameter {
-            name: "output",
-            reason: format!(
-                "{} holds example {}, which this selection does not include",
-                output.display(),
-                stray.idx
-            ),
-        });
-    }
-    let done: std::collections::BTreeSet<usize> = rows.iter().map(|r| r.idx).collect();
-    let fresh = rows.is_empty() && fs::metadata(output).map_or(true, |m| m.len() == 0);
-    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
-    }
-    let mut file = BufWriter::new(OpenOptions::new().create(true).append(true).open(output)?);
-    if fresh {
-        writeln!(file, "{CERTIFY_HEADER}")?;
-        file.flush()?;
-    }
-    let shape = data.image_shape().to_vec();
-    for &idx in indices.iter().filter(|i| !done.contains(i)) {
-        let started = Instant::now();
-        let image = TensorData::new(data.image(idx).to_vec(), [shape[0], shape[1], shape[2]]);
-        let x = Tensor::<B, 3>::from_data(image, device);
-        let certification = smoothed.certify(
-            x,
-            config,
-            &mut StdRng::seed_from_u64(example_seed(seed, idx)),
-        )?;
-        let label = data.label(idx);
-        let row = CertifyRecord {
-            idx,
-            label,
-            predict: certification.class(),
-            radius: certification.radius().unwrap_or(0.0),
-            correct: certification.class() == Some(label),
-            time: started.elapsed(),
-        };
-        writeln!(file, "{}", row.to_line())?;
-        file.flush()?;
-        rows.push(row);
-        on_row(rows.last().expect("just pushed"), rows.len(), indices.len());
-    }
-    rows.sort_by_key(|r| r.idx);
-    Ok(rows)
+    run_job(
+        data,
+        job,
+        |idx| {
+            let started = Instant::now();
+            let certification = smoothed.certify(
+                image::<B>(data, idx, device),
+                config,
+                &mut StdRng::seed_from_u64(example_seed(job.seed, idx)),
+            )?;
+            let label = data.label(idx);
+            Ok(CertifyRecord {
+                idx,
+                label,
+                predict: certification.class(),
+                radius: certification.radius().unwrap_or(0.0),
+                correct: certification.class() == Some(label),
+                time: started.elapsed(),
+            })
+        },
+        on_row,
+    )
 }
 
-/// Merges certification logs (the shards of one job) into one log at `output`, rows in
+/// Runs PREDICT on the job's examples of `data`, as [`certify_dataset`] runs CERTIFY: one
+/// flushed row per example in the format of the paper's `predict.py`, resumption after the
+/// last complete row, per-example seeds.
+///
+/// # Errors
+/// As [`certify_dataset`], with [`read_predict_log`] for the existing log.
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::Tensor;
+/// use randomized_smoothing::data::digits;
+/// use randomized_smoothing::jobs::{predict_dataset, Job, Selection, Shard};
+/// use randomized_smoothing::{Gaussian, LogitsClassifier, PredictParams, SmoothedClassifier};
+///
+/// // A "classifier" that answers 1 for bright images.
+/// let base = LogitsClassifier::new([1, 8, 8], 2, |x: Tensor<NdArray, 4>| {
+///     let m = x.flatten::<2>(1, 3).mean_dim(1);
+///     Tensor::cat(vec![m.clone().neg() + 0.3, m - 0.3], 1)
+/// })?;
+/// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.1)?);
+/// let data = digits()?;
+/// let output = std::env::temp_dir().join(format!("doc-predict-{}.tsv", std::process::id()));
+/// let job = Job { selection: Selection::new(1, Some(3), Shard::whole())?, seed: 0, output: output.clone() };
+/// let config = PredictParams::default().n(100).alpha(0.01).check()?;
+/// let rows = predict_dataset(&smoothed, &data, &config, &job, &Default::default(), |_, _, _| {})?;
+/// assert_eq!(rows.len(), 3);
+/// # std::fs::remove_file(output).ok();
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn predict_dataset<B, C, N, const D: usize>(
+    smoothed: &SmoothedClassifier<B, C, N, D>,
+    data: &Dataset,
+    config: &PredictConfig,
+    job: &Job,
+    device: &B::Device,
+    on_row: impl FnMut(&PredictRecord, usize, usize),
+) -> Result<Vec<PredictRecord>>
+where
+    B: Backend,
+    C: BaseClassifier<B, D>,
+    N: NoiseDistribution,
+{
+    run_job(
+        data,
+        job,
+        |idx| {
+            let started = Instant::now();
+            let prediction = smoothed.predict(
+                image::<B>(data, idx, device),
+                config,
+                &mut StdRng::seed_from_u64(example_seed(job.seed, idx)),
+            )?;
+            let label = data.label(idx);
+            Ok(PredictRecord {
+                idx,
+                label,
+                predict: prediction.class(),
+                correct: prediction.class() == Some(label),
+                time: started.elapsed(),
+            })
+        },
+        on_row,
+    )
+}
+
+/// Merges certification or prediction logs (the shards of one job; the first file's header
+/// says which) into one log at `output`, rows in
 /// index order, and returns the number of rows.
 ///
 /// # Errors
@@ -348,12 +481,30 @@ where
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn merge_logs(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
+    let first = inputs.first().map(|p| p.as_ref());
+    let header = match first {
+        Some(path) => fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        None => return Err(Error::ZeroCount("inputs")),
+    };
+    if header.trim_end() == PREDICT_HEADER {
+        merge::<PredictRecord>(inputs, output)
+    } else {
+        merge::<CertifyRecord>(inputs, output)
+    }
+}
+
+fn merge<R: LogRow>(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
     let mut rows = BTreeMap::new();
     for input in inputs {
         let path = input.as_ref();
-        let file = File::open(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-        for row in read_certify_log(file)? {
-            let idx = row.idx;
+        let bytes = fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        for row in R::read_log(&bytes)? {
+            let idx = row.idx();
             if rows.insert(idx, row).is_some() {
                 return Err(Error::InvalidParameter {
                     name: "inputs",
@@ -363,9 +514,9 @@ pub fn merge_logs(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
         }
     }
     let mut out = BufWriter::new(File::create(output)?);
-    writeln!(out, "{CERTIFY_HEADER}")?;
+    writeln!(out, "{}", R::HEADER)?;
     for row in rows.values() {
-        writeln!(out, "{}", row.to_line())?;
+        writeln!(out, "{}", row.line())?;
     }
     out.flush()?;
     Ok(rows.len())

@@ -10,6 +10,7 @@ mod error;
 pub mod jobs;
 pub mod models;
 pub mod normal;
+pub mod plot;
 pub mod radius;
 pub mod records;
 mod sampling;

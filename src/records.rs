@@ -282,16 +282,71 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
-    const FORMAT: &str = "certification log";
+    read_rows(reader, "certification log", CERTIFY_HEADER, |f, bad| {
+        let radius: f64 = f[3]
+            .parse()
+            .map_err(|_| bad(format!("radius {:?} is not a number", f[3])))?;
+        if radius.is_nan() || radius < 0.0 {
+            return Err(bad(format!("radius {radius} is not a non-negative number")));
+        }
+        Ok(CertifyRecord {
+            idx: unsigned(f, 0, bad)?,
+            label: unsigned(f, 1, bad)?,
+            predict: prediction(f, 2, bad)?,
+            radius,
+            correct: flag(f, 4, bad)?,
+            time: duration(f, 5, bad)?,
+        })
+    })
+}
+
+/// Reads a prediction log in the format of the paper's `predict.py` (header
+/// `idx label predict correct time`, tab-separated; `predict` is -1 on abstention).
+///
+/// # Errors
+/// As [`read_certify_log`].
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::records::read_predict_log;
+///
+/// let log = "idx\tlabel\tpredict\tcorrect\ttime\n0\t3\t3\t1\t0:00:01.500000\n1\t4\t-1\t0\t0:00:01.400000\n";
+/// let rows = read_predict_log(log.as_bytes())?;
+/// assert_eq!((rows.len(), rows[0].correct, rows[1].predict), (2, true, None));
+/// assert!(read_predict_log("idx\tlabel\tpredict\tcorrect\ttime\n0\t3\n".as_bytes()).is_err());
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn read_predict_log(reader: impl Read) -> Result<Vec<PredictRecord>> {
+    read_rows(reader, "prediction log", PREDICT_HEADER, |f, bad| {
+        Ok(PredictRecord {
+            idx: unsigned(f, 0, bad)?,
+            label: unsigned(f, 1, bad)?,
+            predict: prediction(f, 2, bad)?,
+            correct: flag(f, 3, bad)?,
+            time: duration(f, 4, bad)?,
+        })
+    })
+}
+
+type Bad<'a> = &'a dyn Fn(String) -> Error;
+
+/// Reads a tab-separated log with the given header, one record per non-empty line.
+fn read_rows<T>(
+    reader: impl Read,
+    format: &'static str,
+    expected_header: &str,
+    parse: impl Fn(&[&str], Bad) -> Result<T>,
+) -> Result<Vec<T>> {
     let mut lines = BufReader::new(reader).lines();
     let header = lines.next().transpose()?.unwrap_or_default();
-    if header.trim_end() != CERTIFY_HEADER {
+    if header.trim_end() != expected_header {
         return Err(Error::MalformedData {
-            format: FORMAT,
+            format,
             location: "line 1".into(),
-            reason: format!("header {header:?}, expected {CERTIFY_HEADER:?}"),
+            reason: format!("header {header:?}, expected {expected_header:?}"),
         });
     }
+    let columns = expected_header.split('\t').count();
     let mut rows = Vec::new();
     for (i, line) in lines.enumerate() {
         let line = line?;
@@ -299,56 +354,46 @@ pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
             continue;
         }
         let bad = |reason: String| Error::MalformedData {
-            format: FORMAT,
+            format,
             location: format!("line {}", i + 2),
             reason,
         };
         let fields: Vec<&str> = line.trim_end().split('\t').collect();
-        if fields.len() != 6 {
-            return Err(bad(format!("{} fields, expected 6", fields.len())));
+        if fields.len() != columns {
+            return Err(bad(format!("{} fields, expected {columns}", fields.len())));
         }
-        let int = |j: usize| {
-            fields[j].parse::<i64>().map_err(|_| {
-                bad(format!(
-                    "field {} is not an integer: {:?}",
-                    j + 1,
-                    fields[j]
-                ))
-            })
-        };
-        let unsigned = |j: usize| {
-            int(j).and_then(|v| {
-                usize::try_from(v).map_err(|_| bad(format!("field {} is negative", j + 1)))
-            })
-        };
-        let radius: f64 = fields[3]
-            .parse()
-            .map_err(|_| bad(format!("radius {:?} is not a number", fields[3])))?;
-        if radius.is_nan() || radius < 0.0 {
-            return Err(bad(format!("radius {radius} is not a non-negative number")));
-        }
-        let predict = match int(2)? {
-            -1 => None,
-            p => Some(
-                usize::try_from(p)
-                    .map_err(|_| bad(format!("predict {p} is neither -1 nor a class")))?,
-            ),
-        };
-        let correct = match int(4)? {
-            0 => false,
-            1 => true,
-            c => return Err(bad(format!("correct is {c}, expected 0 or 1"))),
-        };
-        let time = parse_duration(fields[5])
-            .map_err(|_| bad(format!("time {:?} is not a duration", fields[5])))?;
-        rows.push(CertifyRecord {
-            idx: unsigned(0)?,
-            label: unsigned(1)?,
-            predict,
-            radius,
-            correct,
-            time,
-        });
+        rows.push(parse(&fields, &bad)?);
     }
     Ok(rows)
+}
+
+fn integer(f: &[&str], j: usize, bad: Bad) -> Result<i64> {
+    f[j].parse::<i64>()
+        .map_err(|_| bad(format!("field {} is not an integer: {:?}", j + 1, f[j])))
+}
+
+fn unsigned(f: &[&str], j: usize, bad: Bad) -> Result<usize> {
+    usize::try_from(integer(f, j, bad)?).map_err(|_| bad(format!("field {} is negative", j + 1)))
+}
+
+/// A class, or -1 for an abstention.
+fn prediction(f: &[&str], j: usize, bad: Bad) -> Result<Option<usize>> {
+    match integer(f, j, bad)? {
+        -1 => Ok(None),
+        p => usize::try_from(p)
+            .map(Some)
+            .map_err(|_| bad(format!("predict {p} is neither -1 nor a class"))),
+    }
+}
+
+fn flag(f: &[&str], j: usize, bad: Bad) -> Result<bool> {
+    match integer(f, j, bad)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        c => Err(bad(format!("correct is {c}, expected 0 or 1"))),
+    }
+}
+
+fn duration(f: &[&str], j: usize, bad: Bad) -> Result<Duration> {
+    parse_duration(f[j]).map_err(|_| bad(format!("time {:?} is not a duration", f[j])))
 }

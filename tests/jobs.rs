@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
 use randomized_smoothing::data::{Dataset, digits};
-use randomized_smoothing::jobs::{CertifyJob, Selection, Shard, certify_dataset, merge_logs};
+use randomized_smoothing::jobs::{Job, Selection, Shard, certify_dataset, merge_logs};
 use randomized_smoothing::records::{CertifyRecord, read_certify_log};
 use randomized_smoothing::{
     CertifyConfig, CertifyParams, Error, Gaussian, LogitsClassifier, SmoothedClassifier,
@@ -72,7 +72,7 @@ fn run(
     selection: Selection,
     output: &Path,
 ) -> Result<usize, Error> {
-    let job = CertifyJob {
+    let job = Job {
         selection,
         seed: 5,
         output: output.to_path_buf(),
