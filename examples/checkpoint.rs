@@ -36,7 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let start = Instant::now();
     let checkpoint = PytorchCheckpoint::open(path)?;
-    let model = checkpoint.model::<B>(&device)?;
+    // Inference only: fold batch norms into the convolutions (same logits, faster).
+    let model = checkpoint.model::<B>(&device)?.fold_batch_norm();
     println!(
         "{path}: arch {:?}, epoch {:?}, key prefix {:?}, {} tensors; loaded in {:.2} s",
         checkpoint.arch(),

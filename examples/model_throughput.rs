@@ -6,7 +6,8 @@
 //! cargo run --release --example model_throughput -- cifar_resnet110 100,400
 //! ```
 //! Arguments: architectures (comma-separated, default `cifar_resnet20,cifar_resnet110`) and
-//! batch sizes (default `100,400`). Weights are random: speed does not depend on them. Each
+//! batch sizes (default `100,400`). Each architecture runs as built and with its batch norms
+//! folded into the convolutions. Weights are random: speed does not depend on them. Each
 //! figure is the median of 5 timed repetitions after one warm-up. Figures go in
 //! docs/benchmarks.md.
 
@@ -58,9 +59,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("backend: {}", std::any::type_name::<B>());
     println!("| architecture | batch | forward images/s | certify samples/s |");
     println!("| --- | ---: | ---: | ---: |");
-    for name in archs.split(',') {
+    let variants = archs
+        .split(',')
+        .flat_map(|name| [(name, false), (name, true)]);
+    for (name, folded) in variants {
         let arch: Architecture = name.parse()?;
         let model = arch.init::<B>(arch.default_classes(), &device)?;
+        let (model, name) = if folded {
+            (
+                model.fold_batch_norm(),
+                format!("{name}, batch norm folded"),
+            )
+        } else {
+            (model, name.to_string())
+        };
         let shape = arch.input_shape();
         let smoothed = SmoothedClassifier::new(model, Gaussian::new(0.25)?);
         let x = Tensor::<B, 3>::random(shape, Distribution::Default, &device);

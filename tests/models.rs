@@ -91,9 +91,15 @@ fn check_cifar_resnet20<B: Backend>(file: &str, device: &B::Device) {
         diff < 1e-4,
         "{file}: logits differ from PyTorch's by {diff}"
     );
+    let diff = max_rel_diff(&model.fold_batch_norm(), "cifar_resnet20.io.pt", device);
+    assert!(
+        diff < 1e-4,
+        "{file}, batch norm folded: logits differ by {diff}"
+    );
     // A model with fresh weights is far off: the comparison can fail.
     let fresh = Architecture::CIFAR_RESNET20.init::<B>(10, device).unwrap();
     assert!(max_rel_diff(&fresh, "cifar_resnet20.io.pt", device) > 1e-2);
+    assert!(max_rel_diff(&fresh.fold_batch_norm(), "cifar_resnet20.io.pt", device) > 1e-2);
 }
 
 fn golden_resnet50_zip<B: Backend>(device: &B::Device) {
@@ -116,6 +122,11 @@ fn check_resnet50<B: Backend>(file: &str, prefix: &str, device: &B::Device) {
     assert!(
         diff < 1e-4,
         "{file}: logits differ from PyTorch's by {diff}"
+    );
+    let diff = max_rel_diff(&model.fold_batch_norm(), "resnet50_w4.io.pt", device);
+    assert!(
+        diff < 1e-4,
+        "{file}, batch norm folded: logits differ by {diff}"
     );
 }
 

@@ -141,18 +141,27 @@ struct ModelArgs {
     /// resnet50. With a PyTorch checkpoint, defaults to its `arch` field.
     #[arg(long)]
     arch: Option<String>,
+    /// Channels of the small CNN's first convolutions (as given to `train`).
+    #[arg(long, default_value_t = 32)]
+    filters: usize,
     /// Weights: a burnpack file written by `train` (.bpk) or a PyTorch checkpoint in the
     /// paper's layout (.pth, .pth.tar, .pt).
     #[arg(long)]
     model: PathBuf,
 }
 
-fn build<BK: Backend>(arch: &str, data: &DataArgs, sample: &Dataset) -> Result<Model<BK>, Failure> {
+fn build<BK: Backend>(
+    arch: &str,
+    filters: usize,
+    data: &DataArgs,
+    sample: &Dataset,
+) -> Result<Model<BK>, Failure> {
     let device = Default::default();
     if arch == "small_cnn" {
         let (mean, std) = data.normalization();
         let shape = sample.image_shape();
         let config = SmallCnnConfig::new([shape[0], shape[1], shape[2]], sample.num_classes())
+            .with_filters(filters)
             .with_mean(vec![mean])
             .with_std(vec![std]);
         return Ok(Model::SmallCnn(config.init(&device)?));
@@ -162,15 +171,23 @@ fn build<BK: Backend>(arch: &str, data: &DataArgs, sample: &Dataset) -> Result<M
         .init(sample.num_classes(), &device)?)
 }
 
+/// The model for inference: loaded, with batch norms folded into the convolutions.
 fn load(args: &ModelArgs, data: &DataArgs, sample: &Dataset) -> Result<Model<B>, Failure> {
+    Ok(load_weights(args, data, sample)?.fold_batch_norm())
+}
+
+fn load_weights(args: &ModelArgs, data: &DataArgs, sample: &Dataset) -> Result<Model<B>, Failure> {
     let is_burn = args.model.extension().is_some_and(|e| e == "bpk");
     if is_burn {
         let arch = args.arch.as_deref().ok_or("a .bpk model needs --arch")?;
-        return Ok(load_model(build(arch, data, sample)?, &args.model)?);
+        return Ok(load_model(
+            build(arch, args.filters, data, sample)?,
+            &args.model,
+        )?);
     }
     let checkpoint = PytorchCheckpoint::open(&args.model)?;
     match &args.arch {
-        Some(arch) => Ok(checkpoint.load_into(build(arch, data, sample)?)?),
+        Some(arch) => Ok(checkpoint.load_into(build(arch, args.filters, data, sample)?)?),
         None => Ok(checkpoint.model(&Default::default())?),
     }
 }
@@ -182,6 +199,9 @@ struct TrainArgs {
     /// Architecture (small_cnn, cifar_resnet20, cifar_resnet110, ...).
     #[arg(long, default_value = "small_cnn")]
     arch: String,
+    /// Channels of the small CNN's first convolutions.
+    #[arg(long, default_value_t = 32)]
+    filters: usize,
     /// Standard deviation of the Gaussian augmentation noise.
     #[arg(long)]
     sigma: f64,
@@ -209,7 +229,7 @@ fn run_train(args: &TrainArgs) -> Result<(), Failure> {
     let test_set = args.data.load(Split::Test)?;
     // The backend's generator initializes the weights: seed it for a reproducible start.
     Autodiff::<B>::seed(&Default::default(), args.seed);
-    let model = build::<Autodiff<B>>(&args.arch, &args.data, &train_set)?;
+    let model = build::<Autodiff<B>>(&args.arch, args.filters, &args.data, &train_set)?;
     let mut params = TrainParams::new(args.sigma)
         .epochs(args.epochs)
         .batch_size(args.batch)

@@ -149,6 +149,27 @@ pub enum Model<B: Backend> {
     SmallCnn(SmallCnn<B>),
 }
 
+impl<B: Backend> Model<B> {
+    /// The same model for inference, with batch norms folded into the convolutions (see
+    /// [`CifarResNet::fold_batch_norm`]); the small CNN has none and is returned as is.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use randomized_smoothing::models::Architecture;
+    ///
+    /// let model = Architecture::CIFAR_RESNET20.init::<NdArray>(10, &Default::default())?.fold_batch_norm();
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn fold_batch_norm(self) -> Self {
+        match self {
+            Self::CifarResNet(m) => Self::CifarResNet(m.fold_batch_norm()),
+            Self::ResNet(m) => Self::ResNet(m.fold_batch_norm()),
+            Self::SmallCnn(m) => Self::SmallCnn(m),
+        }
+    }
+}
+
 impl<B: Backend> ImageClassifier<B> for Model<B> {
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         match self {
