@@ -180,9 +180,14 @@ where
     }
 
     fn classify(&self, inputs: Tensor<B, D>) -> Tensor<B, 1, Int> {
-        let batch = inputs.dims()[0];
-        (self.forward)(inputs).argmax(1).reshape([batch])
+        top_class((self.forward)(inputs))
     }
+}
+
+/// The arg-max class of each row of `[batch, classes]` logits, as `[batch]`.
+pub(crate) fn top_class<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 1, Int> {
+    let batch = logits.dims()[0];
+    logits.argmax(1).reshape([batch])
 }
 
 /// The two-class linear classifier `f(x) = 1 if w.x + b > 0 else 0` on inputs of shape `[d]`.

@@ -158,35 +158,23 @@ fn draw<DB: DrawingBackend>(
         .axis_desc_style(("sans-serif", 18))
         .draw()
         .map_err(text)?;
-    let solid = curves.iter().filter(|c| !c.dashed).count().max(1);
-    let mut colour = 0;
+    let mut solid = 0usize;
     for curve in curves {
-        // A dashed curve takes the colour of the solid one before it (its estimate).
-        let index = if curve.dashed {
-            colour.max(1) - 1
-        } else {
-            colour
-        };
-        let style = Palette99::pick(index % solid.max(1)).stroke_width(2);
-        if curve.dashed {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    curve.points.iter().copied(),
-                    8,
-                    5,
-                    style,
-                ))
-                .map_err(text)?
-                .label(&curve.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-        } else {
-            colour += 1;
-            chart
-                .draw_series(LineSeries::new(curve.points.iter().copied(), style))
-                .map_err(text)?
-                .label(&curve.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        // A dashed curve takes the colour of the solid curve before it (its estimate).
+        if !curve.dashed {
+            solid += 1;
         }
+        let style = Palette99::pick(solid.saturating_sub(1)).stroke_width(2);
+        let points = curve.points.iter().copied();
+        let series = if curve.dashed {
+            chart.draw_series(DashedLineSeries::new(points, 8, 5, style))
+        } else {
+            chart.draw_series(LineSeries::new(points, style))
+        };
+        series
+            .map_err(text)?
+            .label(&curve.label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }
     chart
         .configure_series_labels()

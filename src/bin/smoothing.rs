@@ -348,19 +348,44 @@ fn progress(len: u64, unit: &str) -> ProgressBar {
     bar
 }
 
+/// What `certify` and `predict` share: the data split, the smoothed model, the job and its
+/// progress bar.
+struct Run {
+    data: Dataset,
+    smoothed: SmoothedClassifier<B, Model<B>, Gaussian, 4>,
+    job: Job,
+    bar: ProgressBar,
+}
+
+impl Run {
+    fn new(data: &DataArgs, model: &ModelArgs, job: &JobArgs) -> Result<Self, Failure> {
+        let split = data.load(job.split)?;
+        let smoothed =
+            SmoothedClassifier::new(load(model, data, &split)?, Gaussian::new(job.sigma)?);
+        let job = job.job()?;
+        let bar = progress(job.selection.indices(split.len()).len() as u64, "examples");
+        Ok(Self {
+            data: split,
+            smoothed,
+            job,
+            bar,
+        })
+    }
+}
+
 fn run_certify(args: &CertifyArgs) -> Result<(), Failure> {
-    let data = args.data.load(args.job.split)?;
-    let model = load(&args.model, &args.data, &data)?;
-    let smoothed = SmoothedClassifier::new(model, Gaussian::new(args.job.sigma)?);
+    let Run {
+        data,
+        smoothed,
+        job,
+        bar,
+    } = Run::new(&args.data, &args.model, &args.job)?;
     let config = CertifyParams::default()
         .n0(args.n0)
         .n(args.n)
         .alpha(args.job.alpha)
         .batch_size(args.job.batch)
         .check()?;
-    let job = args.job.job()?;
-    let total = job.selection.indices(data.len()).len() as u64;
-    let bar = progress(total, "examples");
     let rows = certify_dataset(
         &smoothed,
         &data,
@@ -397,16 +422,17 @@ struct PredictArgs {
 }
 
 fn run_predict(args: &PredictArgs) -> Result<(), Failure> {
-    let data = args.data.load(args.job.split)?;
-    let model = load(&args.model, &args.data, &data)?;
-    let smoothed = SmoothedClassifier::new(model, Gaussian::new(args.job.sigma)?);
+    let Run {
+        data,
+        smoothed,
+        job,
+        bar,
+    } = Run::new(&args.data, &args.model, &args.job)?;
     let config = PredictParams::default()
         .n(args.n)
         .alpha(args.job.alpha)
         .batch_size(args.job.batch)
         .check()?;
-    let job = args.job.job()?;
-    let bar = progress(job.selection.indices(data.len()).len() as u64, "examples");
     let rows = predict_dataset(
         &smoothed,
         &data,

@@ -48,7 +48,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use crate::classifier::BaseClassifier;
+use crate::classifier::{BaseClassifier, top_class};
 
 /// A model that maps a batch of images `[batch, channels, height, width]` with pixels in
 /// [0, 1] to logits `[batch, classes]`.
@@ -99,8 +99,7 @@ macro_rules! image_base_classifier {
             }
 
             fn classify(&self, inputs: Tensor<B, 4>) -> Tensor<B, 1, Int> {
-                let batch = inputs.dims()[0];
-                self.forward(inputs).argmax(1).reshape([batch])
+                top_class(self.forward(inputs))
             }
         }
     )*};

@@ -76,6 +76,33 @@ impl Normalize {
         })
     }
 
+    /// Normalization for a `channels`-channel network; a single mean and standard deviation
+    /// apply to every channel.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), and [`Error::InvalidParameter`] if the number of values is
+    /// neither 1 nor `channels`.
+    pub(crate) fn for_channels(mean: &[f32], std: &[f32], channels: usize) -> Result<Self> {
+        let per_channel = |v: &[f32]| {
+            if v.len() == 1 {
+                vec![v[0]; channels]
+            } else {
+                v.to_vec()
+            }
+        };
+        let normalize = Self::new(&per_channel(mean), &per_channel(std))?;
+        if normalize.channels() != channels {
+            return Err(Error::InvalidParameter {
+                name: "normalization",
+                reason: format!(
+                    "{} values for a {channels}-channel network",
+                    normalize.channels()
+                ),
+            });
+        }
+        Ok(normalize)
+    }
+
     /// The CIFAR-10 normalization of the paper's code: mean (0.4914, 0.4822, 0.4465),
     /// std (0.2023, 0.1994, 0.2010).
     ///

@@ -395,13 +395,7 @@ impl CifarResNetConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<CifarResNet<B>> {
         let blocks = self.blocks_per_stage()?;
         check_positive("classes", self.classes as u64)?;
-        let normalize = Normalize::new(&self.mean, &self.std)?;
-        if normalize.channels() != 3 {
-            return Err(Error::InvalidParameter {
-                name: "normalization",
-                reason: format!("{} channels for a 3-channel network", normalize.channels()),
-            });
-        }
+        let normalize = Normalize::for_channels(&self.mean, &self.std, 3)?;
         let stage = |cin: usize, cout: usize, stride: usize| -> Vec<BasicBlock<B>> {
             (0..blocks)
                 .map(|i| {
@@ -577,13 +571,7 @@ impl ResNetConfig {
                 ),
             });
         }
-        let normalize = Normalize::new(&self.mean, &self.std)?;
-        if normalize.channels() != 3 {
-            return Err(Error::InvalidParameter {
-                name: "normalization",
-                reason: format!("{} channels for a 3-channel network", normalize.channels()),
-            });
-        }
+        let normalize = Normalize::for_channels(&self.mean, &self.std, 3)?;
         let mut inputs = self.width;
         let mut stages = Vec::with_capacity(4);
         for (i, &n) in self.layers.iter().enumerate() {

@@ -69,20 +69,7 @@ impl SmallCnnConfig {
                 reason: format!("{h}x{w} images are too small for two 2x2 poolings"),
             });
         }
-        let per_channel = |v: &[f32]| {
-            if v.len() == 1 {
-                vec![v[0]; c]
-            } else {
-                v.to_vec()
-            }
-        };
-        let normalize = Normalize::new(&per_channel(&self.mean), &per_channel(&self.std))?;
-        if normalize.channels() != c {
-            return Err(Error::InvalidParameter {
-                name: "normalization",
-                reason: format!("{} values for {c} channels", normalize.channels()),
-            });
-        }
+        let normalize = Normalize::for_channels(&self.mean, &self.std, c)?;
         let f = self.filters;
         let conv = |i, o| {
             Conv2dConfig::new([i, o], [3, 3])
