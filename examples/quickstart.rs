@@ -14,7 +14,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use randomized_smoothing::accuracy::{
@@ -22,7 +22,7 @@ use randomized_smoothing::accuracy::{
 };
 use randomized_smoothing::data::digits;
 use randomized_smoothing::jobs::{Job, Selection, Shard, certify_dataset};
-use randomized_smoothing::models::SmallCnnConfig;
+use randomized_smoothing::models::{SmallCnnConfig, transfer};
 use randomized_smoothing::plot::{Curve, plot_certified_accuracy};
 use randomized_smoothing::train::{TrainParams, train};
 use randomized_smoothing::{CertifyParams, Gaussian, SmoothedClassifier};
@@ -49,15 +49,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_mean(vec![mean])
         .with_std(vec![std]);
     // Seed the backend's generator, which initializes the weights: the run is reproducible.
-    <Autodiff<NdArray> as Backend>::seed(&device, 0);
-    let model = model.init::<Autodiff<NdArray>>(&device)?;
+    // Training runs on Flex, whose gradients are fast on the CPU; certification on NdArray,
+    // whose forward pass is (docs/benchmarks.md).
+    <Autodiff<Flex> as Backend>::seed(&Default::default(), 0);
+    let trained_on = model.init::<Autodiff<Flex>>(&Default::default())?;
     let config = TrainParams::new(SIGMA)
         .epochs(20)
         .batch_size(64)
         .lr(0.1)
         .lr_schedule(13, 0.1)
         .check()?;
-    let trained = train(model, &train_set, &test_set, &config, None, 0, |e| {
+    let trained = train(trained_on, &train_set, &test_set, &config, None, 0, |e| {
         eprintln!(
             "  epoch {:>2}: {:.1} s, train acc {:.3}, held-out acc under noise {:.3}",
             e.epoch,
@@ -67,7 +69,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     })?;
 
-    let smoothed = SmoothedClassifier::new(trained.valid(), Gaussian::new(SIGMA)?);
+    let base = transfer(&trained.valid(), model.init::<NdArray>(&device)?)?;
+    let smoothed = SmoothedClassifier::new(base, Gaussian::new(SIGMA)?);
     let certify = CertifyParams::default()
         .n0(100)
         .n(10_000)

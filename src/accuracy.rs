@@ -43,7 +43,7 @@ impl Outcome {
     /// use randomized_smoothing::accuracy::Outcome;
     /// use randomized_smoothing::{Certification, Estimate};
     ///
-    /// let estimate = Estimate { candidate: 3, count: 990, n: 1_000, p_a_lower: 0.98 };
+    /// let estimate = Estimate { candidate: 3, count: 990, n: 1_000, p_a_lower: 0.98, p_b_upper: 0.02 };
     /// let c = Certification::Certified { class: 3, radius: 0.5, estimate };
     /// assert_eq!(Outcome::new(&c, 3), Outcome { correct: true, radius: 0.5 });
     /// assert_eq!(Outcome::new(&c, 4).correct, false);

@@ -29,7 +29,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::classifier::BaseClassifier;
-use crate::data::Dataset;
+use crate::data::ImageSource;
 use crate::error::{Error, Result, check_positive};
 use crate::records::{
     CERTIFY_HEADER, CertifyRecord, PREDICT_HEADER, PredictRecord, read_certify_log,
@@ -272,8 +272,8 @@ fn resume_rows<R: LogRow>(path: &Path) -> Result<Vec<R>> {
 
 /// Runs `row` on every selected example not yet in the job's log, appending and flushing
 /// one line per example; returns all rows of the selection, in index order.
-fn run_job<R: LogRow>(
-    data: &Dataset,
+fn run_job<R: LogRow, S: ImageSource + ?Sized>(
+    data: &S,
     job: &Job,
     mut row: impl FnMut(usize) -> Result<R>,
     mut on_row: impl FnMut(&R, usize, usize),
@@ -316,10 +316,15 @@ fn run_job<R: LogRow>(
 }
 
 /// Example `idx` of `data` as a tensor on `device`.
-fn image<B: Backend>(data: &Dataset, idx: usize, device: &B::Device) -> Tensor<B, 3> {
+fn image<B: Backend, S: ImageSource + ?Sized>(
+    data: &S,
+    idx: usize,
+    device: &B::Device,
+) -> Result<Tensor<B, 3>> {
     let shape = data.image_shape();
-    let image = TensorData::new(data.image(idx).to_vec(), [shape[0], shape[1], shape[2]]);
-    Tensor::from_data(image, device)
+    let pixels = data.load(idx)?.into_owned();
+    let image = TensorData::new(pixels, [shape[0], shape[1], shape[2]]);
+    Ok(Tensor::from_data(image, device))
 }
 
 /// Certifies the selected examples of `data` on `device`, appending one flushed row per
@@ -355,9 +360,9 @@ fn image<B: Backend>(data: &Dataset, idx: usize, device: &B::Device) -> Tensor<B
 /// # std::fs::remove_file(&job.output).ok();
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
-pub fn certify_dataset<B, C, N, const D: usize>(
+pub fn certify_dataset<B, C, N, S, const D: usize>(
     smoothed: &SmoothedClassifier<B, C, N, D>,
-    data: &Dataset,
+    data: &S,
     config: &CertifyConfig,
     job: &Job,
     device: &B::Device,
@@ -367,14 +372,17 @@ where
     B: Backend,
     C: BaseClassifier<B, D>,
     N: NoiseDistribution,
+    S: ImageSource + ?Sized,
 {
     run_job(
         data,
         job,
         |idx| {
+            // Timed from the loaded image on, as the paper's certify.py times.
+            let x = image::<B, S>(data, idx, device)?;
             let started = Instant::now();
             let certification = smoothed.certify(
-                image::<B>(data, idx, device),
+                x,
                 config,
                 &mut StdRng::seed_from_u64(example_seed(job.seed, idx)),
             )?;
@@ -422,9 +430,9 @@ where
 /// # std::fs::remove_file(output).ok();
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
-pub fn predict_dataset<B, C, N, const D: usize>(
+pub fn predict_dataset<B, C, N, S, const D: usize>(
     smoothed: &SmoothedClassifier<B, C, N, D>,
-    data: &Dataset,
+    data: &S,
     config: &PredictConfig,
     job: &Job,
     device: &B::Device,
@@ -434,14 +442,16 @@ where
     B: Backend,
     C: BaseClassifier<B, D>,
     N: NoiseDistribution,
+    S: ImageSource + ?Sized,
 {
     run_job(
         data,
         job,
         |idx| {
+            let x = image::<B, S>(data, idx, device)?;
             let started = Instant::now();
             let prediction = smoothed.predict(
-                image::<B>(data, idx, device),
+                x,
                 config,
                 &mut StdRng::seed_from_u64(example_seed(job.seed, idx)),
             )?;

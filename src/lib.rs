@@ -14,13 +14,15 @@ pub mod plot;
 pub mod radius;
 pub mod records;
 mod sampling;
+pub mod sequential;
 mod smoothing;
 mod special;
 pub mod train;
 
 pub use classifier::{BaseClassifier, LinearClassifier, LogitsClassifier};
 pub use error::{Error, Result};
-pub use sampling::{Gaussian, NoiseDistribution};
+pub use sampling::{Gaussian, Laplace, NoiseDistribution, Norm, Uniform};
+pub use sequential::{Sequential, SequentialConfig, SequentialParams, Verdict};
 pub use smoothing::{
     AbstainReason, Certification, CertifyConfig, CertifyParams, Estimate, MAX_SAMPLES,
     PredictConfig, PredictParams, Prediction, SmoothedClassifier, TopTwoTest,

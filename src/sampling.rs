@@ -9,13 +9,15 @@ use std::sync::Mutex;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use rand::rngs::Xoshiro256PlusPlus;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Distribution as _, StandardNormal};
 use rayon::prelude::*;
 
 use crate::classifier::BaseClassifier;
 use crate::error::{Error, Result};
-use crate::radius::{check_sigma, radius_unchecked};
+use crate::radius::{
+    check_sigma, laplace_radius_unchecked, radius_unchecked, uniform_radius_unchecked,
+};
 
 /// A noise distribution for randomized smoothing, with the certified radius it implies.
 ///
@@ -90,6 +92,55 @@ pub trait NoiseDistribution: Sync {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     fn radius(&self, p_a_lower: f64, p_b_upper: f64) -> f64;
+
+    /// The norm in which [`radius`](Self::radius) is measured.
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::{Gaussian, Laplace, NoiseDistribution, Norm};
+    ///
+    /// assert_eq!(Gaussian::new(0.5)?.norm(), Norm::L2);
+    /// assert_eq!(Laplace::new(0.5)?.norm(), Norm::L1);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    fn norm(&self) -> Norm;
+}
+
+/// The norm of a certified radius.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::Norm;
+///
+/// // An l2 radius of 1 in 3x32x32 pixels certifies an l-infinity ball of radius 1/sqrt(3072).
+/// assert!((Norm::L2.linf_radius(1.0, 3 * 32 * 32) - 0.018042).abs() < 1e-6);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Norm {
+    /// Sum of absolute values.
+    L1,
+    /// Euclidean norm.
+    L2,
+}
+
+impl Norm {
+    /// The l-infinity radius that a radius `radius` in this norm certifies for inputs of
+    /// `dim` values: the largest l-infinity ball inside the certified ball, since
+    /// `||d||_2 <= sqrt(dim) ||d||_inf` and `||d||_1 <= dim ||d||_inf`.
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::Norm;
+    ///
+    /// assert_eq!(Norm::L1.linf_radius(2.0, 4), 0.5);
+    /// assert_eq!(Norm::L2.linf_radius(2.0, 4), 1.0);
+    /// ```
+    pub fn linf_radius(self, radius: f64, dim: usize) -> f64 {
+        match self {
+            Norm::L1 => radius / dim as f64,
+            Norm::L2 => radius / (dim as f64).sqrt(),
+        }
+    }
 }
 
 /// Isotropic Gaussian noise `N(0, sigma^2 I)`, certifying l2 radii by Theorem 1.
@@ -165,6 +216,159 @@ impl NoiseDistribution for Gaussian {
             (p_a_lower, 1.0 - p_a_lower),
             (p_b_upper, 1.0 - p_b_upper),
         )
+    }
+
+    fn norm(&self) -> Norm {
+        Norm::L2
+    }
+}
+
+/// Laplace noise with scale `lambda` (density proportional to `exp(-|e| / lambda)` per
+/// coordinate, standard deviation `sqrt(2) lambda`), certifying l1 radii
+/// (Teng, Lee & Yuan, ICLR 2020): see [`laplace_radius`](crate::radius::laplace_radius).
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::{Laplace, NoiseDistribution};
+///
+/// let noise = Laplace::new(0.5)?;
+/// // With p_b = 1 - p_a: lambda * ln(1 / (2 (1 - p_a))).
+/// assert!((noise.radius(0.99, 0.01) - 0.5 * 50f64.ln()).abs() < 1e-12);
+/// assert!(Laplace::new(0.0).is_err());
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Laplace {
+    scale: f64,
+}
+
+impl Laplace {
+    /// Laplace noise of scale `lambda`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSigma`] unless `lambda` is finite and positive.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(randomized_smoothing::Laplace::new(0.25)?.scale(), 0.25);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn new(lambda: f64) -> Result<Self> {
+        Ok(Self {
+            scale: check_sigma(lambda)?,
+        })
+    }
+
+    /// The scale `lambda`.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(randomized_smoothing::Laplace::new(1.0)?.scale(), 1.0);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+}
+
+impl NoiseDistribution for Laplace {
+    fn sample<B: Backend, const D: usize>(
+        &self,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> Tensor<B, D> {
+        // Inversion: u uniform on (-1/2, 1/2) gives -lambda sign(u) ln(1 - 2|u|).
+        let u = Tensor::<B, D>::random(shape, Distribution::Uniform(-0.5, 0.5), device);
+        let magnitude = (u.clone().abs() * -2.0 + 1.0).log() * -self.scale;
+        u.sign() * magnitude
+    }
+
+    fn add_to<R: Rng>(&self, values: &mut [f32], rng: &mut R) {
+        for v in values {
+            // The difference of two exponentials is Laplace.
+            let e1: f64 = rand_distr::Exp1.sample(rng);
+            let e2: f64 = rand_distr::Exp1.sample(rng);
+            *v += (self.scale * (e1 - e2)) as f32;
+        }
+    }
+
+    fn radius(&self, p_a_lower: f64, p_b_upper: f64) -> f64 {
+        laplace_radius_unchecked(self.scale, p_a_lower, p_b_upper)
+    }
+
+    fn norm(&self) -> Norm {
+        Norm::L1
+    }
+}
+
+/// Uniform noise on `[-lambda, lambda]` per coordinate, certifying l1 radii
+/// (Lee et al., NeurIPS 2019; Yang et al., ICML 2020): see
+/// [`uniform_radius`](crate::radius::uniform_radius).
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::{NoiseDistribution, Uniform};
+///
+/// let noise = Uniform::new(0.5)?;
+/// assert!((noise.radius(0.9, 0.1) - 0.5 * 0.8).abs() < 1e-12);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Uniform {
+    half_width: f64,
+}
+
+impl Uniform {
+    /// Uniform noise on `[-lambda, lambda]`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSigma`] unless `lambda` is finite and positive.
+    ///
+    /// # Example
+    /// ```
+    /// assert!(randomized_smoothing::Uniform::new(-1.0).is_err());
+    /// ```
+    pub fn new(lambda: f64) -> Result<Self> {
+        Ok(Self {
+            half_width: check_sigma(lambda)?,
+        })
+    }
+
+    /// The half-width `lambda`.
+    ///
+    /// # Example
+    /// ```
+    /// assert_eq!(randomized_smoothing::Uniform::new(0.5)?.half_width(), 0.5);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn half_width(&self) -> f64 {
+        self.half_width
+    }
+}
+
+impl NoiseDistribution for Uniform {
+    fn sample<B: Backend, const D: usize>(
+        &self,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> Tensor<B, D> {
+        let l = self.half_width;
+        Tensor::random(shape, Distribution::Uniform(-l, l), device)
+    }
+
+    fn add_to<R: Rng>(&self, values: &mut [f32], rng: &mut R) {
+        let l = self.half_width;
+        for v in values {
+            *v += rng.random_range(-l..l) as f32;
+        }
+    }
+
+    fn radius(&self, p_a_lower: f64, p_b_upper: f64) -> f64 {
+        uniform_radius_unchecked(self.half_width, p_a_lower, p_b_upper)
+    }
+
+    fn norm(&self) -> Norm {
+        Norm::L1
     }
 }
 

@@ -7,7 +7,9 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use rand::Rng;
 
-use crate::binomial::{binomial_test_two_sided, clopper_pearson_lower_pair};
+use crate::binomial::{
+    binomial_test_two_sided, clopper_pearson_lower_pair, clopper_pearson_upper_pair,
+};
 use crate::classifier::BaseClassifier;
 use crate::error::{Error, Result, check_open_unit, check_positive};
 use crate::sampling::{NoiseDistribution, sample_counts};
@@ -62,6 +64,7 @@ pub struct CertifyParams {
     n: u64,
     alpha: f64,
     batch_size: usize,
+    two_sided: bool,
 }
 
 impl Default for CertifyParams {
@@ -71,11 +74,44 @@ impl Default for CertifyParams {
             n: 100_000,
             alpha: 0.001,
             batch_size: 400,
+            two_sided: false,
         }
     }
 }
 
 impl CertifyParams {
+    /// The two-sided certificate: bound the runner-up's probability from above instead of
+    /// by `1 - p_a_lower`, for the radius of the general Theorem 1,
+    /// `sigma/2 (PhiInv(p_a_lower) - PhiInv(p_b_upper))`. Off by default (the paper's CERTIFY).
+    ///
+    /// `p_a_lower` is then the Clopper-Pearson lower bound at level `1 - alpha/2`, and
+    /// `p_b_upper` the Clopper-Pearson upper bound at level `1 - alpha/2` on the largest count
+    /// among the other classes, capped at `1 - p_a_lower`. Why this is valid:
+    /// - the candidate is chosen from the `n0` selection samples, independent of the `n`
+    ///   estimation samples both bounds use;
+    /// - the upper bound is increasing in the count, and the largest other count is at least
+    ///   that of the most probable other class `c*`, so `p_b_upper >= p_{c*}` whenever the
+    ///   bound on `c*`'s own count holds, which fails with probability at most `alpha/2`;
+    /// - `p_b_upper` is therefore at least every other class's probability, and the cap only
+    ///   uses `p_a + p_b <= 1`, true whenever `p_a_lower` holds;
+    /// - by the union bound both hold together with probability at least `1 - alpha`.
+    ///
+    /// Since `p_b_upper <= 1 - p_a_lower`, the radius is never smaller than the paper's radius
+    /// computed at `alpha/2`; it is larger when the probability not on the top class is spread
+    /// over several classes, and it certifies some inputs with `p_a_lower <= 1/2`.
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::CertifyParams;
+    ///
+    /// assert!(CertifyParams::default().two_sided(true).check()?.is_two_sided());
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn two_sided(mut self, two_sided: bool) -> Self {
+        self.two_sided = two_sided;
+        self
+    }
+
     /// Number of samples used to select the candidate class.
     ///
     /// # Example
@@ -150,7 +186,10 @@ impl CertifyParams {
         check_samples("n0", self.n0)?;
         let n = check_samples("n", self.n)?;
         check_positive("batch_size", self.batch_size as u64)?;
-        let can_certify = |n: u64| clopper_pearson_lower_pair(n, n, alpha).0 > 0.5;
+        // The two-sided certificate spends alpha/2 on each bound; with n agreeing samples its
+        // p_b_upper is at most 1 - p_a_lower, so the same condition decides.
+        let alpha_a = if self.two_sided { alpha / 2.0 } else { alpha };
+        let can_certify = |n: u64| clopper_pearson_lower_pair(n, n, alpha_a).0 > 0.5;
         if !can_certify(n) {
             let min_n = smallest_n(MAX_SAMPLES, can_certify);
             return Err(Error::SampleSizeTooSmall {
@@ -224,6 +263,18 @@ impl CertifyConfig {
     /// ```
     pub fn batch_size(&self) -> usize {
         self.0.batch_size
+    }
+
+    /// Whether the two-sided certificate is used (see [`CertifyParams::two_sided`]).
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::CertifyParams;
+    /// assert!(!CertifyParams::default().check()?.is_two_sided());
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn is_two_sided(&self) -> bool {
+        self.0.two_sided
     }
 }
 
@@ -486,7 +537,7 @@ impl Prediction {
 /// ```
 /// use randomized_smoothing::Estimate;
 ///
-/// let e = Estimate { candidate: 7, count: 990, n: 1_000, p_a_lower: 0.97 };
+/// let e = Estimate { candidate: 7, count: 990, n: 1_000, p_a_lower: 0.97, p_b_upper: 0.03 };
 /// assert!(e.p_a_lower < e.count as f64 / e.n as f64);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -497,8 +548,13 @@ pub struct Estimate {
     pub count: u64,
     /// The number of estimation samples.
     pub n: u64,
-    /// One-sided Clopper-Pearson lower bound on its probability at level `1 - alpha`.
+    /// Lower confidence bound on its probability (one-sided Clopper-Pearson at level
+    /// `1 - alpha`, or `1 - alpha/2` for the two-sided certificate).
     pub p_a_lower: f64,
+    /// Upper confidence bound on every other class's probability: `1 - p_a_lower` for the
+    /// paper's certificate; for the two-sided one, the Clopper-Pearson upper bound on the
+    /// largest other count at level `1 - alpha/2`, capped at `1 - p_a_lower`.
+    pub p_b_upper: f64,
 }
 
 /// The outcome of CERTIFY.
@@ -510,7 +566,7 @@ pub struct Estimate {
 /// ```
 /// use randomized_smoothing::{Certification, Estimate};
 ///
-/// let estimate = Estimate { candidate: 1, count: 1_000, n: 1_000, p_a_lower: 0.993 };
+/// let estimate = Estimate { candidate: 1, count: 1_000, n: 1_000, p_a_lower: 0.993, p_b_upper: 0.007 };
 /// let c = Certification::Certified { class: 1, radius: 0.61, estimate };
 /// assert_eq!((c.class(), c.radius()), (Some(1), Some(0.61)));
 /// ```
@@ -540,7 +596,7 @@ impl Certification {
     /// # Example
     /// ```
     /// # use randomized_smoothing::{AbstainReason, Certification, Estimate};
-    /// let estimate = Estimate { candidate: 1, count: 400, n: 1_000, p_a_lower: 0.36 };
+    /// let estimate = Estimate { candidate: 1, count: 400, n: 1_000, p_a_lower: 0.36, p_b_upper: 0.64 };
     /// let c = Certification::Abstain { reason: AbstainReason::LowConfidence, estimate };
     /// assert_eq!(c.class(), None);
     /// ```
@@ -556,7 +612,7 @@ impl Certification {
     /// # Example
     /// ```
     /// # use randomized_smoothing::{AbstainReason, Certification, Estimate};
-    /// let estimate = Estimate { candidate: 1, count: 400, n: 1_000, p_a_lower: 0.36 };
+    /// let estimate = Estimate { candidate: 1, count: 400, n: 1_000, p_a_lower: 0.36, p_b_upper: 0.64 };
     /// let c = Certification::Abstain { reason: AbstainReason::LowConfidence, estimate };
     /// assert_eq!(c.radius(), None);
     /// ```
@@ -572,7 +628,7 @@ impl Certification {
     /// # Example
     /// ```
     /// # use randomized_smoothing::{Certification, Estimate};
-    /// let estimate = Estimate { candidate: 1, count: 1_000, n: 1_000, p_a_lower: 0.993 };
+    /// let estimate = Estimate { candidate: 1, count: 1_000, n: 1_000, p_a_lower: 0.993, p_b_upper: 0.007 };
     /// let c = Certification::Certified { class: 1, radius: 0.61, estimate };
     /// assert_eq!(c.estimate().count, 1_000);
     /// ```
@@ -679,7 +735,7 @@ where
     /// Checks `x` against the classifier's input shape and for non-finite values, and
     /// makes it a batch of one, `[1, input_shape...]`. Reads `x` to the host once (never the
     /// noisy samples).
-    fn prepare<const K: usize>(&self, x: Tensor<B, K>) -> Result<Tensor<B, D>> {
+    pub(crate) fn prepare<const K: usize>(&self, x: Tensor<B, K>) -> Result<Tensor<B, D>> {
         let dims = x.dims();
         let expected = self.base.input_shape();
         if dims.as_slice() != expected || expected.len() + 1 != D {
@@ -847,17 +903,14 @@ where
             batch,
             rng.next_u64(),
         )?;
-        let count = estimation[candidate];
-        let (p_a_lower, complement) = clopper_pearson_lower_pair(count, config.n(), config.alpha());
-        let estimate = Estimate {
+        let estimate = bound_top_two(
+            &estimation,
             candidate,
-            count,
-            n: config.n(),
-            p_a_lower,
-        };
-        Ok(if p_a_lower > 0.5 {
-            // p_b = 1 - p_a, passed as the exact complement.
-            let radius = self.noise.radius(p_a_lower, complement);
+            config.alpha(),
+            config.is_two_sided(),
+        );
+        Ok(if estimate.p_a_lower > estimate.p_b_upper {
+            let radius = self.noise.radius(estimate.p_a_lower, estimate.p_b_upper);
             Certification::Certified {
                 class: candidate,
                 radius,
@@ -872,9 +925,51 @@ where
     }
 }
 
+/// The confidence bounds of CERTIFY for `candidate` from the estimation counts: the paper's
+/// `(p_a_lower, 1 - p_a_lower)` at level `1 - alpha`, or the two-sided pair at `1 - alpha/2`
+/// each (see [`CertifyParams::two_sided`]).
+pub(crate) fn bound_top_two(
+    counts: &[u64],
+    candidate: usize,
+    alpha: f64,
+    two_sided: bool,
+) -> Estimate {
+    let n: u64 = counts.iter().sum();
+    let count = counts[candidate];
+    let alpha_a = if two_sided { alpha / 2.0 } else { alpha };
+    let (p_a_lower, complement) = clopper_pearson_lower_pair(count, n, alpha_a);
+    let p_b_upper = if two_sided {
+        let runner_up = counts
+            .iter()
+            .enumerate()
+            .filter(|&(c, _)| c != candidate)
+            .map(|(_, &k)| k)
+            .max()
+            .unwrap_or(0);
+        clopper_pearson_upper_pair(runner_up, n, alpha / 2.0)
+            .0
+            .min(complement)
+    } else {
+        // The exact complement, so the radius keeps its precision as p_a_lower nears 1.
+        complement
+    };
+    Estimate {
+        candidate,
+        count,
+        n,
+        p_a_lower,
+        p_b_upper,
+    }
+}
+
 /// The indices of the largest and second-largest counts (lowest index first among ties).
 fn top_two(counts: &[u64]) -> (usize, Option<usize>) {
     let mut order: Vec<usize> = (0..counts.len()).collect();
     order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
     (order[0], order.get(1).copied())
+}
+
+/// The index of the largest count (lowest index among ties): the selected candidate.
+pub(crate) fn top_class_of(counts: &[u64]) -> usize {
+    top_two(counts).0
 }

@@ -33,15 +33,17 @@ use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::record::{DefaultRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
+use rand::Rng;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 
-use crate::data::Dataset;
+use crate::data::ImageSource;
 use crate::error::{Error, Result, check_positive};
 use crate::models::ImageClassifier;
 use crate::radius::check_sigma;
-use crate::sampling::GOLDEN_GAMMA;
+use crate::sampling::{GOLDEN_GAMMA, mix64};
 
 /// Unchecked training hyperparameters; [`check`](Self::check) them into a [`TrainConfig`].
 ///
@@ -342,92 +344,134 @@ fn store_err(e: impl std::fmt::Display) -> Error {
     Error::Io(format!("checkpoint: {e}"))
 }
 
-/// A batch of images `[batch, C, H, W]` and labels from `indices`, with random crops and
-/// flips if configured.
-fn batch<B: Backend>(
-    data: &Dataset,
+/// A batch of images `[batch, C, H, W]` and labels from `indices`. For training
+/// (`augment_seed` given) each example is read through
+/// [`load_train`](ImageSource::load_train) and then randomly cropped and flipped if
+/// configured; for evaluation it is read through [`load`](ImageSource::load) as is.
+/// Examples are read on rayon's pool (decoding image files is the slow part), each with its
+/// own generator derived from the seed, so a batch does not depend on the thread count.
+fn batch<B: Backend, S: ImageSource + ?Sized>(
+    data: &S,
     indices: &[usize],
     params: &TrainParams,
-    rng: &mut StdRng,
+    augment_seed: Option<u64>,
     device: &B::Device,
-) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
-    use rand::RngExt;
+) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)> {
     let shape = data.image_shape();
     let (c, h, w) = (shape[0], shape[1], shape[2]);
-    let mut pixels = Vec::with_capacity(indices.len() * c * h * w);
-    for &i in indices {
-        let image = data.image(i);
-        let pad = params.crop_padding as i64;
-        let mut offset = || {
-            if pad > 0 {
-                rng.random_range(-pad..=pad) as isize
-            } else {
-                0
+    let images: Vec<Vec<f32>> = indices
+        .par_iter()
+        .enumerate()
+        .map(|(k, &i)| match augment_seed {
+            None => Ok(data.load(i)?.into_owned()),
+            Some(seed) => {
+                let mut rng = StdRng::seed_from_u64(mix64(seed ^ mix64(k as u64)));
+                let image = data.load_train(i, &mut rng)?;
+                Ok(crop_and_flip(&image, [c, h, w], params, &mut rng))
             }
-        };
-        let (dy, dx) = (offset(), offset());
-        let flip = params.flip && rng.random::<bool>();
-        for ch in 0..c {
-            for y in 0..h as isize {
-                for x in 0..w as isize {
-                    let sx = if flip { w as isize - 1 - x } else { x } + dx;
-                    let sy = y + dy;
-                    let inside = (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
-                    let v = if inside {
-                        image[ch * h * w + sy as usize * w + sx as usize]
-                    } else {
-                        0.0
-                    };
-                    pixels.push(v);
-                }
+        })
+        .collect::<Result<_>>()?;
+    let labels: Vec<i64> = indices.iter().map(|&i| data.label(i) as i64).collect();
+    Ok((
+        Tensor::from_data(
+            TensorData::new(images.concat(), [indices.len(), c, h, w]),
+            device,
+        ),
+        Tensor::from_data(TensorData::new(labels, [indices.len()]), device),
+    ))
+}
+
+/// The paper's CIFAR-10 augmentation: a random crop of the image padded with zeros by
+/// `crop_padding` on each side, and a horizontal flip with probability 1/2, as configured.
+fn crop_and_flip(
+    image: &[f32],
+    [c, h, w]: [usize; 3],
+    params: &TrainParams,
+    rng: &mut StdRng,
+) -> Vec<f32> {
+    use rand::RngExt;
+    let pad = params.crop_padding as i64;
+    let mut offset = || {
+        if pad > 0 {
+            rng.random_range(-pad..=pad) as isize
+        } else {
+            0
+        }
+    };
+    let (dy, dx) = (offset(), offset());
+    let flip = params.flip && rng.random::<bool>();
+    if (dy, dx, flip) == (0, 0, false) {
+        return image.to_vec();
+    }
+    let mut out = Vec::with_capacity(image.len());
+    for ch in 0..c {
+        for y in 0..h as isize {
+            for x in 0..w as isize {
+                let sx = if flip { w as isize - 1 - x } else { x } + dx;
+                let sy = y + dy;
+                let inside = (0..h as isize).contains(&sy) && (0..w as isize).contains(&sx);
+                out.push(if inside {
+                    image[ch * h * w + sy as usize * w + sx as usize]
+                } else {
+                    0.0
+                });
             }
         }
     }
-    let labels: Vec<i64> = indices.iter().map(|&i| data.label(i) as i64).collect();
-    (
-        Tensor::from_data(TensorData::new(pixels, [indices.len(), c, h, w]), device),
-        Tensor::from_data(TensorData::new(labels, [indices.len()]), device),
-    )
+    out
 }
 
 /// Mean loss and accuracy of `model` on `data` under Gaussian noise at sigma.
-fn evaluate<B: Backend, M: ImageClassifier<B>>(
+fn evaluate<B: Backend, M: ImageClassifier<B>, S: ImageSource + ?Sized>(
     model: &M,
-    data: &Dataset,
+    data: &S,
     config: &TrainConfig,
     device: &B::Device,
-) -> (f64, f64) {
+) -> Result<(f64, f64)> {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
-    let no_augment = TrainParams {
-        crop_padding: 0,
-        flip: false,
-        ..config.0.clone()
-    };
-    let mut rng = StdRng::seed_from_u64(0);
-    let (mut loss_sum, mut correct) = (0.0, 0i64);
+    let mut totals = EpochTotals::<B>::new(device);
     let all: Vec<usize> = (0..data.len()).collect();
     for chunk in all.chunks(config.batch_size()) {
-        let (x, y) = batch::<B>(data, chunk, &no_augment, &mut rng, device);
-        let x = add_noise(x, config.sigma());
-        let logits = model.forward(x);
-        loss_sum += loss_fn
-            .forward(logits.clone(), y.clone())
-            .into_scalar()
-            .elem::<f64>()
-            * chunk.len() as f64;
-        correct += logits
-            .argmax(1)
-            .reshape([chunk.len()])
-            .equal(y)
-            .int()
-            .sum()
-            .into_scalar()
-            .elem::<i64>();
+        let (x, y) = batch::<B, S>(data, chunk, &config.0, None, device)?;
+        let logits = model.forward(add_noise(x, config.sigma()));
+        totals.add(loss_fn.forward(logits.clone(), y.clone()), logits, y);
     }
-    (
+    let (loss_sum, correct) = totals.read();
+    Ok((
         loss_sum / data.len() as f64,
         correct as f64 / data.len() as f64,
-    )
+    ))
+}
+
+/// Summed loss and correct predictions over an epoch, accumulated on the device.
+struct EpochTotals<B: Backend> {
+    loss: Tensor<B, 1>,
+    correct: Tensor<B, 1, Int>,
+}
+
+impl<B: Backend> EpochTotals<B> {
+    fn new(device: &B::Device) -> Self {
+        Self {
+            loss: Tensor::zeros([1], device),
+            correct: Tensor::zeros([1], device),
+        }
+    }
+
+    /// Adds a batch: its mean loss, logits `[batch, classes]` and labels `[batch]`.
+    fn add(&mut self, mean_loss: Tensor<B, 1>, logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>) {
+        let n = labels.dims()[0];
+        self.loss = self.loss.clone() + mean_loss * n as f64;
+        let hits = logits.argmax(1).reshape([n]).equal(labels).int().sum();
+        self.correct = self.correct.clone() + hits;
+    }
+
+    /// The totals, read back once.
+    fn read(self) -> (f64, i64) {
+        (
+            self.loss.into_scalar().elem::<f64>(),
+            self.correct.into_scalar().elem::<i64>(),
+        )
+    }
 }
 
 fn add_noise<B: Backend>(x: Tensor<B, 4>, sigma: f64) -> Tensor<B, 4> {
@@ -468,10 +512,10 @@ fn last_checkpoint(dir: &Path) -> Option<usize> {
 ///
 /// # Example
 /// See the [module documentation](self).
-pub fn train<B, M>(
+pub fn train<B, M, S>(
     model: M,
-    train_set: &Dataset,
-    test_set: &Dataset,
+    train_set: &S,
+    test_set: &S,
     config: &TrainConfig,
     checkpoints: Option<&Path>,
     seed: u64,
@@ -481,6 +525,7 @@ where
     B: AutodiffBackend,
     M: AutodiffModule<B> + ImageClassifier<B>,
     M::InnerModule: ImageClassifier<B::InnerBackend>,
+    S: ImageSource + ?Sized,
 {
     if train_set.image_shape() != test_set.image_shape()
         || train_set.num_classes() != test_set.num_classes()
@@ -527,24 +572,19 @@ where
         B::seed(&device, epoch_seed);
         let mut order: Vec<usize> = (0..train_set.len()).collect();
         order.shuffle(&mut rng);
-        let (mut loss_sum, mut correct) = (0.0, 0i64);
+        // Running totals stay on the device: reading them back every batch would stall a
+        // GPU pipeline; they are read once per epoch.
+        let mut totals = EpochTotals::<B::InnerBackend>::new(&device);
         for chunk in order.chunks(config.batch_size()) {
-            let (x, y) = batch::<B>(train_set, chunk, params, &mut rng, &device);
+            let (x, y) = batch::<B, S>(train_set, chunk, params, Some(rng.next_u64()), &device)?;
             let logits = model.forward(add_noise(x, config.sigma()));
             let loss = loss_fn.forward(logits.clone(), y.clone());
-            loss_sum += loss.clone().into_scalar().elem::<f64>() * chunk.len() as f64;
-            correct += logits
-                .argmax(1)
-                .reshape([chunk.len()])
-                .equal(y)
-                .int()
-                .sum()
-                .into_scalar()
-                .elem::<i64>();
+            totals.add(loss.clone().inner(), logits.inner(), y.inner());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
         }
-        let (test_loss, test_acc) = evaluate(&model.valid(), test_set, config, &device);
+        let (loss_sum, correct) = totals.read();
+        let (test_loss, test_acc) = evaluate(&model.valid(), test_set, config, &device)?;
         let report = EpochReport {
             epoch: epoch + 1,
             time: started.elapsed(),

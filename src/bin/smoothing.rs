@@ -22,7 +22,9 @@ use randomized_smoothing::accuracy::{
     AccuracyBound, Outcome, approximate_certified_accuracy, certified_accuracy_lower_bound,
 };
 use randomized_smoothing::analysis::CertifiedAccuracyTable;
-use randomized_smoothing::data::{Dataset, digits, load_cifar10, load_mnist};
+use randomized_smoothing::data::{
+    Dataset, ImageFolder, ImageSource, digits, load_cifar10, load_mnist,
+};
 use randomized_smoothing::jobs::{
     Job, Selection, Shard, certify_dataset, merge_logs, predict_dataset,
 };
@@ -34,10 +36,18 @@ use randomized_smoothing::records::read_certify_log;
 use randomized_smoothing::train::{TrainParams, train};
 use randomized_smoothing::{CertifyParams, Gaussian, PredictParams, SmoothedClassifier};
 
+/// Backend for certification and prediction.
 #[cfg(feature = "cuda")]
 type B = burn::backend::Cuda;
 #[cfg(not(feature = "cuda"))]
 type B = burn::backend::NdArray;
+
+/// Backend for training. On the CPU it is Flex: NdArray's convolution gradients are 8-10x
+/// slower, while its forward pass is the faster one (docs/benchmarks.md).
+#[cfg(feature = "cuda")]
+type T = Autodiff<burn::backend::Cuda>;
+#[cfg(not(feature = "cuda"))]
+type T = Autodiff<burn::backend::Flex>;
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -73,6 +83,10 @@ enum DatasetName {
     Mnist,
     /// CIFAR-10 binary batches in --data: data_batch_1..5 (train), test_batch (test).
     Cifar10,
+    /// ImageNet image folders in --data: train/ and val/, one sub-folder per class, read
+    /// lazily; test images resized to 256 and center-cropped to 224, training images
+    /// randomly resized-cropped to 224 and flipped.
+    Imagenet,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,13 +100,13 @@ struct DataArgs {
     /// Data set.
     #[arg(long, value_enum)]
     dataset: DatasetName,
-    /// Folder of the data set's files (mnist, cifar10).
+    /// Folder of the data set's files (mnist, cifar10, imagenet).
     #[arg(long)]
     data: Option<PathBuf>,
 }
 
 impl DataArgs {
-    fn load(&self, split: Split) -> Result<Dataset, Failure> {
+    fn load(&self, split: Split) -> Result<Box<dyn ImageSource>, Failure> {
         let dir = || -> Result<&Path, Failure> {
             self.data
                 .as_deref()
@@ -102,7 +116,7 @@ impl DataArgs {
             Split::Train => train,
             Split::Test => test,
         };
-        Ok(match self.dataset {
+        Ok(Box::new(match self.dataset {
             DatasetName::Digits => pick(digits()?.split_at(1_437)?),
             DatasetName::Mnist => {
                 let d = dir()?;
@@ -121,7 +135,14 @@ impl DataArgs {
                 pick(all.split_at(8_000)?)
             }
             DatasetName::Cifar10 => load_cifar10(dir()?, split == Split::Train)?,
-        })
+            DatasetName::Imagenet => {
+                let folder = match split {
+                    Split::Train => "train",
+                    Split::Test => "val",
+                };
+                return Ok(Box::new(ImageFolder::open(dir()?.join(folder))?));
+            }
+        }))
     }
 
     /// The normalization a small CNN uses for this data set (fixed per data set, so that
@@ -131,6 +152,7 @@ impl DataArgs {
             DatasetName::Digits => (0.3, 0.35),
             DatasetName::Mnist => (0.1307, 0.3081),
             DatasetName::Cifar10 => (0.47, 0.25),
+            DatasetName::Imagenet => (0.45, 0.23),
         }
     }
 }
@@ -154,7 +176,7 @@ fn build<BK: Backend>(
     arch: &str,
     filters: usize,
     data: &DataArgs,
-    sample: &Dataset,
+    sample: &dyn ImageSource,
 ) -> Result<Model<BK>, Failure> {
     let device = Default::default();
     if arch == "small_cnn" {
@@ -172,11 +194,15 @@ fn build<BK: Backend>(
 }
 
 /// The model for inference: loaded, with batch norms folded into the convolutions.
-fn load(args: &ModelArgs, data: &DataArgs, sample: &Dataset) -> Result<Model<B>, Failure> {
+fn load(args: &ModelArgs, data: &DataArgs, sample: &dyn ImageSource) -> Result<Model<B>, Failure> {
     Ok(load_weights(args, data, sample)?.fold_batch_norm())
 }
 
-fn load_weights(args: &ModelArgs, data: &DataArgs, sample: &Dataset) -> Result<Model<B>, Failure> {
+fn load_weights(
+    args: &ModelArgs,
+    data: &DataArgs,
+    sample: &dyn ImageSource,
+) -> Result<Model<B>, Failure> {
     let is_burn = args.model.extension().is_some_and(|e| e == "bpk");
     if is_burn {
         let arch = args.arch.as_deref().ok_or("a .bpk model needs --arch")?;
@@ -228,8 +254,8 @@ fn run_train(args: &TrainArgs) -> Result<(), Failure> {
     let train_set = args.data.load(Split::Train)?;
     let test_set = args.data.load(Split::Test)?;
     // The backend's generator initializes the weights: seed it for a reproducible start.
-    Autodiff::<B>::seed(&Default::default(), args.seed);
-    let model = build::<Autodiff<B>>(&args.arch, args.filters, &args.data, &train_set)?;
+    T::seed(&Default::default(), args.seed);
+    let model = build::<T>(&args.arch, args.filters, &args.data, &*train_set)?;
     let mut params = TrainParams::new(args.sigma)
         .epochs(args.epochs)
         .batch_size(args.batch)
@@ -242,8 +268,8 @@ fn run_train(args: &TrainArgs) -> Result<(), Failure> {
     let bar = progress(args.epochs as u64, "epochs");
     let trained = train(
         model,
-        &train_set,
-        &test_set,
+        &*train_set,
+        &*test_set,
         &config,
         Some(&args.out.join("checkpoints")),
         args.seed,
@@ -324,6 +350,10 @@ struct CertifyArgs {
     /// Samples for estimating its probability.
     #[arg(long, default_value_t = 100_000)]
     n: u64,
+    /// The two-sided certificate: bound the runner-up's probability too, alpha split
+    /// between the two bounds (beyond the paper; never below its radius at alpha/2).
+    #[arg(long)]
+    two_sided: bool,
 }
 
 /// Prints a line above the progress bar, or to stderr when the bar is hidden (not a
@@ -351,7 +381,7 @@ fn progress(len: u64, unit: &str) -> ProgressBar {
 /// What `certify` and `predict` share: the data split, the smoothed model, the job and its
 /// progress bar.
 struct Run {
-    data: Dataset,
+    data: Box<dyn ImageSource>,
     smoothed: SmoothedClassifier<B, Model<B>, Gaussian, 4>,
     job: Job,
     bar: ProgressBar,
@@ -361,7 +391,7 @@ impl Run {
     fn new(data: &DataArgs, model: &ModelArgs, job: &JobArgs) -> Result<Self, Failure> {
         let split = data.load(job.split)?;
         let smoothed =
-            SmoothedClassifier::new(load(model, data, &split)?, Gaussian::new(job.sigma)?);
+            SmoothedClassifier::new(load(model, data, &*split)?, Gaussian::new(job.sigma)?);
         let job = job.job()?;
         let bar = progress(job.selection.indices(split.len()).len() as u64, "examples");
         Ok(Self {
@@ -385,10 +415,11 @@ fn run_certify(args: &CertifyArgs) -> Result<(), Failure> {
         .n(args.n)
         .alpha(args.job.alpha)
         .batch_size(args.job.batch)
+        .two_sided(args.two_sided)
         .check()?;
     let rows = certify_dataset(
         &smoothed,
-        &data,
+        &*data,
         &config,
         &job,
         &Default::default(),
@@ -435,7 +466,7 @@ fn run_predict(args: &PredictArgs) -> Result<(), Failure> {
         .check()?;
     let rows = predict_dataset(
         &smoothed,
-        &data,
+        &*data,
         &config,
         &job,
         &Default::default(),

@@ -87,6 +87,59 @@ pub fn load_model<B: Backend, M: Module<B>>(model: M, path: impl AsRef<Path>) ->
     apply_checked(model, snapshots, Box::new(IdentityAdapter), false, path)
 }
 
+/// Copies the parameters and buffers of `from` into `into`, a model of the same
+/// architecture on any backend or device.
+///
+/// This is how a model trained on one backend is certified on another: the CPU build
+/// trains on Flex, whose gradients are fast, and certifies on NdArray, whose forward pass
+/// is (see `docs/benchmarks.md`).
+///
+/// # Errors
+/// [`Error::CheckpointKeys`] or [`Error::CheckpointShape`] if the architectures differ.
+///
+/// # Example
+/// ```
+/// use burn::backend::{Flex, NdArray};
+/// use burn::tensor::Tensor;
+/// use randomized_smoothing::models::{ImageClassifier, SmallCnnConfig, transfer};
+///
+/// let config = SmallCnnConfig::new([1, 8, 8], 10);
+/// let trained = config.init::<Flex>(&Default::default())?;
+/// let copy = transfer(&trained, config.init::<NdArray>(&Default::default())?)?;
+/// let x = [[[[0.5_f32; 8]; 8]]];
+/// let a = trained.forward(Tensor::from_data(x, &Default::default())).into_data();
+/// let b = copy.forward(Tensor::from_data(x, &Default::default())).into_data();
+/// a.assert_approx_eq::<f32>(&b, burn::tensor::Tolerance::default());
+/// assert!(transfer(&trained, SmallCnnConfig::new([1, 8, 8], 3).init::<NdArray>(&Default::default())?).is_err());
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn transfer<B1, B2, M1, M2>(from: &M1, into: M2) -> Result<M2>
+where
+    B1: Backend,
+    B2: Backend,
+    M1: Module<B1>,
+    M2: Module<B2>,
+{
+    let snapshots = from.collect(None, None, false);
+    let shapes = |s: &[TensorSnapshot]| -> BTreeMap<String, Vec<usize>> {
+        s.iter()
+            .map(|s| (s.full_path(), s.shape.to_vec()))
+            .collect()
+    };
+    check_names_and_shapes(
+        &shapes(&into.collect(None, None, false)),
+        &shapes(&snapshots),
+        "",
+    )?;
+    apply_checked(
+        into,
+        snapshots,
+        Box::new(IdentityAdapter),
+        false,
+        Path::new("(model in memory)"),
+    )
+}
+
 /// Compares a model's tensors with a file's, both by name (in the file's naming) and shape.
 /// `prefix` is prepended to names in the error, so they read as the file's own keys.
 pub(super) fn check_names_and_shapes(

@@ -36,7 +36,7 @@ mod resnet;
 mod small_cnn;
 
 pub use arch::{Architecture, Model};
-pub use files::{load_model, save_model};
+pub use files::{load_model, save_model, transfer};
 pub use normalize::Normalize;
 pub use pytorch::{PytorchCheckpoint, pytorch_keys};
 pub use resnet::{

@@ -3,7 +3,8 @@
 //! The crate embeds the UCI "Optical Recognition of Handwritten Digits" test set (E. Alpaydin,
 //! C. Kaynak, 1998; CC BY 4.0), 1,797 grayscale 8x8 digits, as shipped with scikit-learn, so
 //! the quickstart runs with no download. It also reads MNIST's IDX files (plain or gzipped)
-//! and CIFAR-10's binary batches.
+//! and CIFAR-10's binary batches into memory ([`Dataset`]), and ImageNet-style image folders
+//! lazily ([`ImageFolder`]); both are an [`ImageSource`], which is what jobs and training read.
 //!
 //! # Example
 //! ```
@@ -12,11 +13,97 @@
 //! # Ok::<(), randomized_smoothing::Error>(())
 //! ```
 
+mod image_folder;
+
+pub use image_folder::ImageFolder;
+
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use rand::Rng;
+
 use crate::error::{Error, Result};
+
+/// Labelled images read one at a time: held in memory ([`Dataset`]) or decoded from disk
+/// when asked for ([`ImageFolder`]). The jobs and the training loop read through it, so a
+/// data set larger than memory works like a small one.
+///
+/// # Contract
+/// For `i < len()`, [`load`](Self::load) returns the `image_shape().iter().product()`
+/// pixels of example `i` in [0, 1], channel-first and row-major, the same on every call, and
+/// `label(i) < num_classes()`. [`load_train`](Self::load_train) may instead return a random
+/// augmentation drawn from `rng` (and only from it, so training is reproducible); by default
+/// it is `load`. Indices at or past `len()` may panic, like slice indexing.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::data::{ImageSource, digits};
+///
+/// fn mean_pixel(source: &dyn ImageSource, i: usize) -> randomized_smoothing::Result<f32> {
+///     let pixels = source.load(i)?;
+///     Ok(pixels.iter().sum::<f32>() / pixels.len() as f32)
+/// }
+/// assert!(mean_pixel(&digits()?, 0)? > 0.0);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub trait ImageSource: Sync {
+    /// Number of examples.
+    fn len(&self) -> usize;
+
+    /// True if there are no examples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shape of one image, `[channels, height, width]`.
+    fn image_shape(&self) -> &[usize];
+
+    /// Number of classes.
+    fn num_classes(&self) -> usize;
+
+    /// The label of example `i`.
+    fn label(&self, i: usize) -> usize;
+
+    /// The pixels of example `i` (the test-time view).
+    ///
+    /// # Errors
+    /// Whatever reading the example can fail with, e.g. [`Error::MalformedData`] for an
+    /// image file that does not decode.
+    fn load(&self, i: usize) -> Result<Cow<'_, [f32]>>;
+
+    /// The pixels of example `i` as training sees them, randomly augmented from `rng`.
+    ///
+    /// # Errors
+    /// As [`load`](Self::load).
+    fn load_train(&self, i: usize, rng: &mut dyn Rng) -> Result<Cow<'_, [f32]>> {
+        let _ = rng;
+        self.load(i)
+    }
+}
+
+impl ImageSource for Dataset {
+    fn len(&self) -> usize {
+        Dataset::len(self)
+    }
+
+    fn image_shape(&self) -> &[usize] {
+        Dataset::image_shape(self)
+    }
+
+    fn num_classes(&self) -> usize {
+        Dataset::num_classes(self)
+    }
+
+    fn label(&self, i: usize) -> usize {
+        Dataset::label(self, i)
+    }
+
+    fn load(&self, i: usize) -> Result<Cow<'_, [f32]>> {
+        Ok(Cow::Borrowed(self.image(i)))
+    }
+}
 
 /// Images of one shape, each with a class label.
 ///

@@ -1,0 +1,512 @@
+//! Certification with fewer samples: sample in rounds and stop as soon as the answer is
+//! known. Two procedures share one schedule of looks and one way of accounting for alpha:
+//!
+//! - [`SmoothedClassifier::certify_at_radius`] answers "is `x` certified at radius `r`?",
+//!   stopping when the lower confidence bound clears `r` or the upper one rules it out;
+//! - [`SmoothedClassifier::certify_budgeted`] estimates the radius, stopping when more
+//!   samples cannot raise it by more than a tolerance, or when the input is clearly going to
+//!   abstain.
+//!
+//! After `n0` selection samples choose the candidate, as in CERTIFY, estimation samples are
+//! drawn in rounds so that the looks fall at `n_first, 2 n_first, 4 n_first, ...`, up to
+//! `n_max`. Each look computes Clopper-Pearson bounds at level `1 - alpha / K`, for `K`
+//! looks: by the union bound all the lower bounds hold together with probability at least
+//! `1 - alpha`, so a certificate issued at any look is wrong with probability at most
+//! `alpha`, however the stopping rule uses the data. The upper bounds are at the same level,
+//! so a true certificate is given up early with probability at most `alpha` as well.
+
+use rand::Rng;
+
+use crate::binomial::{clopper_pearson_lower_pair, clopper_pearson_upper_pair};
+use crate::classifier::BaseClassifier;
+use crate::error::{Error, Result, check_open_unit, check_positive};
+use crate::sampling::{NoiseDistribution, sample_counts};
+use crate::smoothing::{
+    AbstainReason, Certification, Estimate, MAX_SAMPLES, SmoothedClassifier, top_class_of,
+};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+
+/// Unchecked hyperparameters of the sequential procedures; [`check`](Self::check) them into
+/// a [`SequentialConfig`].
+///
+/// Defaults: `n0 = 100` selection samples, looks at 100, 200, 400, ... estimation samples
+/// up to `n_max = 100_000` (11 looks), `alpha = 0.001`, batch size 400, radius tolerance
+/// 0.01 (for [`certify_budgeted`](SmoothedClassifier::certify_budgeted)).
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::SequentialParams;
+///
+/// let config = SequentialParams::default().check()?;
+/// assert_eq!(config.looks(), vec![100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 51_200, 100_000]);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SequentialParams {
+    n0: u64,
+    n_first: u64,
+    n_max: u64,
+    alpha: f64,
+    batch_size: usize,
+    tolerance: f64,
+}
+
+impl Default for SequentialParams {
+    fn default() -> Self {
+        Self {
+            n0: 100,
+            n_first: 100,
+            n_max: 100_000,
+            alpha: 0.001,
+            batch_size: 400,
+            tolerance: 0.01,
+        }
+    }
+}
+
+impl SequentialParams {
+    /// Number of selection samples.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// assert!(SequentialParams::default().n0(0).check().is_err());
+    /// ```
+    pub fn n0(mut self, n0: u64) -> Self {
+        self.n0 = n0;
+        self
+    }
+
+    /// Estimation samples at the first look and at most in all.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// let config = SequentialParams::default().samples(1_000, 10_000).check()?;
+    /// assert_eq!(config.looks(), vec![1_000, 2_000, 4_000, 8_000, 10_000]);
+    /// assert!(SequentialParams::default().samples(1_000, 100).check().is_err());
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn samples(mut self, n_first: u64, n_max: u64) -> Self {
+        self.n_first = n_first;
+        self.n_max = n_max;
+        self
+    }
+
+    /// Total probability of a wrong certificate, over all looks.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// assert!(SequentialParams::default().alpha(1.0).check().is_err());
+    /// ```
+    pub fn alpha(mut self, alpha: f64) -> Self {
+        self.alpha = alpha;
+        self
+    }
+
+    /// Noisy samples per forward pass.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// assert_eq!(SequentialParams::default().batch_size(64).check()?.batch_size(), 64);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// [`certify_budgeted`](SmoothedClassifier::certify_budgeted) stops once more samples
+    /// could raise the radius by at most this much (in the noise's norm and input units).
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// assert!(SequentialParams::default().tolerance(-0.1).check().is_err());
+    /// ```
+    pub fn tolerance(mut self, tolerance: f64) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// [`Error::InvalidProbability`] unless `0 < alpha < 1`; [`Error::ZeroCount`] for zero
+    /// counts; [`Error::InvalidParameter`] if `n_max < n_first`, `n_max` exceeds
+    /// [`MAX_SAMPLES`](crate::MAX_SAMPLES) or the tolerance is negative or not finite;
+    /// [`Error::SampleSizeTooSmall`] if even `n_max` agreeing samples cannot certify at the
+    /// per-look level `alpha / K`.
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::{Error, SequentialParams};
+    ///
+    /// let err = SequentialParams::default().samples(5, 5).check().unwrap_err();
+    /// assert!(matches!(err, Error::SampleSizeTooSmall { .. }));
+    /// ```
+    pub fn check(self) -> Result<SequentialConfig> {
+        check_open_unit("alpha", self.alpha)?;
+        check_positive("n0", self.n0)?;
+        check_positive("n_first", self.n_first)?;
+        check_positive("batch_size", self.batch_size as u64)?;
+        let invalid = |name, reason: String| Err(Error::InvalidParameter { name, reason });
+        if self.n_max < self.n_first || self.n_max > MAX_SAMPLES || self.n0 > MAX_SAMPLES {
+            return invalid(
+                "n_max",
+                format!(
+                    "need n_first <= n_max <= {MAX_SAMPLES}, got {} and {}",
+                    self.n_first, self.n_max
+                ),
+            );
+        }
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
+            return invalid("tolerance", format!("{} is not a radius", self.tolerance));
+        }
+        let config = SequentialConfig(self);
+        let per_look = config.alpha_per_look();
+        if clopper_pearson_lower_pair(self.n_max, self.n_max, per_look).0 <= 0.5 {
+            return Err(Error::SampleSizeTooSmall {
+                procedure: "sequential certification",
+                n: self.n_max,
+                alpha: per_look,
+                min_n: (per_look.ln() / 0.5f64.ln()).floor() as u64 + 1,
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// Validated hyperparameters of the sequential procedures, made by
+/// [`SequentialParams::check`].
+///
+/// # Example
+/// ```
+/// let config = randomized_smoothing::SequentialParams::default().check()?;
+/// assert_eq!(config.alpha_per_look(), 0.001 / 11.0);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SequentialConfig(SequentialParams);
+
+impl SequentialConfig {
+    /// The cumulative numbers of estimation samples at which the procedures look.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// let config = SequentialParams::default().samples(300, 1_000).check()?;
+    /// assert_eq!(config.looks(), vec![300, 600, 1_000]);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn looks(&self) -> Vec<u64> {
+        let mut looks = Vec::new();
+        let mut n = self.0.n_first;
+        while n < self.0.n_max {
+            looks.push(n);
+            n = n.saturating_mul(2);
+        }
+        looks.push(self.0.n_max);
+        looks
+    }
+
+    /// The level of each look's bounds, `alpha / K` for `K` looks.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// let config = SequentialParams::default().samples(100, 100).alpha(0.01).check()?;
+    /// assert_eq!(config.alpha_per_look(), 0.01);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn alpha_per_look(&self) -> f64 {
+        self.0.alpha / self.looks().len() as f64
+    }
+
+    /// Number of selection samples.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// assert_eq!(SequentialParams::default().check()?.n0(), 100);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn n0(&self) -> u64 {
+        self.0.n0
+    }
+
+    /// Total alpha.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// assert_eq!(SequentialParams::default().check()?.alpha(), 0.001);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn alpha(&self) -> f64 {
+        self.0.alpha
+    }
+
+    /// Noisy samples per forward pass.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// assert_eq!(SequentialParams::default().check()?.batch_size(), 400);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn batch_size(&self) -> usize {
+        self.0.batch_size
+    }
+
+    /// The radius tolerance of [`certify_budgeted`](SmoothedClassifier::certify_budgeted).
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::SequentialParams;
+    /// assert_eq!(SequentialParams::default().check()?.tolerance(), 0.01);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn tolerance(&self) -> f64 {
+        self.0.tolerance
+    }
+}
+
+/// The answer of [`certify_at_radius`](SmoothedClassifier::certify_at_radius).
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::Verdict;
+///
+/// assert_ne!(Verdict::Certified, Verdict::Undecided);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Certified at the radius: wrong with probability at most alpha.
+    Certified,
+    /// The upper confidence bound rules the radius out.
+    NotCertified,
+    /// The budget ran out first; not certified.
+    Undecided,
+}
+
+/// The outcome of a sequential procedure: its decision, the estimate it rests on (at the
+/// look where it stopped, with bounds at level `1 - alpha / K`) and the samples it spent.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::{Estimate, Sequential, Verdict};
+///
+/// let estimate = Estimate { candidate: 2, count: 100, n: 100, p_a_lower: 0.91, p_b_upper: 0.09 };
+/// let s = Sequential { verdict: Verdict::Certified, estimate, samples: 200, looks: 1 };
+/// assert_eq!(s.samples, 200);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sequential<T> {
+    /// The decision.
+    pub verdict: T,
+    /// The candidate's count, sample size and bounds at the last look.
+    pub estimate: Estimate,
+    /// Forward passes spent: selection plus estimation samples.
+    pub samples: u64,
+    /// Looks taken.
+    pub looks: usize,
+}
+
+impl<B, C, N, const D: usize> SmoothedClassifier<B, C, N, D>
+where
+    B: Backend,
+    C: BaseClassifier<B, D>,
+    N: NoiseDistribution,
+{
+    /// Runs the looks of `config` on `x`, calling `stop` at each with the estimate (bounds at
+    /// `1 - alpha / K`) and whether it is the last look; returns what `stop` returned first.
+    fn sequential<const K: usize, T, R: Rng + ?Sized>(
+        &self,
+        x: Tensor<B, K>,
+        config: &SequentialConfig,
+        rng: &mut R,
+        mut stop: impl FnMut(&Estimate, f64, bool) -> Option<T>,
+    ) -> Result<Sequential<T>> {
+        let x = self.prepare(x)?;
+        let batch = config.batch_size();
+        let selection = sample_counts(
+            self.base(),
+            self.noise(),
+            &x,
+            config.n0(),
+            batch,
+            rng.next_u64(),
+        )?;
+        let candidate = top_class_of(&selection);
+        let looks = config.looks();
+        let alpha = config.alpha_per_look();
+        let (mut drawn, mut count) = (0u64, 0u64);
+        for (k, &n) in looks.iter().enumerate() {
+            let counts = sample_counts(
+                self.base(),
+                self.noise(),
+                &x,
+                n - drawn,
+                batch,
+                rng.next_u64(),
+            )?;
+            count += counts[candidate];
+            drawn = n;
+            let (p_a_lower, complement) = clopper_pearson_lower_pair(count, n, alpha);
+            let p_a_upper = clopper_pearson_upper_pair(count, n, alpha).0;
+            let estimate = Estimate {
+                candidate,
+                count,
+                n,
+                p_a_lower,
+                p_b_upper: complement,
+            };
+            if let Some(verdict) = stop(&estimate, p_a_upper, k + 1 == looks.len()) {
+                return Ok(Sequential {
+                    verdict,
+                    estimate,
+                    samples: config.n0() + n,
+                    looks: k + 1,
+                });
+            }
+        }
+        unreachable!("the last look always stops")
+    }
+
+    /// Decides whether `x` is certified at `radius` (CERTIFY's certificate, `p_b = 1 - p_a`),
+    /// sampling in rounds and stopping at the first look that decides either way.
+    ///
+    /// Certified when the lower bound's radius reaches `radius`; not certified when even the
+    /// upper bound's radius falls short (then, with probability at least `1 - alpha`, no
+    /// amount of sampling would certify). A certificate is wrong with probability at most
+    /// `alpha` over all looks (see the [module documentation](crate::sequential)).
+    ///
+    /// # Errors
+    /// As [`certify`](Self::certify); [`Error::InvalidParameter`] for a negative or
+    /// non-finite radius.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::tensor::Tensor;
+    /// use rand::{SeedableRng, rngs::StdRng};
+    /// use randomized_smoothing::{Gaussian, LinearClassifier, SequentialParams, SmoothedClassifier, Verdict};
+    ///
+    /// let device = Default::default();
+    /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &device)?;
+    /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
+    /// let config = SequentialParams::default().check()?;
+    /// let x = Tensor::<NdArray, 1>::from_floats([1.5], &device);
+    /// let d = smoothed.certify_at_radius(x.clone(), 0.5, &config, &mut StdRng::seed_from_u64(0))?;
+    /// assert_eq!(d.verdict, Verdict::Certified);
+    /// assert!(d.samples <= 500); // against 100,100 for CERTIFY
+    /// let d = smoothed.certify_at_radius(x, 2.0, &config, &mut StdRng::seed_from_u64(0))?;
+    /// assert_eq!(d.verdict, Verdict::NotCertified);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn certify_at_radius<const K: usize, R: Rng + ?Sized>(
+        &self,
+        x: Tensor<B, K>,
+        radius: f64,
+        config: &SequentialConfig,
+        rng: &mut R,
+    ) -> Result<Sequential<Verdict>> {
+        if !(radius.is_finite() && radius >= 0.0) {
+            return Err(Error::InvalidParameter {
+                name: "radius",
+                reason: format!("{radius} is not a radius"),
+            });
+        }
+        let noise = self.noise();
+        let reaches = |p: f64| p > 0.5 && noise.radius(p, 1.0 - p) >= radius;
+        self.sequential(x, config, rng, |e, p_a_upper, last| {
+            if e.p_a_lower > 0.5 && noise.radius(e.p_a_lower, e.p_b_upper) >= radius {
+                Some(Verdict::Certified)
+            } else if !reaches(p_a_upper) {
+                Some(Verdict::NotCertified)
+            } else if last {
+                Some(Verdict::Undecided)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// CERTIFY under a sample budget: the radius from the lower bound at the look where the
+    /// procedure stops, which is the first look at which
+    /// - the upper bound is at most 1/2 (the input will abstain), or
+    /// - more samples could raise the radius by at most the configured tolerance: the radius
+    ///   is already within `tolerance` of the radius that `n_max` samples would give if the
+    ///   observed frequency were the upper bound `p_a_upper`,
+    ///
+    /// or at `n_max`. The radius is valid with probability at least `1 - alpha` over all
+    /// looks; against CERTIFY with `n = n_max` it gives up at most the difference between
+    /// levels `alpha` and `alpha / K`, plus the tolerance.
+    ///
+    /// # Errors
+    /// As [`certify`](Self::certify).
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::tensor::Tensor;
+    /// use rand::{SeedableRng, rngs::StdRng};
+    /// use randomized_smoothing::{Gaussian, LinearClassifier, SequentialParams, SmoothedClassifier};
+    ///
+    /// let device = Default::default();
+    /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &device)?;
+    /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
+    /// let config = SequentialParams::default().tolerance(0.05).check()?;
+    /// // Near the boundary: the radius settles early, far below 0.3.
+    /// let x = Tensor::<NdArray, 1>::from_floats([0.3], &device);
+    /// let s = smoothed.certify_budgeted(x, &config, &mut StdRng::seed_from_u64(1))?;
+    /// assert!(s.verdict.radius().unwrap() < 0.3 && s.samples < 100_100);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn certify_budgeted<const K: usize, R: Rng + ?Sized>(
+        &self,
+        x: Tensor<B, K>,
+        config: &SequentialConfig,
+        rng: &mut R,
+    ) -> Result<Sequential<Certification>> {
+        let noise = self.noise();
+        let radius = |p: f64, q: f64| if p > 0.5 { noise.radius(p, q) } else { 0.0 };
+        let n_max = *config.looks().last().expect("at least one look");
+        let (best, best_complement) =
+            clopper_pearson_lower_pair(n_max, n_max, config.alpha_per_look());
+        self.sequential(x, config, rng, |e, p_a_upper, last| {
+            let decide = || {
+                if e.p_a_lower > 0.5 {
+                    Certification::Certified {
+                        class: e.candidate,
+                        radius: noise.radius(e.p_a_lower, e.p_b_upper),
+                        estimate: *e,
+                    }
+                } else {
+                    Certification::Abstain {
+                        reason: AbstainReason::LowConfidence,
+                        estimate: *e,
+                    }
+                }
+            };
+            if p_a_upper <= 0.5 || last {
+                return Some(decide());
+            }
+            // The largest radius n_max samples could give if p_a were as high as its upper
+            // bound: the lower bound from a frequency of p_a_upper at n_max.
+            let reachable = if p_a_upper < 1.0 {
+                let count = (p_a_upper * n_max as f64).ceil().min(n_max as f64) as u64;
+                let (p, q) = clopper_pearson_lower_pair(count, n_max, config.alpha_per_look());
+                radius(p, q)
+            } else {
+                radius(best, best_complement)
+            };
+            let now = radius(e.p_a_lower, e.p_b_upper);
+            (reachable - now <= config.tolerance()).then(decide)
+        })
+    }
+}
