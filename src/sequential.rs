@@ -22,7 +22,8 @@ use crate::classifier::BaseClassifier;
 use crate::error::{Error, Result, check_open_unit, check_positive};
 use crate::sampling::{NoiseDistribution, sample_counts};
 use crate::smoothing::{
-    AbstainReason, Certification, Estimate, MAX_SAMPLES, SmoothedClassifier, top_class_of,
+    AbstainReason, Certification, Estimate, MAX_SAMPLES, SmoothedClassifier, check_samples,
+    smallest_n, top_class_of,
 };
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -150,17 +151,15 @@ impl SequentialParams {
     /// ```
     pub fn check(self) -> Result<SequentialConfig> {
         check_open_unit("alpha", self.alpha)?;
-        check_positive("n0", self.n0)?;
+        check_samples("n0", self.n0)?;
         check_positive("n_first", self.n_first)?;
+        check_samples("n_max", self.n_max)?;
         check_positive("batch_size", self.batch_size as u64)?;
         let invalid = |name, reason: String| Err(Error::InvalidParameter { name, reason });
-        if self.n_max < self.n_first || self.n_max > MAX_SAMPLES || self.n0 > MAX_SAMPLES {
+        if self.n_max < self.n_first {
             return invalid(
                 "n_max",
-                format!(
-                    "need n_first <= n_max <= {MAX_SAMPLES}, got {} and {}",
-                    self.n_first, self.n_max
-                ),
+                format!("n_first {} exceeds n_max {}", self.n_first, self.n_max),
             );
         }
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
@@ -168,12 +167,13 @@ impl SequentialParams {
         }
         let config = SequentialConfig(self);
         let per_look = config.alpha_per_look();
-        if clopper_pearson_lower_pair(self.n_max, self.n_max, per_look).0 <= 0.5 {
+        let can_certify = |n: u64| clopper_pearson_lower_pair(n, n, per_look).0 > 0.5;
+        if !can_certify(self.n_max) {
             return Err(Error::SampleSizeTooSmall {
                 procedure: "sequential certification",
                 n: self.n_max,
                 alpha: per_look,
-                min_n: (per_look.ln() / 0.5f64.ln()).floor() as u64 + 1,
+                min_n: smallest_n(MAX_SAMPLES, can_certify),
             });
         }
         Ok(config)
@@ -329,7 +329,7 @@ where
         x: Tensor<B, K>,
         config: &SequentialConfig,
         rng: &mut R,
-        mut stop: impl FnMut(&Estimate, f64, bool) -> Option<T>,
+        mut stop: impl FnMut(&Estimate, (f64, f64), bool) -> Option<T>,
     ) -> Result<Sequential<T>> {
         let x = self.prepare(x)?;
         let batch = config.batch_size();
@@ -357,7 +357,7 @@ where
             count += counts[candidate];
             drawn = n;
             let (p_a_lower, complement) = clopper_pearson_lower_pair(count, n, alpha);
-            let p_a_upper = clopper_pearson_upper_pair(count, n, alpha).0;
+            let p_a_upper = clopper_pearson_upper_pair(count, n, alpha);
             let estimate = Estimate {
                 candidate,
                 count,
@@ -422,9 +422,10 @@ where
             });
         }
         let noise = self.noise();
-        let reaches = |p: f64| p > 0.5 && noise.radius(p, 1.0 - p) >= radius;
+        // Whether p_a (with its complement) certifies the radius.
+        let reaches = |(p, q): (f64, f64)| p > 0.5 && noise.radius(p, q) >= radius;
         self.sequential(x, config, rng, |e, p_a_upper, last| {
-            if e.p_a_lower > 0.5 && noise.radius(e.p_a_lower, e.p_b_upper) >= radius {
+            if reaches((e.p_a_lower, e.p_b_upper)) {
                 Some(Verdict::Certified)
             } else if !reaches(p_a_upper) {
                 Some(Verdict::NotCertified)
@@ -478,7 +479,7 @@ where
         let n_max = *config.looks().last().expect("at least one look");
         let (best, best_complement) =
             clopper_pearson_lower_pair(n_max, n_max, config.alpha_per_look());
-        self.sequential(x, config, rng, |e, p_a_upper, last| {
+        self.sequential(x, config, rng, |e, (p_a_upper, _), last| {
             let decide = || {
                 if e.p_a_lower > 0.5 {
                     Certification::Certified {

@@ -25,7 +25,7 @@ use crate::sampling::{NoiseDistribution, sample_counts};
 /// ```
 pub const MAX_SAMPLES: u64 = i32::MAX as u64;
 
-fn check_samples(name: &'static str, n: u64) -> Result<u64> {
+pub(crate) fn check_samples(name: &'static str, n: u64) -> Result<u64> {
     check_positive(name, n)?;
     if n > MAX_SAMPLES {
         return Err(Error::InvalidParameter {
@@ -37,7 +37,7 @@ fn check_samples(name: &'static str, n: u64) -> Result<u64> {
 }
 
 /// Smallest `n` with `ok(n)`, for a predicate that is monotone in `n` and true at `hi`.
-fn smallest_n(hi: u64, ok: impl Fn(u64) -> bool) -> u64 {
+pub(crate) fn smallest_n(hi: u64, ok: impl Fn(u64) -> bool) -> u64 {
     let (mut lo, mut hi) = (1, hi);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;

@@ -20,6 +20,7 @@
 //! # Ok::<(), randomized_smoothing::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -359,15 +360,16 @@ fn batch<B: Backend, S: ImageSource + ?Sized>(
 ) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)> {
     let shape = data.image_shape();
     let (c, h, w) = (shape[0], shape[1], shape[2]);
-    let images: Vec<Vec<f32>> = indices
+    // In-memory images are borrowed, not copied, until the batch is assembled.
+    let images: Vec<Cow<'_, [f32]>> = indices
         .par_iter()
         .enumerate()
         .map(|(k, &i)| match augment_seed {
-            None => Ok(data.load(i)?.into_owned()),
+            None => data.load(i),
             Some(seed) => {
                 let mut rng = StdRng::seed_from_u64(mix64(seed ^ mix64(k as u64)));
                 let image = data.load_train(i, &mut rng)?;
-                Ok(crop_and_flip(&image, [c, h, w], params, &mut rng))
+                Ok(crop_and_flip(image, [c, h, w], params, &mut rng))
             }
         })
         .collect::<Result<_>>()?;
@@ -383,12 +385,12 @@ fn batch<B: Backend, S: ImageSource + ?Sized>(
 
 /// The paper's CIFAR-10 augmentation: a random crop of the image padded with zeros by
 /// `crop_padding` on each side, and a horizontal flip with probability 1/2, as configured.
-fn crop_and_flip(
-    image: &[f32],
+fn crop_and_flip<'a>(
+    image: Cow<'a, [f32]>,
     [c, h, w]: [usize; 3],
     params: &TrainParams,
     rng: &mut StdRng,
-) -> Vec<f32> {
+) -> Cow<'a, [f32]> {
     use rand::RngExt;
     let pad = params.crop_padding as i64;
     let mut offset = || {
@@ -401,7 +403,7 @@ fn crop_and_flip(
     let (dy, dx) = (offset(), offset());
     let flip = params.flip && rng.random::<bool>();
     if (dy, dx, flip) == (0, 0, false) {
-        return image.to_vec();
+        return image;
     }
     let mut out = Vec::with_capacity(image.len());
     for ch in 0..c {
@@ -418,7 +420,7 @@ fn crop_and_flip(
             }
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Mean loss and accuracy of `model` on `data` under Gaussian noise at sigma.
