@@ -351,6 +351,30 @@ impl<B: Backend> LinearClassifier<B> {
     }
 }
 
+impl<B: Backend> LinearClassifier<B> {
+    /// Logits `[0, w.x + b]` for a batch of inputs `[batch, d]`: their arg-max is the class
+    /// the classifier answers. Differentiable, for the gradient attacks of [`crate::attack`].
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::tensor::Tensor;
+    /// use randomized_smoothing::LinearClassifier;
+    ///
+    /// let device = Default::default();
+    /// let f = LinearClassifier::<NdArray>::new(&[3.0, 4.0], -5.0, &device)?;
+    /// let logits = f.logits(Tensor::from_floats([[3.0, 4.0]], &device));
+    /// assert_eq!(logits.into_data().to_vec::<f32>().unwrap(), vec![0.0, 20.0]);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn logits(&self, inputs: Tensor<B, 2>) -> Tensor<B, 2> {
+        let scores = inputs
+            .matmul(self.weights_device.clone())
+            .add_scalar(self.bias);
+        Tensor::cat(vec![scores.zeros_like(), scores], 1)
+    }
+}
+
 impl<B: Backend> BaseClassifier<B, 2> for LinearClassifier<B> {
     fn input_shape(&self) -> &[usize] {
         &self.shape

@@ -3,6 +3,7 @@
 
 pub mod accuracy;
 pub mod analysis;
+pub mod attack;
 pub mod binomial;
 mod classifier;
 pub mod data;
@@ -11,6 +12,7 @@ pub mod jobs;
 pub mod models;
 pub mod normal;
 pub mod plot;
+pub mod projection;
 pub mod radius;
 pub mod records;
 mod sampling;

@@ -1,4 +1,5 @@
-//! Plots of certified accuracy against radius, as SVG or PNG, with plotters.
+//! Plots of certified accuracy against radius, and other line charts, as SVG or PNG, with
+//! plotters.
 //!
 //! Text is measured (SVG) and drawn (PNG) with DejaVu Sans, embedded in the crate (Bitstream Vera license,
 //! `src/fonts/LICENSE-DejaVu.txt`), so plotting needs no system fonts or libraries.
@@ -24,7 +25,7 @@ use crate::error::{Error, Result};
 pub struct Curve {
     /// Legend entry.
     pub label: String,
-    /// `(radius, accuracy)` points, in increasing radius.
+    /// `(x, y)` points, e.g. `(radius, accuracy)`, in increasing x.
     pub points: Vec<(f64, f64)>,
     /// Drawn dashed (used for the Appendix D lower bounds).
     pub dashed: bool,
@@ -79,6 +80,44 @@ fn register_font() -> Result<()> {
     })
 }
 
+/// The axes of a line chart: title, axis descriptions and the y range (the x range spans the
+/// points).
+///
+/// # Example
+/// ```
+/// let axes = randomized_smoothing::plot::Axes::certified_accuracy("digits");
+/// assert_eq!(axes.y_range, (0.0, 1.0));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axes {
+    /// Title above the chart.
+    pub title: String,
+    /// Description of the x axis.
+    pub x_label: String,
+    /// Description of the y axis.
+    pub y_label: String,
+    /// Lower and upper end of the y axis.
+    pub y_range: (f64, f64),
+}
+
+impl Axes {
+    /// Certified accuracy (0 to 1) against l2 radius.
+    ///
+    /// # Example
+    /// ```
+    /// let axes = randomized_smoothing::plot::Axes::certified_accuracy("sigma = 0.25");
+    /// assert_eq!(axes.y_label, "certified accuracy");
+    /// ```
+    pub fn certified_accuracy(title: &str) -> Self {
+        Self {
+            title: title.to_string(),
+            x_label: "radius (l2, pixels in [0, 1])".to_string(),
+            y_label: "certified accuracy".to_string(),
+            y_range: (0.0, 1.0),
+        }
+    }
+}
+
 /// Plots certified accuracy (0 to 1) against radius for each curve, to `path`: SVG if
 /// it ends in `.svg`, PNG if in `.png` (1000x600 pixels).
 ///
@@ -98,34 +137,67 @@ fn register_font() -> Result<()> {
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn plot_certified_accuracy(curves: &[Curve], title: &str, path: &Path) -> Result<()> {
-    let max_radius = curves
-        .iter()
-        .flat_map(|c| c.points.iter().map(|p| p.0))
-        .fold(f64::NAN, f64::max);
-    if !max_radius.is_finite() {
+    plot_curves(curves, &Axes::certified_accuracy(title), path)
+}
+
+/// Plots the curves on the given axes, to `path`: SVG if it ends in `.svg`, PNG if in
+/// `.png` (1000x600 pixels). The x axis starts at the smallest x and ends 5% past the
+/// largest.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for another extension, no points at all or an empty y range;
+/// [`Error::Io`] if the file cannot be written.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::plot::{Axes, Curve, plot_curves};
+///
+/// let path = std::env::temp_dir().join(format!("doc-curves-{}.svg", std::process::id()));
+/// let axes = Axes { title: "radius".into(), x_label: "p_A".into(), y_label: "radius".into(),
+///                   y_range: (0.0, 4.0) };
+/// plot_curves(&[Curve::new("Theorem 1", vec![(0.5, 0.0), (0.99, 2.33)])], &axes, &path)?;
+/// assert!(std::fs::read_to_string(&path).unwrap().contains("p_A"));
+/// # std::fs::remove_file(path).ok();
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn plot_curves(curves: &[Curve], axes: &Axes, path: &Path) -> Result<()> {
+    let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
+    let (x_min, x_max) = xs.fold((f64::NAN, f64::NAN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    if !(x_min.is_finite() && x_max.is_finite()) {
         return Err(Error::InvalidParameter {
             name: "curves",
             reason: "no points to plot".into(),
         });
     }
-    let x_max = if max_radius > 0.0 {
-        max_radius * 1.05
+    let (y_min, y_max) = axes.y_range;
+    if !(y_min < y_max && y_max.is_finite() && y_min.is_finite()) {
+        return Err(Error::InvalidParameter {
+            name: "y_range",
+            reason: format!(
+                "an axis needs a finite, non-empty range, got {:?}",
+                axes.y_range
+            ),
+        });
+    }
+    let x_max = if x_max > x_min {
+        x_max + 0.05 * (x_max - x_min)
     } else {
-        1.0
+        x_min + 1.0
     };
     let io = |e: String| Error::Io(format!("{}: {e}", path.display()));
+    let ranges = (x_min..x_max, y_min..y_max);
     match path.extension().and_then(|e| e.to_str()) {
         Some("svg") => {
             // Text is measured with the embedded font to lay the chart out.
             register_font()?;
             let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
-            draw(&root, curves, title, x_max).map_err(io)?;
+            draw(&root, curves, axes, ranges).map_err(io)?;
             root.present().map_err(|e| io(e.to_string()))
         }
         Some("png") => {
             register_font()?;
             let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
-            draw(&root, curves, title, x_max).map_err(io)?;
+            draw(&root, curves, axes, ranges).map_err(io)?;
             root.present().map_err(|e| io(e.to_string()))
         }
         _ => Err(Error::InvalidParameter {
@@ -138,22 +210,22 @@ pub fn plot_certified_accuracy(curves: &[Curve], title: &str, path: &Path) -> Re
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     curves: &[Curve],
-    title: &str,
-    x_max: f64,
+    axes: &Axes,
+    (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
 ) -> std::result::Result<(), String> {
     let text = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(text)?;
     let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 26))
+        .caption(&axes.title, ("sans-serif", 26))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, 0.0..1.0)
+        .build_cartesian_2d(x, y)
         .map_err(text)?;
     chart
         .configure_mesh()
-        .x_desc("radius (l2, pixels in [0, 1])")
-        .y_desc("certified accuracy")
+        .x_desc(&axes.x_label)
+        .y_desc(&axes.y_label)
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))
         .draw()

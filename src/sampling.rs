@@ -378,7 +378,7 @@ impl NoiseDistribution for Uniform {
 static BACKEND_RNG: Mutex<()> = Mutex::new(());
 
 /// SplitMix64: a bijective mixer, so distinct (seed, batch) pairs give unrelated seeds.
-fn split_mix(z: u64) -> u64 {
+pub(crate) fn split_mix(z: u64) -> u64 {
     mix64(z.wrapping_add(GOLDEN_GAMMA))
 }
 
@@ -411,14 +411,22 @@ fn perturbed_batch<B: Backend, N: NoiseDistribution, const D: usize>(
         let values = cpu_perturbed_batch(noise, x_host, rows, batch_seed);
         return Tensor::from_data(TensorData::new(values, shape), &device);
     }
-    let drawn = {
-        let _guard = BACKEND_RNG
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        B::seed(&device, batch_seed);
-        noise.sample::<B, D>(shape, &device)
-    };
-    x.clone().expand(shape) + drawn
+    x.clone().expand(shape) + device_noise::<B, N, D>(noise, shape, &device, batch_seed)
+}
+
+/// Noise of `shape` drawn on `device` from the backend's generator, seeded with `seed`
+/// (under a lock, since the generator is global to the backend).
+pub(crate) fn device_noise<B: Backend, N: NoiseDistribution, const D: usize>(
+    noise: &N,
+    shape: [usize; D],
+    device: &B::Device,
+    seed: u64,
+) -> Tensor<B, D> {
+    let _guard = BACKEND_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    B::seed(device, seed);
+    noise.sample::<B, D>(shape, device)
 }
 
 /// Rows of `x + noise` filled on all cores (on rayon's pool, which Burn's CPU backend shares),

@@ -204,3 +204,156 @@ fn analyze_reproduces_the_paper_logs() {
         &curves[..200]
     );
 }
+
+/// `analyze --sigmas` writes the paper's Figure 5 (left) and Figure 8 comparisons; projected
+/// to its own n and alpha a log keeps its table; a log with other settings is refused.
+#[test]
+fn analyze_writes_the_paper_comparisons() {
+    let log = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/reference-certify/cifar10/resnet110/noise_0.25/test/sigma_0.25")
+        .display()
+        .to_string();
+    let dir = scratch("comparisons");
+    let args = |alpha: &'static str, sigmas: &'static str| {
+        let mut a = vec![
+            "analyze",
+            &log,
+            "--labels",
+            "cifar 0.25",
+            "--sigmas",
+            sigmas,
+        ];
+        a.extend([
+            "--alpha",
+            alpha,
+            "--radii",
+            "0,0.25,0.5,0.75,1",
+            "--out",
+            "out",
+        ]);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        smoothing(&dir, &refs)
+    };
+    // This released log was certified at alpha = 0.01 (see tests/reference_logs.rs).
+    run(args("0.01", "0.25"));
+    let md = std::fs::read_to_string(dir.join("out/comparisons.md")).unwrap();
+    for expected in [
+        // Figure 5 (left) at p_A = 0.9: Phi^-1(0.9) = 1.2816 for Theorem 1.
+        "| Cohen et al. (Theorem 1) | 0.253 | 0.524 | 0.842 | 1.282 |",
+        // The log's own table (0.748 0.600 0.428 0.266 0), recomputed from recovered counts.
+        "| n = 100000 | **0.75** | **0.60** | **0.43** | **0.27** | 0.00 |",
+        "| alpha = 0.01 | **0.75** | **0.60** | **0.43** | **0.27** |",
+    ] {
+        assert!(md.contains(expected), "missing {expected}\nin\n{md}");
+    }
+    for file in [
+        "radius_bounds.png",
+        "cifar_0.25_bounds.svg",
+        "cifar_0.25_n.png",
+        "cifar_0.25_alpha.png",
+    ] {
+        assert!(dir.join("out").join(file).exists(), "{file}");
+    }
+    let fails = |a: Vec<String>| {
+        let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+            .current_dir(&dir)
+            .args(a)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(fails(args("0.001", "0.25")).contains("these settings"));
+    assert!(fails(args("0.01", "0.25,0.5")).contains("--sigmas gives 2 values for 1 logs"));
+}
+
+/// `attack`: PGD at multiples of the certified radius, resumable; DeepFool on the base model.
+#[test]
+fn attack_certified_examples() {
+    let dir = scratch("attack");
+    let model = [
+        "--arch",
+        "small_cnn",
+        "--filters",
+        "8",
+        "--model",
+        "run/model.bpk",
+    ];
+    let common = [
+        "--dataset",
+        "digits",
+        "--sigma",
+        "0.25",
+        "--skip",
+        "60",
+        "--batch",
+        "500",
+    ];
+    smoothing(
+        &dir,
+        &[
+            "train",
+            "--dataset",
+            "digits",
+            "--filters",
+            "8",
+            "--sigma",
+            "0.25",
+            "--epochs",
+            "3",
+            "--batch",
+            "64",
+            "--out",
+            "run",
+        ],
+    );
+    let mut certify = vec!["certify", "--n", "1000", "--out", "cert.tsv"];
+    certify.extend(model);
+    certify.extend(common);
+    smoothing(&dir, &certify);
+    let certified = std::fs::read_to_string(dir.join("cert.tsv")).unwrap();
+    let correct = certified
+        .lines()
+        .skip(1)
+        .filter(|l| l.split('\t').nth(4) == Some("1"))
+        .count();
+    let mut attack = vec![
+        "attack",
+        "--log",
+        "cert.tsv",
+        "--multiples",
+        "0.5,3",
+        "--steps",
+        "5",
+    ];
+    attack.extend(["--samples", "16", "--n", "500", "--out", "atk"]);
+    attack.extend(model);
+    attack.extend(common);
+    let summary = smoothing(&dir, &attack);
+    assert!(
+        summary.contains(&format!("| 0.5 R | {correct} | 0 (0.000) |")),
+        "{summary}"
+    );
+    assert!(summary.contains("| 3 R |"), "{summary}");
+    let rows = rows_without_time(&dir.join("atk/pgd_3R.tsv"));
+    assert_eq!(rows.len(), correct + 1, "{rows:?}");
+    // A rerun finds every row done and appends none.
+    smoothing(&dir, &attack);
+    assert_eq!(rows_without_time(&dir.join("atk/pgd_3R.tsv")), rows);
+    let mut deepfool = vec!["attack", "--method", "deepfool", "--out", "df"];
+    deepfool.extend(model);
+    deepfool.extend(common);
+    let summary = smoothing(&dir, &deepfool);
+    assert!(summary.contains("| 0 |"), "{summary}");
+    assert_eq!(rows_without_time(&dir.join("df/deepfool.tsv")).len(), 7);
+    // PGD without a certification log is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+        .current_dir(&dir)
+        .args(["attack", "--out", "x"].iter().chain(&model).chain(&common))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --log"));
+}

@@ -119,3 +119,81 @@ fn table_of_the_released_logs() {
             .contains(r"sigma = 0.25 & 0.75 & \textbf{0.43} & 0.00 & 0.00 \\")
     );
 }
+
+/// Recovering each row's count pins down the alpha a log was certified with. The released
+/// logs certified at the training noise level for sigma = 0.25, 0.5 and 1.0 fit only
+/// alpha = 0.01 (their largest radii, e.g. 0.978 at sigma = 0.25, are `sigma * PhiInv(0.01^(1/n))`
+/// and its neighbours); the sigma = 0.12 log and the cross-noise logs at sigma = 0.5 fit
+/// only (or also) the stated alpha = 0.001. A wrong count inversion would reject both.
+#[test]
+fn released_logs_reveal_their_alpha() {
+    use randomized_smoothing::projection::LoggedSettings;
+    let fits = |noise: &str, sigma: &str, alpha: f64| {
+        let settings = LoggedSettings::new(sigma.parse().unwrap(), 100_000, alpha).unwrap();
+        log(noise, sigma)
+            .iter()
+            .filter(|r| r.correct)
+            .all(|r| settings.count_for(r.radius).is_ok())
+    };
+    for (noise, sigma, at_001, at_0001) in [
+        ("0.12", "0.12", false, true),
+        ("0.25", "0.25", true, false),
+        ("0.50", "0.50", true, false),
+        ("1.00", "1.00", true, false),
+        ("0.25", "0.50", false, true),
+        ("1.00", "0.50", false, true),
+        ("0.12", "0.50", true, true),
+    ] {
+        assert_eq!(fits(noise, sigma, 0.01), at_001, "{noise}/{sigma} at 0.01");
+        assert_eq!(
+            fits(noise, sigma, 0.001),
+            at_0001,
+            "{noise}/{sigma} at 0.001"
+        );
+    }
+}
+
+/// Projected to its own settings, every released log gives back its radii (to the rounding
+/// of the log), and under the weaker formulas of Appendix I every radius shrinks.
+#[test]
+fn released_logs_project_onto_themselves() {
+    use randomized_smoothing::projection::{LoggedSettings, Projection, RadiusBound, project};
+    for (noise, sigma, alpha) in [("0.25", "0.25", 0.01), ("0.25", "0.50", 0.001)] {
+        let outcomes: Vec<Outcome> = log(noise, sigma)
+            .iter()
+            .map(CertifyRecord::outcome)
+            .collect();
+        let settings = LoggedSettings::new(sigma.parse().unwrap(), 100_000, alpha).unwrap();
+        let at = |bound| {
+            project(
+                &outcomes,
+                &settings,
+                &Projection::new(100_000, alpha, bound).unwrap(),
+            )
+            .unwrap()
+        };
+        let (same, li, lecuyer) = (
+            at(RadiusBound::Cohen),
+            at(RadiusBound::Li),
+            at(RadiusBound::Lecuyer),
+        );
+        for (i, o) in outcomes.iter().enumerate() {
+            assert_eq!(same[i].correct, o.correct, "row {i}");
+            // Half a unit in the third significant digit, the log's rounding.
+            let tolerance = if o.correct {
+                0.5 * 10f64.powf(o.radius.log10().floor() - 2.0) * (1.0 + 1e-9)
+            } else {
+                0.0
+            };
+            assert!(
+                (same[i].radius - o.radius).abs() <= tolerance,
+                "row {i}: {:?} vs {o:?}",
+                same[i]
+            );
+            if o.correct {
+                assert!(li[i].radius < same[i].radius, "row {i}");
+                assert!(lecuyer[i].radius < li[i].radius, "row {i}");
+            }
+        }
+    }
+}

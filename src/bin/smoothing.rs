@@ -5,8 +5,9 @@
 //! smoothing train   --dataset digits --arch small_cnn --sigma 0.25 --epochs 20 --out runs/digits
 //! smoothing certify --dataset digits --model runs/digits/model.bpk --sigma 0.25 --n 10000 --out logs/digits_0.25.tsv
 //! smoothing predict --dataset digits --model runs/digits/model.bpk --sigma 0.25 --n 1000 --out logs/digits_0.25.predict.tsv
-//! smoothing analyze logs/digits_0.25.tsv --out analysis/digits
+//! smoothing analyze logs/digits_0.25.tsv --sigmas 0.25 --n 10000 --out analysis/digits
 //! smoothing merge   --out logs/all.tsv logs/shard0.tsv logs/shard1.tsv
+//! smoothing attack  --dataset digits --model runs/digits/model.bpk --sigma 0.25 --log logs/digits_0.25.tsv --multiples 1.5,2 --out attacks/digits
 //! ```
 //! Build with `--features cuda` to run on an NVIDIA GPU.
 
@@ -22,17 +23,20 @@ use randomized_smoothing::accuracy::{
     AccuracyBound, Outcome, approximate_certified_accuracy, certified_accuracy_lower_bound,
 };
 use randomized_smoothing::analysis::CertifiedAccuracyTable;
+use randomized_smoothing::attack::{DeepFoolParams, Objective, PgdParams};
 use randomized_smoothing::data::{
     Dataset, ImageFolder, ImageSource, digits, load_cifar10, load_mnist,
 };
 use randomized_smoothing::jobs::{
-    Job, Selection, Shard, certify_dataset, merge_logs, predict_dataset,
+    AttackPlan, Job, Selection, Shard, attack_dataset, certify_dataset, deepfool_dataset,
+    merge_logs, predict_dataset,
 };
 use randomized_smoothing::models::{
-    Architecture, Model, PytorchCheckpoint, SmallCnnConfig, load_model, save_model,
+    Architecture, ImageClassifier, Model, PytorchCheckpoint, SmallCnnConfig, load_model, save_model,
 };
-use randomized_smoothing::plot::{Curve, plot_certified_accuracy};
-use randomized_smoothing::records::read_certify_log;
+use randomized_smoothing::plot::{Axes, Curve, plot_certified_accuracy, plot_curves};
+use randomized_smoothing::projection::{LoggedSettings, Projection, RadiusBound, project};
+use randomized_smoothing::records::{AttackOutcome, read_certify_log};
 use randomized_smoothing::train::{TrainParams, train};
 use randomized_smoothing::{CertifyParams, Gaussian, PredictParams, SmoothedClassifier};
 
@@ -73,6 +77,9 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Merge the logs of a sharded run into one, refusing duplicate rows.
     Merge(MergeArgs),
+    /// Attack certified examples with PGD against the smoothed classifier at multiples of
+    /// their certified radius (Appendix J.3), or the base classifier with DeepFool.
+    Attack(AttackArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -198,11 +205,11 @@ fn load(args: &ModelArgs, data: &DataArgs, sample: &dyn ImageSource) -> Result<M
     Ok(load_weights(args, data, sample)?.fold_batch_norm())
 }
 
-fn load_weights(
+fn load_weights<BK: Backend>(
     args: &ModelArgs,
     data: &DataArgs,
     sample: &dyn ImageSource,
-) -> Result<Model<B>, Failure> {
+) -> Result<Model<BK>, Failure> {
     let is_burn = args.model.extension().is_some_and(|e| e == "bpk");
     if is_burn {
         let arch = args.arch.as_deref().ok_or("a .bpk model needs --arch")?;
@@ -507,6 +514,28 @@ struct AnalyzeArgs {
     /// Output folder: table.md, table.tex, curves.tsv, certified_accuracy.svg/png.
     #[arg(long)]
     out: PathBuf,
+    /// The sigma of each log, in order. With them, analyze also writes the paper's
+    /// comparisons: radius_bounds.* (Figure 5, left) and, per log, LABEL_bounds.*,
+    /// LABEL_n.* and LABEL_alpha.* (Figure 8), all tabulated in comparisons.md.
+    #[arg(long, value_delimiter = ',')]
+    sigmas: Vec<f64>,
+    /// The n the logs were certified with (for the comparisons).
+    #[arg(long, default_value_t = 100_000)]
+    n: u64,
+    /// Sample sizes to project each log to (Figure 8, middle).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,10000,100000,1000000,10000000"
+    )]
+    project_n: Vec<u64>,
+    /// Failure probabilities to project each log to (Figure 8, right).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.1,0.01,0.001,0.0001,0.00001"
+    )]
+    project_alpha: Vec<f64>,
 }
 
 fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
@@ -581,6 +610,360 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
         "wrote table.md, table.tex, curves.tsv, certified_accuracy.svg and .png in {}",
         args.out.display()
     );
+    if !args.sigmas.is_empty() {
+        write_comparisons(args, &runs)?;
+    }
+    Ok(())
+}
+
+/// The paper's Figure 5 (left) and Figure 8, as plots, TSVs and one Markdown file.
+fn write_comparisons(args: &AnalyzeArgs, runs: &[(String, Vec<Outcome>)]) -> Result<(), Failure> {
+    if args.sigmas.len() != runs.len() {
+        return Err(format!(
+            "--sigmas gives {} values for {} logs",
+            args.sigmas.len(),
+            runs.len()
+        )
+        .into());
+    }
+    let mut md = String::from(
+        "# Comparisons (the paper's Figure 5, left, and Figure 8)\n\n\
+         Radii at sigma = 1 against the lower bound p_A (p_B = 1 - p_A): radius_bounds.png.\n",
+    );
+    // Figure 5 (left): the three formulas against p_A at sigma = 1.
+    let grid: Vec<f64> = (1..=499).map(|i| 0.5 + i as f64 * 0.001).collect();
+    let mut tsv = String::from("p_a\tbound\tradius\n");
+    let mut curves = Vec::new();
+    for bound in RadiusBound::ALL {
+        let points = grid
+            .iter()
+            .map(|&p| Ok((p, bound.radius(1.0, p)?)))
+            .collect::<Result<Vec<_>, randomized_smoothing::Error>>()?;
+        for (p, r) in &points {
+            tsv.push_str(&format!("{p:.3}\t{}\t{r:.5}\n", bound.name()));
+        }
+        curves.push(Curve::new(bound.name(), points));
+    }
+    std::fs::write(args.out.join("radius_bounds.tsv"), tsv)?;
+    md.push_str("\n| p_A | 0.6 | 0.7 | 0.8 | 0.9 | 0.99 | 0.999 |\n| --- |");
+    md.push_str(&" ---: |".repeat(6));
+    for bound in RadiusBound::ALL {
+        md.push_str(&format!("\n| {} |", bound.name()));
+        for p in [0.6, 0.7, 0.8, 0.9, 0.99, 0.999] {
+            md.push_str(&format!(" {:.3} |", bound.radius(1.0, p)?));
+        }
+    }
+    md.push('\n');
+    let axes = Axes {
+        title: "certified radius at sigma = 1".into(),
+        x_label: "lower bound p_A on the top class's probability".into(),
+        y_label: "certified l2 radius".into(),
+        y_range: (0.0, 3.2),
+    };
+    for ext in ["svg", "png"] {
+        plot_curves(
+            &curves,
+            &axes,
+            &args.out.join(format!("radius_bounds.{ext}")),
+        )?;
+    }
+
+    // Figure 8: each log under the other bounds, and projected over n and alpha.
+    let steps = |outcomes: &[Outcome]| {
+        let max = outcomes.iter().map(|o| o.radius).fold(0.0_f64, f64::max);
+        ((max / 0.01).ceil() as usize).max(1) + 1
+    };
+    for ((label, outcomes), &sigma) in runs.iter().zip(&args.sigmas) {
+        let logged = LoggedSettings::new(sigma, args.n, args.alpha)?;
+        // A file-name form of the label: runs of other characters become one '_'.
+        let slug = label
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("_");
+        let variants: [(&str, Vec<(String, Projection)>); 3] = [
+            (
+                "bounds",
+                RadiusBound::ALL
+                    .iter()
+                    .map(|&b| {
+                        Ok((
+                            b.name().to_string(),
+                            Projection::new(args.n, args.alpha, b)?,
+                        ))
+                    })
+                    .collect::<Result<_, randomized_smoothing::Error>>()?,
+            ),
+            (
+                "n",
+                args.project_n
+                    .iter()
+                    .map(|&n| {
+                        Ok((
+                            format!("n = {n}"),
+                            Projection::new(n, args.alpha, RadiusBound::Cohen)?,
+                        ))
+                    })
+                    .collect::<Result<_, randomized_smoothing::Error>>()?,
+            ),
+            (
+                "alpha",
+                args.project_alpha
+                    .iter()
+                    .map(|&a| {
+                        Ok((
+                            format!("alpha = {a}"),
+                            Projection::new(args.n, a, RadiusBound::Cohen)?,
+                        ))
+                    })
+                    .collect::<Result<_, randomized_smoothing::Error>>()?,
+            ),
+        ];
+        for (kind, projections) in variants {
+            let projected = projections
+                .iter()
+                .map(|(name, p)| Ok((name.clone(), project(outcomes, &logged, p)?)))
+                .collect::<Result<Vec<_>, randomized_smoothing::Error>>()?;
+            let rows: Vec<(&str, &[Outcome])> = projected
+                .iter()
+                .map(|(n, o)| (n.as_str(), o.as_slice()))
+                .collect();
+            let table = CertifiedAccuracyTable::new(&args.radii, &rows)?;
+            let what = match kind {
+                "bounds" => "the same counts under each radius formula (Figure 8, left)",
+                "n" => "projected to other n, class proportions fixed (Figure 8, middle)",
+                _ => "projected to other alpha (Figure 8, right)",
+            };
+            md.push_str(&format!(
+                "\n## {label}: {what}\n\nLogged with sigma = {sigma}, n = {}, alpha = {}.\n\n{}",
+                args.n,
+                args.alpha,
+                table.to_markdown()
+            ));
+            let max_steps = projected.iter().map(|(_, o)| steps(o)).max().unwrap_or(1);
+            let grid: Vec<f64> = (0..=max_steps).map(|i| i as f64 * 0.01).collect();
+            let curves = projected
+                .iter()
+                .map(|(name, o)| {
+                    let accuracy = approximate_certified_accuracy(o, &grid)?;
+                    Ok(Curve::new(
+                        name.clone(),
+                        grid.iter().copied().zip(accuracy).collect(),
+                    ))
+                })
+                .collect::<Result<Vec<_>, randomized_smoothing::Error>>()?;
+            let title = format!("{label}: {what}");
+            for ext in ["svg", "png"] {
+                let path = args.out.join(format!("{slug}_{kind}.{ext}"));
+                plot_curves(&curves, &Axes::certified_accuracy(&title), &path)?;
+            }
+        }
+    }
+    std::fs::write(args.out.join("comparisons.md"), &md)?;
+    println!(
+        "wrote comparisons.md, radius_bounds.tsv/.svg/.png and per log _bounds, _n and _alpha plots in {}",
+        args.out.display()
+    );
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Method {
+    /// PGD in l2 against the smoothed classifier (needs --log).
+    Pgd,
+    /// DeepFool in l2 against the base classifier.
+    Deepfool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ObjectiveArg {
+    /// Appendix J.3: the mean over noise draws of the cross-entropy.
+    MeanLoss,
+    /// Salman et al. (2019): the cross-entropy of the mean softmax (stronger).
+    LossOfMean,
+}
+
+#[derive(Args)]
+struct AttackArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// --out is a folder here: pgd_<multiple>R.tsv or deepfool.tsv, and summary.md.
+    #[command(flatten)]
+    job: JobArgs,
+    #[arg(long, value_enum, default_value = "pgd")]
+    method: Method,
+    /// The certification log of this model and sigma: the examples it certified correctly
+    /// are attacked, at multiples of their radius.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// Multiples of the certified radius to attack at.
+    #[arg(long, value_delimiter = ',', default_value = "1.5,2")]
+    multiples: Vec<f64>,
+    /// PGD steps.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// PGD step length (default 2.5 * radius / steps).
+    #[arg(long)]
+    step_size: Option<f64>,
+    /// Noise draws per PGD step.
+    #[arg(long, default_value_t = 128)]
+    samples: usize,
+    #[arg(long, value_enum, default_value = "mean-loss")]
+    objective: ObjectiveArg,
+    /// PREDICT's samples at each adversarial input.
+    #[arg(long, default_value_t = 10_000)]
+    n: u64,
+    /// Radii of the DeepFool summary.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,0.25,0.5,0.75,1,1.25,1.5"
+    )]
+    radii: Vec<f64>,
+}
+
+fn run_attack(args: &AttackArgs) -> Result<(), Failure> {
+    let data = args.data.load(args.job.split)?;
+    // Gradients on the training backend; batch norms folded, so that they use their
+    // running statistics under autodiff too.
+    let attacked = load_weights::<T>(&args.model, &args.data, &*data)?.fold_batch_norm();
+    let logits = |x: burn::tensor::Tensor<T, 4>| attacked.forward(x);
+    let out = args.job.out.clone();
+    std::fs::create_dir_all(&out)?;
+    let mut summary = String::new();
+    let mut job = args.job.job()?;
+    if args.method == Method::Deepfool {
+        job.output = out.join("deepfool.tsv");
+        let bar = progress(job.selection.indices(data.len()).len() as u64, "examples");
+        let rows = deepfool_dataset(
+            logits,
+            &*data,
+            &DeepFoolParams::default().check()?,
+            &job,
+            &Default::default(),
+            |row, done, _| {
+                bar.set_position(done as u64);
+                bar.set_message(format!(
+                    "last: idx {} distance {:.3}",
+                    row.idx, row.distance
+                ));
+            },
+        )?;
+        bar.finish_and_clear();
+        let m = rows.len().max(1) as f64;
+        let fooled = rows.iter().filter(|r| r.fooled).count();
+        let mut distances: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.fooled)
+            .map(|r| r.distance)
+            .collect();
+        distances.sort_by(f64::total_cmp);
+        let median = distances
+            .get(distances.len() / 2)
+            .copied()
+            .unwrap_or(f64::NAN);
+        summary.push_str(&format!(
+            "# DeepFool (l2) on the base classifier\n\n{} examples; clean accuracy {:.3}; \
+             fooled {fooled} ({:.3}); median distance when fooled {median:.3}.\n\n\
+             Empirical robust accuracy (an upper bound on the true one): correct, and no \
+             other class found within r.\n\n| r | robust accuracy |\n| ---: | ---: |\n",
+            rows.len(),
+            rows.iter().filter(|r| r.predict == r.label).count() as f64 / m,
+            fooled as f64 / m,
+        ));
+        for &r in &args.radii {
+            let robust = rows.iter().filter(|row| row.robust_at(r)).count();
+            summary.push_str(&format!("| {r} | {:.3} |\n", robust as f64 / m));
+        }
+    } else {
+        let log = args
+            .log
+            .as_ref()
+            .ok_or("--method pgd needs --log (certify's output)")?;
+        let file = std::fs::File::open(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let certified = read_certify_log(file)?;
+        let smoothed = SmoothedClassifier::new(
+            load(&args.model, &args.data, &*data)?,
+            Gaussian::new(args.job.sigma)?,
+        );
+        let predict = PredictParams::default()
+            .n(args.n)
+            .alpha(args.job.alpha)
+            .batch_size(args.job.batch)
+            .check()?;
+        let mut pgd = PgdParams::new(1.0)
+            .steps(args.steps)
+            .samples(args.samples)
+            .batch_size(args.job.batch.min(args.samples))
+            .objective(match args.objective {
+                ObjectiveArg::MeanLoss => Objective::MeanLoss,
+                ObjectiveArg::LossOfMean => Objective::LossOfMean,
+            });
+        if let Some(step) = args.step_size {
+            pgd = pgd.step_size(step);
+        }
+        summary.push_str(&format!(
+            "# PGD (l2) against the smoothed classifier\n\nsigma = {}, {} steps, m = {}, \
+             objective {}, PREDICT with n = {} at alpha = {}; examples certified correct in {}.\n\n\
+             | attack radius | examples | fooled | abstained | robust |\n| --- | ---: | ---: | ---: | ---: |\n",
+            args.job.sigma,
+            args.steps,
+            args.samples,
+            match args.objective {
+                ObjectiveArg::MeanLoss => "mean loss (Appendix J.3)",
+                ObjectiveArg::LossOfMean => "loss of the mean (Salman et al.)",
+            },
+            args.n,
+            args.job.alpha,
+            log.display()
+        ));
+        for &multiple in &args.multiples {
+            let plan = AttackPlan::new(multiple, pgd.clone())?;
+            job.output = out.join(format!("pgd_{multiple}R.tsv"));
+            let total = job
+                .selection
+                .indices(data.len())
+                .iter()
+                .filter(|&&i| {
+                    certified
+                        .iter()
+                        .any(|r| r.idx == i && r.correct && r.radius > 0.0)
+                })
+                .count();
+            let bar = progress(total as u64, &format!("examples at {multiple}R"));
+            let rows = attack_dataset(
+                &smoothed,
+                logits,
+                &*data,
+                &certified,
+                &plan,
+                &predict,
+                &job,
+                (&Default::default(), &Default::default()),
+                |row, done, _| {
+                    bar.set_position(done as u64);
+                    bar.set_message(format!("last: idx {} {}", row.idx, row.outcome.name()));
+                },
+            )?;
+            bar.finish_and_clear();
+            let m = rows.len().max(1) as f64;
+            let rate = |o: AttackOutcome| {
+                let k = rows.iter().filter(|r| r.outcome == o).count();
+                format!("{k} ({:.3})", k as f64 / m)
+            };
+            summary.push_str(&format!(
+                "| {multiple} R | {} | {} | {} | {} |\n",
+                rows.len(),
+                rate(AttackOutcome::Fooled),
+                rate(AttackOutcome::Abstained),
+                rate(AttackOutcome::Robust)
+            ));
+        }
+    }
+    std::fs::write(out.join("summary.md"), &summary)?;
+    print!("{summary}");
     Ok(())
 }
 
@@ -601,6 +984,7 @@ fn main() {
         Command::Certify(a) => run_certify(a),
         Command::Predict(a) => run_predict(a),
         Command::Analyze(a) => run_analyze(a),
+        Command::Attack(a) => run_attack(a),
         Command::Merge(a) => merge_logs(&a.logs, &a.out)
             .map(|n| println!("{n} rows in {}", a.out.display()))
             .map_err(Into::into),
