@@ -45,6 +45,20 @@ fn golden<B: Backend>(name: &str, device: &B::Device) -> (Tensor<B, 4>, Vec<f32>
     )
 }
 
+/// How far our logits may be from PyTorch's, relative to max(1, |logit|). The CPU backends
+/// compute in f32 and agree to 1e-4. CubeCL's matrix kernels (CUDA and the other GPU
+/// backends) stage f32 operands as TF32 on tensor cores where the device has them (its
+/// `cubek-matmul` chooses so), whose 10-bit mantissa rounds each product to about 5e-4:
+/// ResNet-20 measured 5.0e-4 on an H100. A wrong weight moves logits by more than 1e-2
+/// (see the fresh-weights check), so either bound still catches a mistranslated model.
+fn tolerance<B: Backend>(device: &B::Device) -> f32 {
+    if B::name(device).contains("cubecl") {
+        5e-3
+    } else {
+        1e-4
+    }
+}
+
 /// Largest difference between our logits and PyTorch's, relative to max(1, |logit|).
 fn max_rel_diff<B: Backend>(
     model: &impl ImageClassifier<B>,
@@ -86,14 +100,14 @@ fn check_cifar_resnet20<B: Backend>(file: &str, device: &B::Device) {
     assert_eq!(checkpoint.prefix(), "state_dict.1.");
     let model: Model<B> = checkpoint.model(device).unwrap();
     assert!(matches!(model, Model::CifarResNet(_)));
+    let tol = tolerance::<B>(device);
     let diff = max_rel_diff(&model, "cifar_resnet20.io.pt", device);
-    assert!(
-        diff < 1e-4,
-        "{file}: logits differ from PyTorch's by {diff}"
-    );
+    eprintln!("{file}: logits within {diff:e} of PyTorch's");
+    assert!(diff < tol, "{file}: logits differ from PyTorch's by {diff}");
     let diff = max_rel_diff(&model.fold_batch_norm(), "cifar_resnet20.io.pt", device);
+    eprintln!("{file}, folded: logits within {diff:e} of PyTorch's");
     assert!(
-        diff < 1e-4,
+        diff < tol,
         "{file}, batch norm folded: logits differ by {diff}"
     );
     // A model with fresh weights is far off: the comparison can fail.
@@ -118,14 +132,14 @@ fn check_resnet50<B: Backend>(file: &str, prefix: &str, device: &B::Device) {
     let checkpoint = PytorchCheckpoint::open(fixture(file)).unwrap();
     assert_eq!(checkpoint.prefix(), prefix);
     let model = checkpoint.load_into(reduced_resnet50::<B>(device)).unwrap();
+    let tol = tolerance::<B>(device);
     let diff = max_rel_diff(&model, "resnet50_w4.io.pt", device);
-    assert!(
-        diff < 1e-4,
-        "{file}: logits differ from PyTorch's by {diff}"
-    );
+    eprintln!("{file}: logits within {diff:e} of PyTorch's");
+    assert!(diff < tol, "{file}: logits differ from PyTorch's by {diff}");
     let diff = max_rel_diff(&model.fold_batch_norm(), "resnet50_w4.io.pt", device);
+    eprintln!("{file}, folded: logits within {diff:e} of PyTorch's");
     assert!(
-        diff < 1e-4,
+        diff < tol,
         "{file}, batch norm folded: logits differ by {diff}"
     );
 }
