@@ -784,6 +784,8 @@ enum ObjectiveArg {
 }
 
 #[derive(Args)]
+// The job's --out is a folder here, not a log.
+#[command(mut_arg("out", |a| a.help("Output folder: pgd_<multiple>R.tsv or deepfool.tsv (a rerun resumes them), and summary.md")))]
 struct AttackArgs {
     #[command(flatten)]
     data: DataArgs,
