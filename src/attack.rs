@@ -39,7 +39,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::Rng;
 
-use crate::error::{Error, Result, check_positive};
+use crate::error::{Error, Result, check_finite_positive, check_positive};
 use crate::sampling::{NoiseDistribution, device_noise, split_mix};
 
 /// What PGD ascends at each step.
@@ -211,27 +211,16 @@ impl PgdParams {
     /// assert!(PgdParams::new(0.5).step_size(-1.0).check().is_err());
     /// ```
     pub fn check(mut self) -> Result<PgdConfig> {
-        check_length("radius", self.radius)?;
+        check_finite_positive("radius", self.radius)?;
         check_positive("steps", self.steps as u64)?;
         check_positive("samples", self.samples as u64)?;
         check_positive("batch_size", self.batch_size as u64)?;
         let step = *self
             .step_size
             .get_or_insert(2.5 * self.radius / self.steps as f64);
-        check_length("step_size", step)?;
+        check_finite_positive("step_size", step)?;
         check_range(self.pixel_range)?;
         Ok(PgdConfig(self))
-    }
-}
-
-fn check_length(name: &'static str, value: f64) -> Result<f64> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(Error::InvalidParameter {
-            name,
-            reason: format!("must be finite and positive, got {value}"),
-        })
     }
 }
 
@@ -341,12 +330,11 @@ impl PgdConfig {
     }
 }
 
-/// Checks one input (no batch dimension) for an attack on a model taking rank-`D` batches,
-/// and returns its pixels.
+/// Checks one input (no batch dimension) for an attack on a model taking rank-`D` batches.
 fn check_input<B: AutodiffBackend, const K: usize, const D: usize>(
     x: &Tensor<B, K>,
     range: Option<(f32, f32)>,
-) -> Result<Vec<f32>> {
+) -> Result<()> {
     if K + 1 != D {
         return Err(Error::InvalidParameter {
             name: "x",
@@ -365,7 +353,7 @@ fn check_input<B: AutodiffBackend, const K: usize, const D: usize>(
             reason: format!("pixel {out} lies outside the attack's range [{lo}, {hi}]"),
         });
     }
-    Ok(pixels)
+    Ok(())
 }
 
 /// The batch shape `[rows, dims...]` for an input of shape `dims`.
@@ -744,7 +732,7 @@ where
     B: AutodiffBackend,
     F: Fn(Tensor<B, D>) -> Tensor<B, 2>,
 {
-    let pixels = check_input::<B, K, D>(&x, config.pixel_range())?;
+    check_input::<B, K, D>(&x, config.pixel_range())?;
     let device = x.device();
     let dims = x.dims();
     let x0 = x.inner();
@@ -780,7 +768,7 @@ where
         let at_point = host_logits(out.narrow(0, 0, 1));
         let class = argmax(&at_point);
         if class != original || iterations == config.max_iterations() || k < 2 {
-            let distance = l2_distance(&pixels, point.clone());
+            let distance = host_l2_norm(point.clone() - x0.clone());
             return Ok(DeepFool {
                 adversarial: Tensor::from_inner(point),
                 original,
@@ -829,14 +817,13 @@ fn argmax(values: &[f64]) -> usize {
         .unwrap_or(0)
 }
 
-fn l2_distance<B: burn::tensor::backend::Backend, const K: usize>(
-    from: &[f32],
-    to: Tensor<B, K>,
+/// The l2 norm of `t`, read back to the host (once per attacked input, for its log row).
+pub(crate) fn host_l2_norm<B: burn::tensor::backend::Backend, const K: usize>(
+    t: Tensor<B, K>,
 ) -> f64 {
-    to.into_data()
-        .iter::<f32>()
-        .zip(from)
-        .map(|(a, b)| f64::from(a - b).powi(2))
+    t.into_data()
+        .iter::<f64>()
+        .map(|v| v * v)
         .sum::<f64>()
         .sqrt()
 }

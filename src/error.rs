@@ -193,6 +193,18 @@ pub(crate) fn check_open_unit(name: &'static str, value: f64) -> Result<f64> {
     }
 }
 
+/// Checks that a length or multiple (a radius, a step) is finite and positive.
+pub(crate) fn check_finite_positive(name: &'static str, value: f64) -> Result<f64> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(Error::InvalidParameter {
+            name,
+            reason: format!("must be finite and positive, got {value}"),
+        })
+    }
+}
+
 /// Checks that a count is at least one.
 pub(crate) fn check_positive(name: &'static str, value: u64) -> Result<u64> {
     if value == 0 {

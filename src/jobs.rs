@@ -28,10 +28,10 @@ use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::attack::{DeepFoolConfig, PgdParams, deepfool, pgd};
+use crate::attack::{DeepFoolConfig, PgdParams, deepfool, host_l2_norm, pgd};
 use crate::classifier::BaseClassifier;
 use crate::data::ImageSource;
-use crate::error::{Error, Result, check_positive};
+use crate::error::{Error, Result, check_finite_positive, check_positive};
 use crate::records::{
     ATTACK_HEADER, AttackOutcome, AttackRecord, CERTIFY_HEADER, CertifyRecord, DEEPFOOL_HEADER,
     DeepFoolRecord, PREDICT_HEADER, PredictRecord, read_attack_log, read_certify_log,
@@ -603,12 +603,7 @@ impl AttackPlan {
     /// assert!(AttackPlan::new(2.0, PgdParams::new(1.0).steps(0)).is_err());
     /// ```
     pub fn new(multiple: f64, pgd: PgdParams) -> Result<Self> {
-        if !(multiple.is_finite() && multiple > 0.0) {
-            return Err(Error::InvalidParameter {
-                name: "multiple",
-                reason: format!("must be finite and positive, got {multiple}"),
-            });
-        }
+        check_finite_positive("multiple", multiple)?;
         pgd.clone().check()?;
         Ok(Self { multiple, pgd })
     }
@@ -722,7 +717,7 @@ where
                 &config,
                 &mut rng,
             )?;
-            let distance = l2(adversarial.clone() - x);
+            let distance = host_l2_norm(adversarial.clone() - x);
             let at = Tensor::<B, 3>::from_data(adversarial.into_data(), devices.0);
             let predicted = smoothed.predict(at, predict, &mut rng)?.class();
             Ok(AttackRecord {
@@ -801,12 +796,4 @@ where
         },
         on_row,
     )
-}
-
-fn l2<B: Backend, const K: usize>(t: Tensor<B, K>) -> f64 {
-    t.into_data()
-        .iter::<f64>()
-        .map(|v| v * v)
-        .sum::<f64>()
-        .sqrt()
 }

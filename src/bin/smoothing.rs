@@ -924,17 +924,9 @@ fn run_attack(args: &AttackArgs) -> Result<(), Failure> {
         for &multiple in &args.multiples {
             let plan = AttackPlan::new(multiple, pgd.clone())?;
             job.output = out.join(format!("pgd_{multiple}R.tsv"));
-            let total = job
-                .selection
-                .indices(data.len())
-                .iter()
-                .filter(|&&i| {
-                    certified
-                        .iter()
-                        .any(|r| r.idx == i && r.correct && r.radius > 0.0)
-                })
-                .count();
-            let bar = progress(total as u64, &format!("examples at {multiple}R"));
+            // Its length comes with the first row: which examples are attacked is the
+            // library's rule (certified correctly with R > 0), not repeated here.
+            let bar = progress(0, &format!("examples at {multiple}R"));
             let rows = attack_dataset(
                 &smoothed,
                 logits,
@@ -944,7 +936,8 @@ fn run_attack(args: &AttackArgs) -> Result<(), Failure> {
                 &predict,
                 &job,
                 (&Default::default(), &Default::default()),
-                |row, done, _| {
+                |row, done, total| {
+                    bar.set_length(total as u64);
                     bar.set_position(done as u64);
                     bar.set_message(format!("last: idx {} {}", row.idx, row.outcome.name()));
                 },
