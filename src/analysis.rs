@@ -34,6 +34,9 @@ pub struct CertifiedAccuracyTable {
     radii: Vec<f64>,
     names: Vec<String>,
     accuracy: Vec<Vec<f64>>,
+    // Rows that are not certificates (e.g. an attack's empirical robust accuracy): shown
+    // in italics after the runs, never marked best.
+    references: Vec<(String, Vec<f64>)>,
 }
 
 impl CertifiedAccuracyTable {
@@ -64,7 +67,47 @@ impl CertifiedAccuracyTable {
             radii: radii.to_vec(),
             names: runs.iter().map(|(name, _)| name.to_string()).collect(),
             accuracy,
+            references: Vec::new(),
         })
+    }
+
+    /// Adds a reference row that is not a certificate, such as the empirical robust accuracy
+    /// of an undefended network under an attack (an upper bound on its true robust
+    /// accuracy; the dashed black line of the paper's Figure 6). `accuracy_at` gives its
+    /// value at each radius of the table. Reference rows come after the runs, in italics,
+    /// and are never marked best.
+    ///
+    /// # Errors
+    /// The first error of `accuracy_at`; [`Error::InvalidParameter`] if it returns a value
+    /// outside `[0, 1]`.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::{accuracy::Outcome, analysis::CertifiedAccuracyTable};
+    /// let t = CertifiedAccuracyTable::new(&[0.0, 0.5], &[("a", &[Outcome { correct: true, radius: 0.3 }][..])])?
+    ///     .with_reference("undefended", |r| Ok(if r < 0.4 { 1.0 } else { 0.5 }))?;
+    /// assert!(t.to_markdown().ends_with("| undefended | _1.00_ | _0.50_ |\n"));
+    /// assert!(t.to_markdown().contains("| a | **1.00** | 0.00 |"));
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn with_reference(
+        mut self,
+        name: impl Into<String>,
+        accuracy_at: impl Fn(f64) -> Result<f64>,
+    ) -> Result<Self> {
+        let row = self
+            .radii
+            .iter()
+            .map(|&r| accuracy_at(r))
+            .collect::<Result<Vec<f64>>>()?;
+        if let Some(bad) = row.iter().find(|a| !(0.0..=1.0).contains(*a)) {
+            return Err(Error::InvalidParameter {
+                name: "accuracy",
+                reason: format!("reference accuracy {bad} is not in [0, 1]"),
+            });
+        }
+        self.references.push((name.into(), row));
+        Ok(self)
     }
 
     /// The radii (columns).
@@ -138,6 +181,12 @@ impl CertifiedAccuracyTable {
             }
             out.push('\n');
         }
+        for (name, row) in &self.references {
+            out.push_str(&format!("| {name} |"));
+            row.iter()
+                .for_each(|v| out.push_str(&format!(" _{v:.2}_ |")));
+            out.push('\n');
+        }
         out
     }
 
@@ -178,6 +227,12 @@ impl CertifiedAccuracyTable {
                     format!(" & {v}")
                 });
             }
+            out.push_str(" \\\\\n");
+        }
+        for (name, row) in &self.references {
+            out.push_str(&escape(name));
+            row.iter()
+                .for_each(|v| out.push_str(&format!(" & \\textit{{{v:.2}}}")));
             out.push_str(" \\\\\n");
         }
         out.push_str("\\bottomrule\n\\end{tabular}\n");

@@ -225,56 +225,29 @@ pub(crate) trait LogRow: Sized {
     fn read_log(bytes: &[u8]) -> Result<Vec<Self>>;
 }
 
-impl LogRow for CertifyRecord {
-    const HEADER: &'static str = CERTIFY_HEADER;
-    fn idx(&self) -> usize {
-        self.idx
-    }
-    fn line(&self) -> String {
-        self.to_line()
-    }
-    fn read_log(bytes: &[u8]) -> Result<Vec<Self>> {
-        read_certify_log(bytes)
-    }
+// The four logs differ only in their header and parser.
+macro_rules! log_row {
+    ($($record:ty => $header:expr, $read:path;)+) => {$(
+        impl LogRow for $record {
+            const HEADER: &'static str = $header;
+            fn idx(&self) -> usize {
+                self.idx
+            }
+            fn line(&self) -> String {
+                self.to_line()
+            }
+            fn read_log(bytes: &[u8]) -> Result<Vec<Self>> {
+                $read(bytes)
+            }
+        }
+    )+};
 }
 
-impl LogRow for AttackRecord {
-    const HEADER: &'static str = ATTACK_HEADER;
-    fn idx(&self) -> usize {
-        self.idx
-    }
-    fn line(&self) -> String {
-        self.to_line()
-    }
-    fn read_log(bytes: &[u8]) -> Result<Vec<Self>> {
-        read_attack_log(bytes)
-    }
-}
-
-impl LogRow for DeepFoolRecord {
-    const HEADER: &'static str = DEEPFOOL_HEADER;
-    fn idx(&self) -> usize {
-        self.idx
-    }
-    fn line(&self) -> String {
-        self.to_line()
-    }
-    fn read_log(bytes: &[u8]) -> Result<Vec<Self>> {
-        read_deepfool_log(bytes)
-    }
-}
-
-impl LogRow for PredictRecord {
-    const HEADER: &'static str = PREDICT_HEADER;
-    fn idx(&self) -> usize {
-        self.idx
-    }
-    fn line(&self) -> String {
-        self.to_line()
-    }
-    fn read_log(bytes: &[u8]) -> Result<Vec<Self>> {
-        read_predict_log(bytes)
-    }
+log_row! {
+    CertifyRecord => CERTIFY_HEADER, read_certify_log;
+    AttackRecord => ATTACK_HEADER, read_attack_log;
+    DeepFoolRecord => DEEPFOOL_HEADER, read_deepfool_log;
+    PredictRecord => PREDICT_HEADER, read_predict_log;
 }
 
 /// The complete rows already in `path`, after cutting off a partly written last line.

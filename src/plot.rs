@@ -29,6 +29,9 @@ pub struct Curve {
     pub points: Vec<(f64, f64)>,
     /// Drawn dashed (used for the Appendix D lower bounds).
     pub dashed: bool,
+    /// A fixed RGB colour; `None` takes the next colour of the palette (a dashed curve: the
+    /// colour of the solid curve before it).
+    pub color: Option<(u8, u8, u8)>,
 }
 
 impl Curve {
@@ -44,6 +47,7 @@ impl Curve {
             label: label.into(),
             points,
             dashed: false,
+            color: None,
         }
     }
 
@@ -55,6 +59,19 @@ impl Curve {
     /// ```
     pub fn dashed(mut self) -> Self {
         self.dashed = true;
+        self
+    }
+
+    /// The same curve in a fixed colour, outside the palette (the paper draws the
+    /// undefended network's empirical bound in black).
+    ///
+    /// # Example
+    /// ```
+    /// let c = randomized_smoothing::plot::Curve::new("a", vec![]).color(0, 0, 0);
+    /// assert_eq!(c.color, Some((0, 0, 0)));
+    /// ```
+    pub fn color(mut self, r: u8, g: u8, b: u8) -> Self {
+        self.color = Some((r, g, b));
         self
     }
 }
@@ -233,10 +250,15 @@ fn draw<DB: DrawingBackend>(
     let mut solid = 0usize;
     for curve in curves {
         // A dashed curve takes the colour of the solid curve before it (its estimate).
-        if !curve.dashed {
-            solid += 1;
-        }
-        let style = Palette99::pick(solid.saturating_sub(1)).stroke_width(2);
+        let style = match curve.color {
+            Some((r, g, b)) => RGBColor(r, g, b).stroke_width(2),
+            None => {
+                if !curve.dashed {
+                    solid += 1;
+                }
+                Palette99::pick(solid.saturating_sub(1)).stroke_width(2)
+            }
+        };
         let points = curve.points.iter().copied();
         let series = if curve.dashed {
             chart.draw_series(DashedLineSeries::new(points, 8, 5, style))

@@ -573,6 +573,41 @@ impl DeepFoolRecord {
     }
 }
 
+/// The empirical robust accuracy of a DeepFool run at radius `r`: the fraction of `rows`
+/// classified correctly with no other class found within `r` ([`DeepFoolRecord::robust_at`]).
+/// DeepFool finds *an* adversarial example, not the nearest, so this is an upper bound on
+/// the base classifier's true robust accuracy.
+///
+/// # Errors
+/// [`Error::ZeroCount`] for no rows; [`Error::InvalidParameter`] for a NaN or negative `r`.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use randomized_smoothing::records::{DeepFoolRecord, deepfool_robust_accuracy};
+///
+/// let row = |label, distance| DeepFoolRecord { idx: 0, label, predict: 1, adversarial: 2,
+///                                             distance, iterations: 2, fooled: true,
+///                                             time: Duration::ZERO };
+/// let rows = [row(1, 0.5), row(1, 1.0), row(3, 2.0), row(1, 2.0)];
+/// assert_eq!(deepfool_robust_accuracy(&rows, 0.0)?, 0.75);
+/// assert_eq!(deepfool_robust_accuracy(&rows, 0.75)?, 0.5);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn deepfool_robust_accuracy(rows: &[DeepFoolRecord], r: f64) -> Result<f64> {
+    if rows.is_empty() {
+        return Err(Error::ZeroCount("DeepFool rows"));
+    }
+    if r.is_nan() || r < 0.0 {
+        return Err(Error::InvalidParameter {
+            name: "radius",
+            reason: format!("{r} is not a non-negative number"),
+        });
+    }
+    let robust = rows.iter().filter(|row| row.robust_at(r)).count();
+    Ok(robust as f64 / rows.len() as f64)
+}
+
 /// Reads a DeepFool log ([`DEEPFOOL_HEADER`]).
 ///
 /// # Errors

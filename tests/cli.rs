@@ -1,5 +1,5 @@
 //! The `smoothing` program end to end: train, certify (sharded and whole), merge, predict,
-//! analyze. Kept small: a 1-epoch model, a few examples, n = 200.
+//! analyze, attack. Kept small: a 1-epoch model, a few examples, n = 200.
 #![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
@@ -349,6 +349,57 @@ fn attack_certified_examples() {
     let summary = smoothing(&dir, &deepfool);
     assert!(summary.contains("| 0 |"), "{summary}");
     assert_eq!(rows_without_time(&dir.join("df/deepfool.tsv")).len(), 7);
+    // analyze --deepfool adds the undefended row: correct, and no class change within r.
+    let table = smoothing(
+        &dir,
+        &[
+            "analyze",
+            "cert.tsv",
+            "--radii",
+            "0,0.25,1,1.5",
+            "--deepfool",
+            "df/deepfool.tsv",
+            "--deepfool-label",
+            "clean",
+            "--out",
+            "an",
+        ],
+    );
+    let log = std::fs::read_to_string(dir.join("df/deepfool.tsv")).unwrap();
+    let rows: Vec<Vec<&str>> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
+    let robust = |r: f64| {
+        let hits = rows
+            .iter()
+            .filter(|f| f[1] == f[2] && (f[6] == "0" || f[4].parse::<f64>().unwrap() > r))
+            .count();
+        hits as f64 / rows.len() as f64
+    };
+    let row = [0.0, 0.25, 1.0, 1.5]
+        .iter()
+        .fold("| clean |".to_string(), |row, &r| {
+            row + &format!(" _{:.2}_ |", robust(r))
+        });
+    assert!(table.contains(&row), "{row} not in\n{table}");
+    assert!(dir.join("an/certified_accuracy.png").exists());
+    // A log of another kind is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+        .current_dir(&dir)
+        .args([
+            "analyze",
+            "cert.tsv",
+            "--deepfool",
+            "cert.tsv",
+            "--out",
+            "an",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DeepFool log"));
     // PGD without a certification log is refused.
     let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
         .current_dir(&dir)

@@ -36,7 +36,9 @@ use randomized_smoothing::models::{
 };
 use randomized_smoothing::plot::{Axes, Curve, plot_certified_accuracy, plot_curves};
 use randomized_smoothing::projection::{LoggedSettings, Projection, RadiusBound, project};
-use randomized_smoothing::records::{AttackOutcome, read_certify_log};
+use randomized_smoothing::records::{
+    AttackOutcome, deepfool_robust_accuracy, read_certify_log, read_deepfool_log,
+};
 use randomized_smoothing::train::{TrainParams, train};
 use randomized_smoothing::{CertifyParams, Gaussian, PredictParams, SmoothedClassifier};
 
@@ -514,6 +516,14 @@ struct AnalyzeArgs {
     /// Output folder: table.md, table.tex, curves.tsv, certified_accuracy.svg/png.
     #[arg(long)]
     out: PathBuf,
+    /// A DeepFool log (`attack --method deepfool`) of an undefended network: its empirical
+    /// robust accuracy, an upper bound, is added to the table and drawn dashed in black
+    /// (the paper's Figure 6).
+    #[arg(long)]
+    deepfool: Option<PathBuf>,
+    /// Name of the --deepfool row.
+    #[arg(long, default_value = "undefended (DeepFool upper bound)")]
+    deepfool_label: String,
     /// The sigma of each log, in order. With them, analyze also writes the paper's
     /// comparisons: radius_bounds.* (Figure 5, left) and, per log, LABEL_bounds.*,
     /// LABEL_n.* and LABEL_alpha.* (Figure 8), all tabulated in comparisons.md.
@@ -559,7 +569,19 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
         .iter()
         .map(|(l, o)| (l.as_str(), o.as_slice()))
         .collect();
-    let table = CertifiedAccuracyTable::new(&args.radii, &borrowed)?;
+    let mut table = CertifiedAccuracyTable::new(&args.radii, &borrowed)?;
+    let deepfool = match &args.deepfool {
+        Some(path) => {
+            let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(read_deepfool_log(file)?)
+        }
+        None => None,
+    };
+    if let Some(rows) = &deepfool {
+        table = table.with_reference(args.deepfool_label.as_str(), |r| {
+            deepfool_robust_accuracy(rows, r)
+        })?;
+    }
     std::fs::write(args.out.join("table.md"), table.to_markdown())?;
     std::fs::write(args.out.join("table.tex"), table.to_latex())?;
     print!("{}", table.to_markdown());
@@ -569,6 +591,8 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
     let max_radius = runs
         .iter()
         .flat_map(|(_, o)| o.iter().map(|x| x.radius))
+        // The DeepFool curve goes on past the certified radii: draw it over the table's.
+        .chain(args.radii.iter().copied().filter(|_| deepfool.is_some()))
         .fold(0.0_f64, f64::max);
     let steps = ((max_radius / 0.01).ceil() as usize).max(1) + 1;
     let grid: Vec<f64> = (0..=steps).map(|i| i as f64 * 0.01).collect();
@@ -599,6 +623,17 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
         );
     }
     std::fs::write(args.out.join("curves.tsv"), tsv)?;
+    if let Some(rows) = &deepfool {
+        let points = grid
+            .iter()
+            .map(|&r| Ok((r, deepfool_robust_accuracy(rows, r)?)))
+            .collect::<Result<_, randomized_smoothing::Error>>()?;
+        curves.push(
+            Curve::new(args.deepfool_label.as_str(), points)
+                .dashed()
+                .color(0, 0, 0),
+        );
+    }
     for ext in ["svg", "png"] {
         plot_certified_accuracy(
             &curves,
@@ -876,8 +911,8 @@ fn run_attack(args: &AttackArgs) -> Result<(), Failure> {
             fooled as f64 / m,
         ));
         for &r in &args.radii {
-            let robust = rows.iter().filter(|row| row.robust_at(r)).count();
-            summary.push_str(&format!("| {r} | {:.3} |\n", robust as f64 / m));
+            let robust = deepfool_robust_accuracy(&rows, r)?;
+            summary.push_str(&format!("| {r} | {robust:.3} |\n"));
         }
     } else {
         let log = args
