@@ -548,11 +548,15 @@ struct AnalyzeArgs {
     project_alpha: Vec<f64>,
 }
 
+/// Opens a file, naming it in the error.
+fn open(path: &Path) -> Result<std::fs::File, Failure> {
+    std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
 fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
     let mut runs: Vec<(String, Vec<Outcome>)> = Vec::new();
     for (i, path) in args.logs.iter().enumerate() {
-        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let outcomes = read_certify_log(file)?
+        let outcomes = read_certify_log(open(path)?)?
             .iter()
             .map(|r| r.outcome())
             .collect();
@@ -571,10 +575,7 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
         .collect();
     let mut table = CertifiedAccuracyTable::new(&args.radii, &borrowed)?;
     let deepfool = match &args.deepfool {
-        Some(path) => {
-            let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Some(read_deepfool_log(file)?)
-        }
+        Some(path) => Some(read_deepfool_log(open(path)?)?),
         None => None,
     };
     if let Some(rows) = &deepfool {
@@ -905,22 +906,25 @@ fn run_attack(args: &AttackArgs) -> Result<(), Failure> {
             "# DeepFool (l2) on the base classifier\n\n{} examples; clean accuracy {:.3}; \
              fooled {fooled} ({:.3}); median distance when fooled {median:.3}.\n\n\
              Empirical robust accuracy (an upper bound on the true one): correct, and no \
-             other class found within r.\n\n| r | robust accuracy |\n| ---: | ---: |\n",
+             other class found within r.\n\n",
             rows.len(),
             rows.iter().filter(|r| r.predict == r.label).count() as f64 / m,
             fooled as f64 / m,
         ));
-        for &r in &args.radii {
-            let robust = deepfool_robust_accuracy(&rows, r)?;
-            summary.push_str(&format!("| {r} | {robust:.3} |\n"));
+        // An empty selection (a shard past the end) has no accuracy to tabulate.
+        if !rows.is_empty() {
+            summary.push_str("| r | robust accuracy |\n| ---: | ---: |\n");
+            for &r in &args.radii {
+                let robust = deepfool_robust_accuracy(&rows, r)?;
+                summary.push_str(&format!("| {r} | {robust:.3} |\n"));
+            }
         }
     } else {
         let log = args
             .log
             .as_ref()
             .ok_or("--method pgd needs --log (certify's output)")?;
-        let file = std::fs::File::open(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let certified = read_certify_log(file)?;
+        let certified = read_certify_log(open(log)?)?;
         let smoothed = SmoothedClassifier::new(
             load(&args.model, &args.data, &*data)?,
             Gaussian::new(args.job.sigma)?,
