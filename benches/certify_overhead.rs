@@ -1,10 +1,11 @@
 //! What the smoothing machinery (noise, counting, statistics) adds to the base classifier's
 //! forward pass: samples per second of one CERTIFY estimation batch against the raw forward
-//! pass of the same small CNN at the same batch size, on 3x32x32 inputs, on NdArray.
+//! pass of the same small CNN at the same batch size, on 3x32x32 inputs, on each CPU backend
+//! compiled in (Flex, NdArray, and LibTorch with `--features tch`).
 //!
-//! Run with `cargo bench --bench certify_overhead`; figures go in docs/benchmarks.md.
+//! Run with `cargo bench --bench certify_overhead` (`-- flex` for one backend's group);
+//! figures go in docs/benchmarks.md.
 
-use burn::backend::NdArray;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
@@ -18,8 +19,6 @@ use randomized_smoothing::{
     BaseClassifier, CertifyParams, Gaussian, LogitsClassifier, SmoothedClassifier,
 };
 use std::time::Duration;
-
-type B = NdArray;
 
 /// Two conv blocks and a linear head: a CPU-sized CIFAR-10 classifier.
 #[derive(Module, Debug)]
@@ -57,7 +56,17 @@ impl<B: Backend> SmallCnn<B> {
 }
 
 fn bench(c: &mut Criterion) {
-    let device = Default::default();
+    bench_backend::<burn::backend::Flex>(c, "flex", Default::default());
+    bench_backend::<burn::backend::NdArray>(c, "ndarray", Default::default());
+    #[cfg(feature = "tch")]
+    bench_backend::<burn::backend::LibTorch>(
+        c,
+        "libtorch",
+        burn::backend::libtorch::LibTorchDevice::Cpu,
+    );
+}
+
+fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str, device: B::Device) {
     let model = SmallCnn::<B>::new(&device);
     let base =
         LogitsClassifier::new([3, 32, 32], 10, move |x: Tensor<B, 4>| model.forward(x)).unwrap();
@@ -69,7 +78,7 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let null = SmoothedClassifier::new(ignore, Gaussian::new(0.25).unwrap());
 
-    let mut group = c.benchmark_group("small_cnn_3x32x32");
+    let mut group = c.benchmark_group(format!("{backend}/small_cnn_3x32x32"));
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(8))

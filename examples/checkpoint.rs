@@ -4,7 +4,9 @@
 //! ```text
 //! cargo run --release --example checkpoint -- PATH [n] [images] [sigma]
 //! cargo run --release --features cuda --example checkpoint -- PATH 100000 10 0.25
+//! cargo run --release --features tch --example checkpoint -- PATH 1000 2 0.25 --backend libtorch
 //! ```
+//! `--backend` and `--device` choose among the backends compiled in, as in `smoothing`.
 //! Defaults: n = 1,000, 2 images, sigma = 0.25, n0 = 100, alpha = 0.001, batch 400. The
 //! images are seeded random pixels (the weights decide the answer; this shows the loading
 //! and the certification path and measures its speed). To generate full-size checkpoints with
@@ -17,27 +19,58 @@ use burn::tensor::{Distribution, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use randomized_smoothing::models::{ImageClassifier, PytorchCheckpoint};
+use randomized_smoothing::runtime::BackendTask;
 use randomized_smoothing::{Certification, CertifyParams, Gaussian, SmoothedClassifier};
 
-#[cfg(feature = "cuda")]
-type B = burn::backend::Cuda;
-#[cfg(not(feature = "cuda"))]
-type B = burn::backend::NdArray;
+mod common;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = args
-        .first()
-        .ok_or("usage: checkpoint PATH [n] [images] [sigma]")?;
-    let n: u64 = args.get(1).map_or(Ok(1_000), |s| s.parse())?;
-    let images: usize = args.get(2).map_or(Ok(2), |s| s.parse())?;
-    let sigma: f64 = args.get(3).map_or(Ok(0.25), |s| s.parse())?;
-    let device = Default::default();
+type Failure = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), Failure> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = common::runtime_from_args(&mut args)?;
+    let run = Run {
+        path: args
+            .first()
+            .ok_or("usage: checkpoint PATH [n] [images] [sigma] [--backend B] [--device D]")?
+            .clone(),
+        n: args.get(1).map_or(Ok(1_000), |s| s.parse())?,
+        images: args.get(2).map_or(Ok(2), |s| s.parse())?,
+        sigma: args.get(3).map_or(Ok(0.25), |s| s.parse())?,
+    };
+    println!("backend: {runtime}");
+    runtime.run(run)
+}
+
+/// The example's settings; run on whichever backend the runtime names.
+struct Run {
+    path: String,
+    n: u64,
+    images: usize,
+    sigma: f64,
+}
+
+impl BackendTask for Run {
+    type Output = Result<(), Failure>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), Failure> {
+        certify_images::<B>(&self, &device)
+    }
+}
+
+fn certify_images<B: Backend>(run: &Run, device: &B::Device) -> Result<(), Failure> {
+    let Run {
+        path,
+        n,
+        images,
+        sigma,
+    } = run;
+    let (n, images, sigma) = (*n, *images, *sigma);
 
     let start = Instant::now();
     let checkpoint = PytorchCheckpoint::open(path)?;
     // Inference only: fold batch norms into the convolutions (same logits, faster).
-    let model = checkpoint.model::<B>(&device)?.fold_batch_norm();
+    let model = checkpoint.model::<B>(device)?.fold_batch_norm();
     println!(
         "{path}: arch {:?}, epoch {:?}, key prefix {:?}, {} tensors; loaded in {:.2} s",
         checkpoint.arch(),
@@ -49,13 +82,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shape = model.input_shape().to_vec();
     let smoothed = SmoothedClassifier::new(model, Gaussian::new(sigma)?);
     let config = CertifyParams::default().n(n).batch_size(400).check()?;
-    B::seed(&device, 1);
+    B::seed(device, 1);
     let mut rng = StdRng::seed_from_u64(0);
     for i in 0..images {
         let x = Tensor::<B, 3>::random(
             [shape[0], shape[1], shape[2]],
             Distribution::Default,
-            &device,
+            device,
         );
         let start = Instant::now();
         let result = smoothed.certify(x, &config, &mut rng)?;

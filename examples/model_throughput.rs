@@ -1,10 +1,12 @@
 //! Throughput of the paper's architectures: forward images/s and CERTIFY samples/s.
 //!
 //! ```text
-//! cargo run --release --example model_throughput                     # NdArray (CPU)
+//! cargo run --release --example model_throughput                     # Flex (CPU)
+//! cargo run --release --example model_throughput -- --backend ndarray
 //! cargo run --release --features cuda --example model_throughput     # CUDA
 //! cargo run --release --example model_throughput -- cifar_resnet110 100,400
 //! ```
+//! `--backend` and `--device` choose among the backends compiled in, as in `smoothing`.
 //! Arguments: architectures (comma-separated, default `cifar_resnet20,cifar_resnet110`) and
 //! batch sizes (default `100,400`). Each architecture runs as built and with its batch norms
 //! folded into the convolutions. Weights are random: speed does not depend on them. Each
@@ -18,12 +20,12 @@ use burn::tensor::{Distribution, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use randomized_smoothing::models::{Architecture, ImageClassifier};
+use randomized_smoothing::runtime::BackendTask;
 use randomized_smoothing::{Gaussian, SmoothedClassifier};
 
-#[cfg(feature = "cuda")]
-type B = burn::backend::Cuda;
-#[cfg(not(feature = "cuda"))]
-type B = burn::backend::NdArray;
+mod common;
+
+type Failure = Box<dyn std::error::Error>;
 
 const REPEATS: usize = 5;
 
@@ -41,12 +43,14 @@ fn median_secs(mut f: impl FnMut()) -> f64 {
     times[REPEATS / 2]
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+fn main() -> Result<(), Failure> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = common::runtime_from_args(&mut args)?;
     let archs = args
         .first()
         .map(String::as_str)
-        .unwrap_or("cifar_resnet20,cifar_resnet110");
+        .unwrap_or("cifar_resnet20,cifar_resnet110")
+        .to_string();
     let batches: Vec<usize> = args
         .get(1)
         .map(String::as_str)
@@ -54,9 +58,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()?;
-    let device = Default::default();
-    B::seed(&device, 0);
-    println!("backend: {}", std::any::type_name::<B>());
+    println!("backend: {runtime}");
+    runtime.run(Throughput { archs, batches })
+}
+
+/// The measurement, on whichever backend the runtime names.
+struct Throughput {
+    archs: String,
+    batches: Vec<usize>,
+}
+
+impl BackendTask for Throughput {
+    type Output = Result<(), Failure>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), Failure> {
+        measure::<B>(&self.archs, &self.batches, &device)
+    }
+}
+
+fn measure<B: Backend>(archs: &str, batches: &[usize], device: &B::Device) -> Result<(), Failure> {
+    B::seed(device, 0);
     println!("| architecture | batch | forward images/s | certify samples/s |");
     println!("| --- | ---: | ---: | ---: |");
     let variants = archs
@@ -64,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .flat_map(|name| [(name, false), (name, true)]);
     for (name, folded) in variants {
         let arch: Architecture = name.parse()?;
-        let model = arch.init::<B>(arch.default_classes(), &device)?;
+        let model = arch.init::<B>(arch.default_classes(), device)?;
         let (model, name) = if folded {
             (
                 model.fold_batch_norm(),
@@ -75,12 +96,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let shape = arch.input_shape();
         let smoothed = SmoothedClassifier::new(model, Gaussian::new(0.25)?);
-        let x = Tensor::<B, 3>::random(shape, Distribution::Default, &device);
-        for &batch in &batches {
+        let x = Tensor::<B, 3>::random(shape, Distribution::Default, device);
+        for &batch in batches {
             let inputs = Tensor::<B, 4>::random(
                 [batch, shape[0], shape[1], shape[2]],
                 Distribution::Default,
-                &device,
+                device,
             );
             // Forward, arg-max and read-back of a ready batch.
             let forward = median_secs(|| {

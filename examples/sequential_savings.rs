@@ -14,7 +14,7 @@
 //! - `certify_at_radius` at r = sigma and 2 sigma (looks at 100, 200, ..., 100,000 samples);
 //! - `certify_budgeted` with a radius tolerance of 0.02.
 //!
-//! Prints per-procedure totals as a Markdown table. Runs on NdArray, or on the GPU when built
+//! Prints per-procedure totals as a Markdown table. Runs on Flex, or on the GPU when built
 //! with `--features cuda`.
 
 use std::time::Instant;
@@ -32,12 +32,12 @@ use randomized_smoothing::{
     CertifyParams, Gaussian, SequentialParams, SmoothedClassifier, Verdict,
 };
 
-// Inference (and so all sampling) on the GPU with `--features cuda`, else on NdArray;
+// Inference (and so all sampling) on the GPU with `--features cuda`, else on Flex;
 // the digits model is trained on Flex either way and copied over.
 #[cfg(feature = "cuda")]
 type B = burn::backend::Cuda;
 #[cfg(not(feature = "cuda"))]
-type B = burn::backend::NdArray;
+type B = burn::backend::Flex;
 
 type Setup = (Model<B>, Dataset, f64, Vec<usize>, String);
 

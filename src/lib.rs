@@ -15,6 +15,7 @@ pub mod plot;
 pub mod projection;
 pub mod radius;
 pub mod records;
+pub mod runtime;
 mod sampling;
 pub mod sequential;
 mod smoothing;

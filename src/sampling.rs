@@ -449,16 +449,20 @@ fn cpu_perturbed_batch<N: NoiseDistribution>(
     values
 }
 
-/// Whether `B` keeps tensors in host memory, where noise is drawn by [`cpu_perturbed_batch`].
-fn is_cpu_backend<B: Backend>() -> bool {
-    #[cfg(feature = "ndarray")]
-    {
-        std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::NdArray>()
-    }
-    #[cfg(not(feature = "ndarray"))]
-    {
-        false
-    }
+/// Names (as [`Backend::name`] gives them) of the backends whose tensors live in host memory,
+/// where the crate draws noise itself on all cores ([`cpu_perturbed_batch`]) instead of with the
+/// backend's generator.
+const HOST_BACKENDS: [&str; 3] = ["ndarray", "flex", "libtorch<cpu>"];
+
+/// Whether noise for `device` is drawn on the host, by the crate's parallel generator.
+///
+/// The choice follows the device, not the Rust type: LibTorch's CPU and CUDA devices are one
+/// type. Every CPU device of NdArray, Flex and LibTorch draws the same host stream, so a seed
+/// gives the same noisy inputs on each of them; GPU devices draw from their own generator.
+/// Autodiff-wrapped backends (training, attacks) draw from the backend's generator, which keeps
+/// that path exercised on the CPU by the tests.
+pub(crate) fn noise_on_host<B: Backend>(device: &B::Device) -> bool {
+    HOST_BACKENDS.contains(&B::name(device).as_str())
 }
 
 /// Counts the base classifier's decisions on `num` noisy copies of `x` (`[1, input_shape...]`), in batches
@@ -480,7 +484,7 @@ where
     let classes = base.num_classes();
     // On a CPU backend the input is read once, to fill batches around it on all cores.
     let x_host: Option<Vec<f32>> =
-        is_cpu_backend::<B>().then(|| x.to_data().iter::<f32>().collect());
+        noise_on_host::<B>(&device).then(|| x.to_data().iter::<f32>().collect());
     let class_ids = Tensor::<B, 1, Int>::arange(0..classes as i64, &device).reshape([1, classes]);
     let mut counts = Tensor::<B, 1, Int>::zeros([classes], &device);
     let mut remaining = num;

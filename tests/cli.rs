@@ -95,6 +95,43 @@ fn train_certify_shards_merge_predict_analyze() {
     assert!(whole[2].starts_with("7\t"));
     assert_eq!(rows_without_time(&dir.join("merged.tsv")), whole);
 
+    // The CPU backends draw the same host noise stream: NdArray, given the same seeds, sees
+    // the same noisy inputs as Flex (the default), so only floating-point rounding in the
+    // network can move a count. Same predictions, radii within 0.02.
+    certify(&["--backend", "ndarray", "--out", "ndarray.tsv"]);
+    let ndarray = rows_without_time(&dir.join("ndarray.tsv"));
+    assert_eq!(ndarray.len(), whole.len());
+    for (a, b) in whole.iter().zip(&ndarray).skip(1) {
+        let (a, b): (Vec<&str>, Vec<&str>) = (a.split('\t').collect(), b.split('\t').collect());
+        assert_eq!(
+            (a[0], a[1], a[2], a[4]),
+            (b[0], b[1], b[2], b[4]),
+            "{a:?} vs {b:?}"
+        );
+        let (ra, rb): (f64, f64) = (a[3].parse().unwrap(), b[3].parse().unwrap());
+        assert!((ra - rb).abs() <= 0.02, "{a:?} vs {b:?}");
+    }
+    // A backend that cannot run on the device, or is not compiled in, is refused up front.
+    for (flags, message) in [
+        (
+            ["--backend", "ndarray", "--device", "cuda:0"],
+            "does not run on cuda:0",
+        ),
+        (["--backend", "flex", "--device", "gpu"], "unknown device"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+            .current_dir(&dir)
+            .args(["certify", "--dataset", "digits", "--model", "run/model.bpk"])
+            .args(["--sigma", "0.25", "--out", "never.tsv"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{flags:?}: {stderr}");
+    }
+    assert!(!dir.join("never.tsv").exists());
+
     // Merging a shard twice is refused.
     let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
         .current_dir(&dir)

@@ -186,3 +186,71 @@ common::backend_tests!(
     reproducible_from_seed,
     selection_and_estimation_use_fresh_noise,
 );
+
+/// The noisy inputs a seed gives on `B`: the base classifier reads them back.
+fn noisy_inputs<B: Backend>(device: &B::Device, seed: u64) -> Vec<f32> {
+    struct Reader<B: Backend> {
+        shape: Vec<usize>,
+        seen: std::cell::RefCell<Vec<f32>>,
+        _backend: std::marker::PhantomData<B>,
+    }
+    impl<B: Backend> BaseClassifier<B, 2> for Reader<B> {
+        fn input_shape(&self) -> &[usize] {
+            &self.shape
+        }
+        fn num_classes(&self) -> usize {
+            2
+        }
+        fn classify(&self, inputs: Tensor<B, 2>) -> Tensor<B, 1, Int> {
+            let rows = inputs.dims()[0];
+            // Test-only host read of the batch.
+            self.seen
+                .borrow_mut()
+                .extend(inputs.to_data().iter::<f32>());
+            Tensor::zeros([rows], &inputs.device())
+        }
+    }
+    let reader = Reader::<B> {
+        shape: vec![3],
+        seen: Default::default(),
+        _backend: std::marker::PhantomData,
+    };
+    let g = SmoothedClassifier::new(reader, Gaussian::new(0.5).unwrap());
+    let x = Tensor::<B, 1>::from_floats([0.1, 0.2, 0.3], device);
+    g.sample_counts(x, 250, 100, &mut StdRng::seed_from_u64(seed))
+        .unwrap();
+    g.base().seen.take()
+}
+
+/// Every CPU backend draws the same host noise stream, so a seed gives bit-identical noisy
+/// inputs on NdArray, Flex and (with `tch`) LibTorch's CPU device: changing the CPU backend
+/// never changes the noise silently.
+#[test]
+fn cpu_backends_share_the_noise_stream() {
+    let ndarray = noisy_inputs::<burn::backend::NdArray>(&Default::default(), 3);
+    assert_eq!(ndarray.len(), 750);
+    assert_eq!(
+        noisy_inputs::<burn::backend::Flex>(&Default::default(), 3),
+        ndarray
+    );
+    #[cfg(feature = "tch")]
+    assert_eq!(
+        noisy_inputs::<burn::backend::LibTorch>(&Default::default(), 3),
+        ndarray
+    );
+    // A different seed, a different stream; and the noise has the requested spread.
+    assert_ne!(
+        noisy_inputs::<burn::backend::NdArray>(&Default::default(), 4),
+        ndarray
+    );
+    let var = ndarray
+        .chunks(3)
+        .flat_map(|row| {
+            row.iter()
+                .zip([0.1f32, 0.2, 0.3])
+                .map(|(v, m)| (v - m).powi(2))
+        })
+        .sum::<f32>()
+        / 750.0;
+    assert!((var - 0.25).abs() < 0.05, "variance {var}");
+}

@@ -9,7 +9,9 @@
 //! smoothing merge   --out logs/all.tsv logs/shard0.tsv logs/shard1.tsv
 //! smoothing attack  --dataset digits --model runs/digits/model.bpk --sigma 0.25 --log logs/digits_0.25.tsv --multiples 1.5,2 --out attacks/digits
 //! ```
-//! Build with `--features cuda` to run on an NVIDIA GPU.
+//! Every command that runs a model takes `--backend` (flex, ndarray, libtorch or cuda, among
+//! those compiled in; by default the fastest for the device) and `--device` (cpu, or cuda:K;
+//! cuda:0 by default in a build with `--features cuda`), and prints the backend it runs on.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,21 +41,9 @@ use randomized_smoothing::projection::{LoggedSettings, Projection, RadiusBound, 
 use randomized_smoothing::records::{
     AttackOutcome, deepfool_robust_accuracy, read_certify_log, read_deepfool_log,
 };
+use randomized_smoothing::runtime::{BackendKind, BackendTask, DeviceKind, Runtime};
 use randomized_smoothing::train::{TrainParams, train};
 use randomized_smoothing::{CertifyParams, Gaussian, PredictParams, SmoothedClassifier};
-
-/// Backend for certification and prediction.
-#[cfg(feature = "cuda")]
-type B = burn::backend::Cuda;
-#[cfg(not(feature = "cuda"))]
-type B = burn::backend::NdArray;
-
-/// Backend for training. On the CPU it is Flex: NdArray's convolution gradients are 8-10x
-/// slower, while its forward pass is the faster one (docs/benchmarks.md).
-#[cfg(feature = "cuda")]
-type T = Autodiff<burn::backend::Cuda>;
-#[cfg(not(feature = "cuda"))]
-type T = Autodiff<burn::backend::Flex>;
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -65,6 +55,36 @@ type Failure = Box<dyn std::error::Error>;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Backend: flex, ndarray, libtorch or cuda, among those compiled in (cargo features
+    /// flex, ndarray, tch, cuda). Default: the fastest compiled in for the device (on the
+    /// CPU libtorch, else flex; on a GPU cuda, else libtorch).
+    #[arg(long, global = true)]
+    backend: Option<BackendKind>,
+    /// Device: cpu, cuda (the first GPU) or cuda:K. Default: cuda:0 in a build with the
+    /// `cuda` feature, else cpu.
+    #[arg(long, global = true)]
+    device: Option<DeviceKind>,
+}
+
+/// A command that runs a model, on the backend `--backend` and `--device` choose.
+enum Work<'a> {
+    Train(&'a TrainArgs),
+    Certify(&'a CertifyArgs),
+    Predict(&'a PredictArgs),
+    Attack(&'a AttackArgs),
+}
+
+impl BackendTask for Work<'_> {
+    type Output = Result<(), Failure>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), Failure> {
+        match self {
+            Work::Train(a) => run_train::<B>(a, &device),
+            Work::Certify(a) => run_certify::<B>(a, &device),
+            Work::Predict(a) => run_predict::<B>(a, &device),
+            Work::Attack(a) => run_attack::<B>(a, &device),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -186,8 +206,8 @@ fn build<BK: Backend>(
     filters: usize,
     data: &DataArgs,
     sample: &dyn ImageSource,
+    device: &BK::Device,
 ) -> Result<Model<BK>, Failure> {
-    let device = Default::default();
     if arch == "small_cnn" {
         let (mean, std) = data.normalization();
         let shape = sample.image_shape();
@@ -195,35 +215,41 @@ fn build<BK: Backend>(
             .with_filters(filters)
             .with_mean(vec![mean])
             .with_std(vec![std]);
-        return Ok(Model::SmallCnn(config.init(&device)?));
+        return Ok(Model::SmallCnn(config.init(device)?));
     }
     Ok(arch
         .parse::<Architecture>()?
-        .init(sample.num_classes(), &device)?)
+        .init(sample.num_classes(), device)?)
 }
 
 /// The model for inference: loaded, with batch norms folded into the convolutions.
-fn load(args: &ModelArgs, data: &DataArgs, sample: &dyn ImageSource) -> Result<Model<B>, Failure> {
-    Ok(load_weights(args, data, sample)?.fold_batch_norm())
+fn load<B: Backend>(
+    args: &ModelArgs,
+    data: &DataArgs,
+    sample: &dyn ImageSource,
+    device: &B::Device,
+) -> Result<Model<B>, Failure> {
+    Ok(load_weights(args, data, sample, device)?.fold_batch_norm())
 }
 
 fn load_weights<BK: Backend>(
     args: &ModelArgs,
     data: &DataArgs,
     sample: &dyn ImageSource,
+    device: &BK::Device,
 ) -> Result<Model<BK>, Failure> {
     let is_burn = args.model.extension().is_some_and(|e| e == "bpk");
     if is_burn {
         let arch = args.arch.as_deref().ok_or("a .bpk model needs --arch")?;
         return Ok(load_model(
-            build(arch, args.filters, data, sample)?,
+            build(arch, args.filters, data, sample, device)?,
             &args.model,
         )?);
     }
     let checkpoint = PytorchCheckpoint::open(&args.model)?;
     match &args.arch {
-        Some(arch) => Ok(checkpoint.load_into(build(arch, args.filters, data, sample)?)?),
-        None => Ok(checkpoint.model(&Default::default())?),
+        Some(arch) => Ok(checkpoint.load_into(build(arch, args.filters, data, sample, device)?)?),
+        None => Ok(checkpoint.model(device)?),
     }
 }
 
@@ -259,12 +285,12 @@ struct TrainArgs {
     out: PathBuf,
 }
 
-fn run_train(args: &TrainArgs) -> Result<(), Failure> {
+fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Result<(), Failure> {
     let train_set = args.data.load(Split::Train)?;
     let test_set = args.data.load(Split::Test)?;
     // The backend's generator initializes the weights: seed it for a reproducible start.
-    T::seed(&Default::default(), args.seed);
-    let model = build::<T>(&args.arch, args.filters, &args.data, &*train_set)?;
+    B::seed(device, args.seed);
+    let model = build::<Autodiff<B>>(&args.arch, args.filters, &args.data, &*train_set, device)?;
     let mut params = TrainParams::new(args.sigma)
         .epochs(args.epochs)
         .batch_size(args.batch)
@@ -389,18 +415,25 @@ fn progress(len: u64, unit: &str) -> ProgressBar {
 
 /// What `certify` and `predict` share: the data split, the smoothed model, the job and its
 /// progress bar.
-struct Run {
+struct Run<B: Backend> {
     data: Box<dyn ImageSource>,
     smoothed: SmoothedClassifier<B, Model<B>, Gaussian, 4>,
     job: Job,
     bar: ProgressBar,
 }
 
-impl Run {
-    fn new(data: &DataArgs, model: &ModelArgs, job: &JobArgs) -> Result<Self, Failure> {
+impl<B: Backend> Run<B> {
+    fn new(
+        data: &DataArgs,
+        model: &ModelArgs,
+        job: &JobArgs,
+        device: &B::Device,
+    ) -> Result<Self, Failure> {
         let split = data.load(job.split)?;
-        let smoothed =
-            SmoothedClassifier::new(load(model, data, &*split)?, Gaussian::new(job.sigma)?);
+        let smoothed = SmoothedClassifier::new(
+            load(model, data, &*split, device)?,
+            Gaussian::new(job.sigma)?,
+        );
         let job = job.job()?;
         let bar = progress(job.selection.indices(split.len()).len() as u64, "examples");
         Ok(Self {
@@ -412,13 +445,13 @@ impl Run {
     }
 }
 
-fn run_certify(args: &CertifyArgs) -> Result<(), Failure> {
+fn run_certify<B: Backend>(args: &CertifyArgs, device: &B::Device) -> Result<(), Failure> {
     let Run {
         data,
         smoothed,
         job,
         bar,
-    } = Run::new(&args.data, &args.model, &args.job)?;
+    } = Run::<B>::new(&args.data, &args.model, &args.job, device)?;
     let config = CertifyParams::default()
         .n0(args.n0)
         .n(args.n)
@@ -426,17 +459,10 @@ fn run_certify(args: &CertifyArgs) -> Result<(), Failure> {
         .batch_size(args.job.batch)
         .two_sided(args.two_sided)
         .check()?;
-    let rows = certify_dataset(
-        &smoothed,
-        &*data,
-        &config,
-        &job,
-        &Default::default(),
-        |row, done, _| {
-            bar.set_position(done as u64);
-            bar.set_message(format!("last: idx {} radius {:.3}", row.idx, row.radius));
-        },
-    )?;
+    let rows = certify_dataset(&smoothed, &*data, &config, &job, device, |row, done, _| {
+        bar.set_position(done as u64);
+        bar.set_message(format!("last: idx {} radius {:.3}", row.idx, row.radius));
+    })?;
     bar.finish_and_clear();
     let correct = rows.iter().filter(|r| r.correct).count();
     println!(
@@ -461,26 +487,21 @@ struct PredictArgs {
     n: u64,
 }
 
-fn run_predict(args: &PredictArgs) -> Result<(), Failure> {
+fn run_predict<B: Backend>(args: &PredictArgs, device: &B::Device) -> Result<(), Failure> {
     let Run {
         data,
         smoothed,
         job,
         bar,
-    } = Run::new(&args.data, &args.model, &args.job)?;
+    } = Run::<B>::new(&args.data, &args.model, &args.job, device)?;
     let config = PredictParams::default()
         .n(args.n)
         .alpha(args.job.alpha)
         .batch_size(args.job.batch)
         .check()?;
-    let rows = predict_dataset(
-        &smoothed,
-        &*data,
-        &config,
-        &job,
-        &Default::default(),
-        |_, done, _| bar.set_position(done as u64),
-    )?;
+    let rows = predict_dataset(&smoothed, &*data, &config, &job, device, |_, done, _| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     let correct = rows.iter().filter(|r| r.correct).count();
     let abstain = rows.iter().filter(|r| r.predict.is_none()).count();
@@ -862,12 +883,13 @@ struct AttackArgs {
     radii: Vec<f64>,
 }
 
-fn run_attack(args: &AttackArgs) -> Result<(), Failure> {
+fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> Result<(), Failure> {
     let data = args.data.load(args.job.split)?;
-    // Gradients on the training backend; batch norms folded, so that they use their
-    // running statistics under autodiff too.
-    let attacked = load_weights::<T>(&args.model, &args.data, &*data)?.fold_batch_norm();
-    let logits = |x: burn::tensor::Tensor<T, 4>| attacked.forward(x);
+    // Gradients through autodiff on the same backend; batch norms folded, so that they use
+    // their running statistics under autodiff too.
+    let attacked =
+        load_weights::<Autodiff<B>>(&args.model, &args.data, &*data, device)?.fold_batch_norm();
+    let logits = |x: burn::tensor::Tensor<Autodiff<B>, 4>| attacked.forward(x);
     let out = args.job.out.clone();
     std::fs::create_dir_all(&out)?;
     let mut summary = String::new();
@@ -880,7 +902,7 @@ fn run_attack(args: &AttackArgs) -> Result<(), Failure> {
             &*data,
             &DeepFoolParams::default().check()?,
             &job,
-            &Default::default(),
+            device,
             |row, done, _| {
                 bar.set_position(done as u64);
                 bar.set_message(format!(
@@ -926,7 +948,7 @@ fn run_attack(args: &AttackArgs) -> Result<(), Failure> {
             .ok_or("--method pgd needs --log (certify's output)")?;
         let certified = read_certify_log(open(log)?)?;
         let smoothed = SmoothedClassifier::new(
-            load(&args.model, &args.data, &*data)?,
+            load::<B>(&args.model, &args.data, &*data, device)?,
             Gaussian::new(args.job.sigma)?,
         );
         let predict = PredictParams::default()
@@ -974,7 +996,7 @@ fn run_attack(args: &AttackArgs) -> Result<(), Failure> {
                 &plan,
                 &predict,
                 &job,
-                (&Default::default(), &Default::default()),
+                (device, device),
                 |row, done, total| {
                     bar.set_length(total as u64);
                     bar.set_position(done as u64);
@@ -1011,14 +1033,26 @@ struct MergeArgs {
     logs: Vec<PathBuf>,
 }
 
+/// Runs `work` on the backend and device the command line chose, after saying which.
+fn on_backend(cli: &Cli, work: Work) -> Result<(), Failure> {
+    let device = cli.device.unwrap_or(if cfg!(feature = "cuda") {
+        DeviceKind::Cuda(0)
+    } else {
+        DeviceKind::Cpu
+    });
+    let runtime = Runtime::new(cli.backend, device)?;
+    eprintln!("backend: {runtime}");
+    runtime.run(work)
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Train(a) => run_train(a),
-        Command::Certify(a) => run_certify(a),
-        Command::Predict(a) => run_predict(a),
+        Command::Train(a) => on_backend(&cli, Work::Train(a)),
+        Command::Certify(a) => on_backend(&cli, Work::Certify(a)),
+        Command::Predict(a) => on_backend(&cli, Work::Predict(a)),
         Command::Analyze(a) => run_analyze(a),
-        Command::Attack(a) => run_attack(a),
+        Command::Attack(a) => on_backend(&cli, Work::Attack(a)),
         Command::Merge(a) => merge_logs(&a.logs, &a.out)
             .map(|n| println!("{n} rows in {}", a.out.display()))
             .map_err(Into::into),

@@ -4,18 +4,13 @@
 use randomized_smoothing::binomial::binomial_tail_at_least;
 
 /// Generates `#[test]` wrappers for generic test functions `fn name<B: Backend>(device: &B::Device)`,
-/// once per enabled backend: NdArray always; `Autodiff<NdArray>`, which draws its noise through
-/// the backend's own generator as GPU backends do; CUDA with the `cuda` feature.
+/// once per enabled backend: NdArray and Flex (the default CPU backend), whose noise the crate
+/// draws on the host; `Autodiff<NdArray>`, which draws its noise through the backend's own
+/// generator as GPU backends do; LibTorch's CPU device with the `tch` feature; CUDA with the
+/// `cuda` feature.
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
-        mod ndarray_backend {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name::<burn::backend::NdArray>(&Default::default());
-                }
-            )*
-        }
+        $crate::common::inference_backend_tests!($($name),*);
         mod autodiff_ndarray_backend {
             $(
                 #[test]
@@ -24,21 +19,13 @@ macro_rules! backend_tests {
                 }
             )*
         }
-        #[cfg(feature = "cuda")]
-        mod cuda_backend {
-            $(
-                #[test]
-                fn $name() {
-                    super::$name::<burn::backend::Cuda>(&Default::default());
-                }
-            )*
-        }
     };
 }
 pub(crate) use backend_tests;
 
-/// As [`backend_tests`], for inference-only checks: backends without autodiff, where
-/// batch norm uses its running statistics.
+/// As [`backend_tests`], for inference-only checks: backends without autodiff, where batch
+/// norm uses its running statistics. NdArray, Flex, LibTorch's CPU device with the `tch`
+/// feature, CUDA with the `cuda` feature.
 macro_rules! inference_backend_tests {
     ($($name:ident),* $(,)?) => {
         mod ndarray_backend {
@@ -46,6 +33,23 @@ macro_rules! inference_backend_tests {
                 #[test]
                 fn $name() {
                     super::$name::<burn::backend::NdArray>(&Default::default());
+                }
+            )*
+        }
+        mod flex_backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<burn::backend::Flex>(&Default::default());
+                }
+            )*
+        }
+        #[cfg(feature = "tch")]
+        mod libtorch_backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<burn::backend::LibTorch>(&Default::default());
                 }
             )*
         }

@@ -1,0 +1,322 @@
+//! Samples per second of the crate's certification sampling loop against PyTorch's, side by
+//! side in one run, on the CPU.
+//!
+//! ```text
+//! eval "$(bash .ci/libtorch.sh --python)"      # torch 2.9.0: the reference, and libtorch
+//! cargo run --release --example side_by_side -- --python target/torch-venv/bin/python
+//! cargo run --release --features tch --example side_by_side -- --python target/torch-venv/bin/python
+//! ```
+//! Options: `--workloads a,b,...` (default: the five of the CPU speed issue; also `resnet50`),
+//! `--repeats N` (default 5), `--threads N` (default: all cores, for both sides).
+//!
+//! For each workload, the crate's `sample_counts` (noise, forward pass, arg-max, counts; batch
+//! norm folded) runs on every CPU backend compiled in (Flex, NdArray, and LibTorch with the
+//! `tch` feature), and `benches/reference/torch_sampling.py` runs the paper's `_sample_noise`
+//! loop in PyTorch, as users run it (eval mode) and with batch norm folded by torch.fx. The
+//! engines take turns: one warm-up each, then `repeats` rounds in which each engine is timed
+//! once, so that drifts of the shared machine hit all of them alike. It prints the median and
+//! the range of samples/s and the ratio of medians to PyTorch eval. Weights are random: speed
+//! does not depend on them. Figures go in docs/benchmarks.md.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use randomized_smoothing::models::{Architecture, Model, SmallCnnConfig};
+use randomized_smoothing::{Gaussian, SmoothedClassifier};
+
+type Failure = Box<dyn std::error::Error>;
+
+/// A workload of the benchmark: a model, a batch size, and how many batches one timing runs.
+struct Workload {
+    name: &'static str,
+    batch: usize,
+    batches: usize,
+}
+
+const WORKLOADS: [Workload; 6] = [
+    Workload {
+        name: "small_cnn_8x8_16",
+        batch: 1000,
+        batches: 10,
+    },
+    Workload {
+        name: "small_cnn_28x28_16",
+        batch: 400,
+        batches: 5,
+    },
+    Workload {
+        name: "small_cnn_28x28_32",
+        batch: 400,
+        batches: 3,
+    },
+    Workload {
+        name: "cifar_resnet20",
+        batch: 400,
+        batches: 2,
+    },
+    Workload {
+        name: "cifar_resnet110",
+        batch: 400,
+        batches: 1,
+    },
+    Workload {
+        name: "resnet50",
+        batch: 16,
+        batches: 1,
+    },
+];
+
+impl Workload {
+    fn samples(&self) -> u64 {
+        (self.batch * self.batches) as u64
+    }
+
+    /// The crate's model for this workload, batch norm folded as `smoothing certify` does.
+    fn model<B: Backend>(&self, device: &B::Device) -> Result<Model<B>, Failure> {
+        if let Some(rest) = self.name.strip_prefix("small_cnn_") {
+            let (size, filters) = rest.split_once('_').ok_or("bad small_cnn name")?;
+            let side: usize = size.split('x').next().ok_or("bad size")?.parse()?;
+            let config = SmallCnnConfig::new([1, side, side], 10).with_filters(filters.parse()?);
+            return Ok(Model::SmallCnn(config.init(device)?));
+        }
+        let arch: Architecture = self.name.parse()?;
+        Ok(arch
+            .init::<B>(arch.default_classes(), device)?
+            .fold_batch_norm())
+    }
+}
+
+/// Times `samples` noisy samples of the crate's sampling loop on backend `B`.
+type Timer = Box<dyn FnMut(u64) -> Result<f64, Failure>>;
+
+fn crate_timer<B: Backend>(workload: &Workload, device: B::Device) -> Result<Timer, Failure> {
+    B::seed(&device, 0);
+    let model = workload.model::<B>(&device)?;
+    let shape = model_shape(&model);
+    let smoothed = SmoothedClassifier::new(model, Gaussian::new(0.25)?);
+    let x = Tensor::<B, 3>::random(shape, Distribution::Default, &device);
+    let batch = workload.batch;
+    let mut rng = StdRng::seed_from_u64(0);
+    Ok(Box::new(move |samples| {
+        let start = Instant::now();
+        let counts = smoothed.sample_counts(x.clone(), samples, batch, &mut rng)?;
+        let elapsed = start.elapsed().as_secs_f64();
+        assert_eq!(counts.iter().sum::<u64>(), samples);
+        Ok(elapsed)
+    }))
+}
+
+fn model_shape<B: Backend>(model: &Model<B>) -> [usize; 3] {
+    use randomized_smoothing::models::ImageClassifier;
+    let s = model.input_shape();
+    [s[0], s[1], s[2]]
+}
+
+/// The PyTorch reference, kept running and asked for one timing at a time.
+struct Reference {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    banner: String,
+}
+
+impl Reference {
+    fn start(python: &str, threads: usize) -> Result<Self, Failure> {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/reference/torch_sampling.py"
+        );
+        let mut child = Command::new(python)
+            .args([script, "--serve", "--threads", &threads.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {python}: {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut banner = String::new();
+        stdout.read_line(&mut banner)?;
+        let banner = banner
+            .trim()
+            .strip_prefix("ready ")
+            .ok_or_else(|| format!("the reference did not start: {banner:?}"))?
+            .to_string();
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            banner,
+        })
+    }
+
+    fn time(&mut self, workload: &Workload, mode: &str, samples: u64) -> Result<f64, Failure> {
+        writeln!(
+            self.stdin,
+            "{} {mode} {} {samples}",
+            workload.name, workload.batch
+        )?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        line.trim()
+            .parse()
+            .map_err(|_| format!("the reference answered {line:?}").into())
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One engine of the comparison and its samples/s figures.
+struct Engine {
+    label: String,
+    run: Box<dyn FnMut(&mut Reference) -> Result<f64, Failure>>,
+    rates: Vec<f64>,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let name = info
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let avx512 = info
+        .lines()
+        .any(|l| l.starts_with("flags") && l.contains(" avx512f"));
+    format!("{name}{}", if avx512 { " (AVX-512)" } else { "" })
+}
+
+fn engines_for(workload: &'static Workload) -> Result<Vec<Engine>, Failure> {
+    let samples = workload.samples();
+    let mut engines = Vec::new();
+    let mut add_crate = |label: &str, mut timer: Timer| {
+        engines.push(Engine {
+            label: label.to_string(),
+            run: Box::new(move |_| timer(samples)),
+            rates: Vec::new(),
+        })
+    };
+    add_crate(
+        "crate, Flex",
+        crate_timer::<burn::backend::Flex>(workload, Default::default())?,
+    );
+    #[cfg(feature = "ndarray")]
+    add_crate(
+        "crate, NdArray",
+        crate_timer::<burn::backend::NdArray>(workload, Default::default())?,
+    );
+    #[cfg(feature = "tch")]
+    add_crate(
+        "crate, LibTorch",
+        crate_timer::<burn::backend::LibTorch>(
+            workload,
+            burn::backend::libtorch::LibTorchDevice::Cpu,
+        )?,
+    );
+    let modes: &[&str] = if workload.name.starts_with("small_cnn") {
+        &["eval"] // no batch norm to fold
+    } else {
+        &["eval", "folded"]
+    };
+    for &mode in modes {
+        engines.push(Engine {
+            label: format!("PyTorch, {mode}"),
+            run: Box::new(move |reference| reference.time(workload, mode, samples)),
+            rates: Vec::new(),
+        });
+    }
+    Ok(engines)
+}
+
+fn main() -> Result<(), Failure> {
+    let mut python = None;
+    let mut names: Vec<String> = WORKLOADS[..5].iter().map(|w| w.name.to_string()).collect();
+    let mut repeats = 5usize;
+    let mut threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--python" => python = Some(value()?),
+            "--workloads" => names = value()?.split(',').map(str::to_string).collect(),
+            "--repeats" => repeats = value()?.parse()?,
+            "--threads" => threads = value()?.parse()?,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let python = python.ok_or("--python PATH is required: the interpreter with torch 2.9.0")?;
+    // Both sides get the same threads: rayon (Flex, NdArray, the crate's noise) and OpenMP
+    // (LibTorch) read these before their pools start.
+    // SAFETY: no other thread exists yet.
+    unsafe {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        std::env::set_var("OMP_NUM_THREADS", threads.to_string());
+    }
+    let mut reference = Reference::start(&python, threads)?;
+    println!(
+        "CPU: {}; {threads} threads each; {}",
+        cpu_model(),
+        reference.banner
+    );
+    println!(
+        "median samples/s of {repeats} interleaved repeats (min-max); ratio = median / PyTorch eval\n"
+    );
+    println!("| workload | batch | engine | samples/s | min-max | ratio |");
+    println!("| --- | ---: | --- | ---: | ---: | ---: |");
+    for name in &names {
+        let workload = WORKLOADS
+            .iter()
+            .find(|w| w.name == name)
+            .ok_or_else(|| format!("unknown workload {name}"))?;
+        let mut engines = engines_for(workload)?;
+        for engine in &mut engines {
+            (engine.run)(&mut reference)?; // warm-up
+        }
+        for _ in 0..repeats {
+            for engine in &mut engines {
+                let seconds = (engine.run)(&mut reference)?;
+                engine.rates.push(workload.samples() as f64 / seconds);
+            }
+        }
+        let baseline = engines
+            .iter()
+            .find(|e| e.label == "PyTorch, eval")
+            .map(|e| median(&e.rates))
+            .ok_or("no PyTorch baseline")?;
+        for engine in &engines {
+            let lo = engine.rates.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = engine.rates.iter().copied().fold(0.0, f64::max);
+            let m = median(&engine.rates);
+            println!(
+                "| {} | {} | {} | {m:.0} | {lo:.0}-{hi:.0} | {:.2}x |",
+                workload.name,
+                workload.batch,
+                engine.label,
+                m / baseline
+            );
+        }
+    }
+    Ok(())
+}
