@@ -176,10 +176,13 @@ impl Drop for Reference {
     }
 }
 
+/// Times one run of an engine, in seconds; the reference serves the PyTorch engines.
+type Run = Box<dyn FnMut(&mut Reference) -> Result<f64, Failure>>;
+
 /// One engine of the comparison and its samples/s figures.
 struct Engine {
     label: String,
-    run: Box<dyn FnMut(&mut Reference) -> Result<f64, Failure>>,
+    run: Run,
     rates: Vec<f64>,
 }
 

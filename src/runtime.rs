@@ -61,12 +61,12 @@ impl BackendKind {
 
     /// Whether the backend runs on `device`'s kind of hardware.
     fn supports(self, device: DeviceKind) -> bool {
-        match (self, device) {
-            (Self::Flex | Self::NdArray, DeviceKind::Cpu) => true,
-            (Self::Cuda, DeviceKind::Cuda(_)) => true,
-            (Self::LibTorch, _) => true,
-            _ => false,
-        }
+        matches!(
+            (self, device),
+            (Self::Flex | Self::NdArray, DeviceKind::Cpu)
+                | (Self::Cuda, DeviceKind::Cuda(_))
+                | (Self::LibTorch, _)
+        )
     }
 
     /// The cargo feature that compiles the backend in.
