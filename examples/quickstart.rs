@@ -18,14 +18,14 @@ use std::time::Instant;
 use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
-use randomized_smoothing::accuracy::{
+use randomized_smoothing::certificate::accuracy::{
     AccuracyBound, approximate_certified_accuracy, certified_accuracy_lower_bound,
 };
 use randomized_smoothing::data::digits;
-use randomized_smoothing::jobs::{Job, Selection, Shard, certify_dataset};
 use randomized_smoothing::models::SmallCnnConfig;
-use randomized_smoothing::plot::{Curve, plot_certified_accuracy};
-use randomized_smoothing::train::{TrainParams, train};
+use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset};
+use randomized_smoothing::workflow::plot::{Curve, plot_certified_accuracy};
+use randomized_smoothing::workflow::train::{TrainParams, train};
 use randomized_smoothing::{CertifyParams, Gaussian, SmoothedClassifier};
 
 const SIGMA: f64 = 0.25;

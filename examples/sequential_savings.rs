@@ -27,7 +27,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use randomized_smoothing::data::{Dataset, digits, load_mnist};
 use randomized_smoothing::models::{Model, SmallCnnConfig, load_model, transfer};
-use randomized_smoothing::train::{TrainParams, train};
+use randomized_smoothing::workflow::train::{TrainParams, train};
 use randomized_smoothing::{
     CertifyParams, Gaussian, SequentialParams, SmoothedClassifier, Verdict,
 };

@@ -40,7 +40,9 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::Rng;
 
 use crate::error::{Error, Result, check_finite_positive, check_positive};
-use crate::sampling::{NoiseDistribution, device_noise, split_mix};
+use crate::smoothing::NoiseDistribution;
+use crate::smoothing::sampling::device_noise;
+use crate::stats::seed::split_mix;
 
 /// What PGD ascends at each step.
 ///

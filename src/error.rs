@@ -213,3 +213,12 @@ pub(crate) fn check_positive(name: &'static str, value: u64) -> Result<u64> {
         Ok(value)
     }
 }
+
+/// `sigma` (or another noise scale) if it is finite and positive.
+pub(crate) fn check_sigma(sigma: f64) -> Result<f64> {
+    if sigma.is_finite() && sigma > 0.0 {
+        Ok(sigma)
+    } else {
+        Err(Error::InvalidSigma(sigma))
+    }
+}

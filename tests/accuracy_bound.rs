@@ -7,7 +7,7 @@ mod common;
 use common::{BinomialSampler, consistent_with_rate};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use randomized_smoothing::accuracy::{AccuracyBound, certified_accuracy_lower_bound};
+use randomized_smoothing::certificate::accuracy::{AccuracyBound, certified_accuracy_lower_bound};
 
 /// What the paper's released analysis code computes (see `certified_accuracy_lower_bound`).
 fn released_code_bound(approx: f64, m: u64, alpha: f64, rho: f64) -> f64 {

@@ -13,7 +13,7 @@ use rand::{RngExt, SeedableRng};
 use randomized_smoothing::attack::{DeepFoolParams, Objective, PgdParams, deepfool, pgd};
 use randomized_smoothing::data::digits;
 use randomized_smoothing::models::{ImageClassifier, SmallCnnConfig};
-use randomized_smoothing::train::{TrainParams, train};
+use randomized_smoothing::workflow::train::{TrainParams, train};
 use randomized_smoothing::{
     CertifyParams, Error, Gaussian, LinearClassifier, PredictParams, SmoothedClassifier,
 };

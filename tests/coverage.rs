@@ -9,8 +9,8 @@ use burn::tensor::{Int, Tensor};
 use common::{BinomialSampler, consistent_with_rate};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use randomized_smoothing::binomial::{clopper_pearson_lower, clopper_pearson_upper};
-use randomized_smoothing::normal::{normal_cdf, normal_quantile};
+use randomized_smoothing::stats::binomial::{clopper_pearson_lower, clopper_pearson_upper};
+use randomized_smoothing::stats::normal::{normal_cdf, normal_quantile};
 use randomized_smoothing::{
     BaseClassifier, Certification, CertifyParams, Gaussian, PredictParams, SmoothedClassifier,
 };
@@ -170,8 +170,8 @@ common::backend_tests!(certify_false_certification_rate, predict_wrong_class_rat
 mod beyond_the_paper {
     use super::*;
     use burn::backend::NdArray;
-    use randomized_smoothing::binomial::clopper_pearson_lower;
-    use randomized_smoothing::radius::gaussian_radius;
+    use randomized_smoothing::certificate::radius::gaussian_radius;
+    use randomized_smoothing::stats::binomial::clopper_pearson_lower;
     use randomized_smoothing::{
         Laplace, LinearClassifier, NoiseDistribution, SequentialParams, Uniform, Verdict,
     };

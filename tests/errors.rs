@@ -5,14 +5,17 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Int, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use randomized_smoothing::accuracy::{
+use randomized_smoothing::certificate::accuracy::{
     AccuracyBound, Outcome, approximate_certified_accuracy, certified_accuracy_lower_bound,
 };
-use randomized_smoothing::binomial::{
+use randomized_smoothing::certificate::{
+    prior::li_radius,
+    radius::{gaussian_radius, gaussian_radius_from_counts},
+};
+use randomized_smoothing::stats::binomial::{
     binomial_cdf, binomial_test_two_sided, clopper_pearson_lower, clopper_pearson_upper,
 };
-use randomized_smoothing::normal::normal_quantile;
-use randomized_smoothing::radius::{gaussian_radius, gaussian_radius_from_counts, li_radius};
+use randomized_smoothing::stats::normal::normal_quantile;
 use randomized_smoothing::{
     BaseClassifier, CertifyParams, Error, Gaussian, LinearClassifier, LogitsClassifier,
     MAX_SAMPLES, PredictParams, SmoothedClassifier,

@@ -9,9 +9,9 @@ use image::{GrayImage, ImageFormat, Luma, Rgb, RgbImage};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use randomized_smoothing::data::{ImageFolder, ImageSource};
-use randomized_smoothing::jobs::{Job, Selection, Shard, certify_dataset};
 use randomized_smoothing::models::SmallCnnConfig;
-use randomized_smoothing::train::{TrainParams, train};
+use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset};
+use randomized_smoothing::workflow::train::{TrainParams, train};
 use randomized_smoothing::{CertifyParams, Error, Gaussian, LogitsClassifier, SmoothedClassifier};
 
 fn temp_dir(name: &str) -> PathBuf {

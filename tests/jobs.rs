@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
 use randomized_smoothing::data::{Dataset, digits};
-use randomized_smoothing::jobs::{Job, Selection, Shard, certify_dataset, merge_logs};
-use randomized_smoothing::records::{CertifyRecord, read_certify_log};
+use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset, merge_logs};
+use randomized_smoothing::workflow::records::{CertifyRecord, read_certify_log};
 use randomized_smoothing::{
     CertifyConfig, CertifyParams, Error, Gaussian, LogitsClassifier, SmoothedClassifier,
 };

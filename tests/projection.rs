@@ -1,10 +1,15 @@
 //! Projections of a certification log to other settings (`projection`): count recovery
 //! from rounded radii, projections checked against CERTIFY's own formula, and errors.
 
-use randomized_smoothing::accuracy::Outcome;
-use randomized_smoothing::normal::normal_cdf;
-use randomized_smoothing::projection::{LoggedSettings, Projection, RadiusBound, project};
-use randomized_smoothing::radius::{gaussian_radius_from_counts, lecuyer_radius, li_radius};
+use randomized_smoothing::certificate::accuracy::Outcome;
+use randomized_smoothing::certificate::projection::{
+    LoggedSettings, Projection, RadiusBound, project,
+};
+use randomized_smoothing::certificate::{
+    prior::{lecuyer_radius, li_radius},
+    radius::gaussian_radius_from_counts,
+};
+use randomized_smoothing::stats::normal::normal_cdf;
 
 /// The radius as the paper's log writes it: three significant digits.
 fn logged(radius: f64) -> f64 {

@@ -4,8 +4,11 @@
 use burn::backend::NdArray;
 use proptest::prelude::*;
 use randomized_smoothing::LinearClassifier;
-use randomized_smoothing::normal::normal_quantile;
-use randomized_smoothing::radius::{gaussian_radius, lecuyer_radius, li_radius};
+use randomized_smoothing::certificate::{
+    prior::{lecuyer_radius, li_radius},
+    radius::gaussian_radius,
+};
+use randomized_smoothing::stats::normal::normal_quantile;
 
 fn linear(w: &[f64], b: f64) -> LinearClassifier<NdArray> {
     LinearClassifier::new(w, b, &Default::default()).unwrap()

@@ -4,8 +4,8 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use randomized_smoothing::accuracy::{Outcome, approximate_certified_accuracy};
-use randomized_smoothing::records::{CertifyRecord, read_certify_log};
+use randomized_smoothing::certificate::accuracy::{Outcome, approximate_certified_accuracy};
+use randomized_smoothing::workflow::records::{CertifyRecord, read_certify_log};
 
 fn log(noise: &str, sigma: &str) -> Vec<CertifyRecord> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -56,7 +56,7 @@ fn every_released_log_parses_and_round_trips() {
             let again = read_certify_log(
                 format!(
                     "{}\n{line}\n",
-                    randomized_smoothing::records::CERTIFY_HEADER
+                    randomized_smoothing::workflow::records::CERTIFY_HEADER
                 )
                 .as_bytes(),
             )
@@ -87,7 +87,7 @@ fn truncated_logs_are_errors() {
 /// The paper's Table 3 layout: one row per noise level, best per radius marked.
 #[test]
 fn table_of_the_released_logs() {
-    use randomized_smoothing::analysis::CertifiedAccuracyTable;
+    use randomized_smoothing::workflow::analysis::CertifiedAccuracyTable;
     let sigmas = ["0.12", "0.25", "0.50", "1.00"];
     let outcomes: Vec<Vec<Outcome>> = sigmas
         .iter()
@@ -127,7 +127,7 @@ fn table_of_the_released_logs() {
 /// only (or also) the stated alpha = 0.001. A wrong count inversion would reject both.
 #[test]
 fn released_logs_reveal_their_alpha() {
-    use randomized_smoothing::projection::LoggedSettings;
+    use randomized_smoothing::certificate::projection::LoggedSettings;
     let fits = |noise: &str, sigma: &str, alpha: f64| {
         let settings = LoggedSettings::new(sigma.parse().unwrap(), 100_000, alpha).unwrap();
         log(noise, sigma)
@@ -157,7 +157,9 @@ fn released_logs_reveal_their_alpha() {
 /// of the log), and under the weaker formulas of Appendix I every radius shrinks.
 #[test]
 fn released_logs_project_onto_themselves() {
-    use randomized_smoothing::projection::{LoggedSettings, Projection, RadiusBound, project};
+    use randomized_smoothing::certificate::projection::{
+        LoggedSettings, Projection, RadiusBound, project,
+    };
     for (noise, sigma, alpha) in [("0.25", "0.25", 0.01), ("0.25", "0.50", 0.001)] {
         let outcomes: Vec<Outcome> = log(noise, sigma)
             .iter()

@@ -1,13 +1,13 @@
 //! Cross-check of the statistics against SciPy / statsmodels values written by
 //! `tests/reference/gen_stats_vectors.py` (committed with its output).
 
-use randomized_smoothing::binomial::{
+use randomized_smoothing::certificate::radius::gaussian_radius_from_counts;
+use randomized_smoothing::stats::binomial::{
     binomial_cdf, binomial_tail_at_least, binomial_test_two_sided, clopper_pearson_lower,
     clopper_pearson_lower_complement, clopper_pearson_upper,
 };
-use randomized_smoothing::normal::{normal_cdf, normal_quantile};
-use randomized_smoothing::radius::gaussian_radius_from_counts;
-use randomized_smoothing::records::format_radius;
+use randomized_smoothing::stats::normal::{normal_cdf, normal_quantile};
+use randomized_smoothing::workflow::records::format_radius;
 
 const VECTORS: &str = include_str!("reference/stats_vectors.csv");
 const REL: f64 = 1e-9;

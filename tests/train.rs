@@ -5,7 +5,7 @@ use burn::backend::{Autodiff, Flex};
 use randomized_smoothing::Error;
 use randomized_smoothing::data::digits;
 use randomized_smoothing::models::SmallCnnConfig;
-use randomized_smoothing::train::{TrainParams, train};
+use randomized_smoothing::workflow::train::{TrainParams, train};
 
 // The CPU build's training backend.
 type B = Autodiff<Flex>;

@@ -48,7 +48,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use crate::classifier::{BaseClassifier, top_class};
+use crate::smoothing::base::{BaseClassifier, top_class};
 
 /// A model that maps a batch of images `[batch, channels, height, width]` with pixels in
 /// [0, 1] to logits `[batch, classes]`.

@@ -1,7 +1,7 @@
 //! Shared test helpers: per-backend test generation and statistical checks.
 #![allow(dead_code, unused_macros, unused_imports)]
 
-use randomized_smoothing::binomial::binomial_tail_at_least;
+use randomized_smoothing::stats::binomial::binomial_tail_at_least;
 
 /// Generates `#[test]` wrappers for generic test functions `fn name<B: Backend>(device: &B::Device)`,
 /// once per enabled backend: NdArray and Flex (the default CPU backend), whose noise the crate
@@ -80,7 +80,7 @@ pub struct BinomialSampler {
 impl BinomialSampler {
     pub fn new(n: u64, p: f64) -> Self {
         let cdf = (0..=n)
-            .map(|k| randomized_smoothing::binomial::binomial_cdf(k, n, p).unwrap())
+            .map(|k| randomized_smoothing::stats::binomial::binomial_cdf(k, n, p).unwrap())
             .take_while(|&c| c < 1.0)
             .collect();
         Self { cdf }

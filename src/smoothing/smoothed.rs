@@ -7,12 +7,13 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use rand::Rng;
 
-use crate::binomial::{
-    binomial_test_two_sided, clopper_pearson_lower_pair, clopper_pearson_upper_pair,
-};
-use crate::classifier::BaseClassifier;
+use super::base::BaseClassifier;
+use super::noise::NoiseDistribution;
+use super::sampling::sample_counts;
+use crate::certificate::accuracy::Outcome;
 use crate::error::{Error, Result, check_open_unit, check_positive};
-use crate::sampling::{NoiseDistribution, sample_counts};
+use crate::stats::binomial::{clopper_pearson_lower_pair, clopper_pearson_upper_pair};
+use crate::stats::hung_fithian::{TopTwoTest, can_ever_reject, top_two};
 
 /// Largest sample count accepted: class counts are accumulated in the backend's integer
 /// type, which is 32-bit on GPU backends.
@@ -362,8 +363,7 @@ impl PredictParams {
         let alpha = check_open_unit("alpha", self.alpha)?;
         let n = check_samples("n", self.n)?;
         check_positive("batch_size", self.batch_size as u64)?;
-        let can_predict =
-            |n: u64| binomial_test_two_sided(n, n, 0.5).is_ok_and(|p_value| p_value <= alpha);
+        let can_predict = |n: u64| can_ever_reject(n, alpha);
         if !can_predict(n) {
             let min_n = smallest_n(MAX_SAMPLES, can_predict);
             return Err(Error::SampleSizeTooSmall {
@@ -443,30 +443,6 @@ pub enum AbstainReason {
     LowConfidence,
     /// PREDICT: the top two counts are not significantly different at level alpha.
     NotSignificant,
-}
-
-/// The evidence behind a PREDICT decision: the top two counts and the test applied to them.
-///
-/// # Example
-/// ```
-/// use randomized_smoothing::TopTwoTest;
-///
-/// let t = TopTwoTest { top: 3, count_top: 90, runner_up: 1, count_runner_up: 10, p_value: 1e-16 };
-/// assert_eq!(t.count_top + t.count_runner_up, 100);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TopTwoTest {
-    /// The most frequent class (lowest index among ties).
-    pub top: usize,
-    /// Its count.
-    pub count_top: u64,
-    /// The second most frequent class (the top class itself if there is only one class).
-    pub runner_up: usize,
-    /// Its count.
-    pub count_runner_up: u64,
-    /// Two-sided binomial p-value of `count_top` successes in `count_top + count_runner_up`
-    /// trials at probability 1/2.
-    pub p_value: f64,
 }
 
 /// The outcome of PREDICT.
@@ -591,6 +567,33 @@ pub enum Certification {
 }
 
 impl Certification {
+    /// The outcome for an example whose true label is `label`, as the certified-accuracy
+    /// statistics count it: correct only when certified with that label, radius 0 on
+    /// abstention.
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::certificate::accuracy::Outcome;
+    /// use randomized_smoothing::{Certification, Estimate};
+    ///
+    /// let estimate = Estimate { candidate: 3, count: 990, n: 1_000, p_a_lower: 0.98, p_b_upper: 0.02 };
+    /// let c = Certification::Certified { class: 3, radius: 0.5, estimate };
+    /// assert_eq!(c.outcome(3), Outcome { correct: true, radius: 0.5 });
+    /// assert_eq!(c.outcome(4).correct, false);
+    /// ```
+    pub fn outcome(&self, label: usize) -> Outcome {
+        match self {
+            Certification::Certified { class, radius, .. } => Outcome {
+                correct: *class == label,
+                radius: *radius,
+            },
+            Certification::Abstain { .. } => Outcome {
+                correct: false,
+                radius: 0.0,
+            },
+        }
+    }
+
     /// The certified class, or `None` on abstention.
     ///
     /// # Example
@@ -830,18 +833,12 @@ where
             config.batch_size(),
             rng.next_u64(),
         )?;
-        let (top, runner_up) = top_two(&counts);
-        let (count_top, count_runner_up) = (counts[top], runner_up.map_or(0, |c| counts[c]));
-        let p_value = binomial_test_two_sided(count_top, count_top + count_runner_up, 0.5)?;
-        let test = TopTwoTest {
-            top,
-            count_top,
-            runner_up: runner_up.unwrap_or(top),
-            count_runner_up,
-            p_value,
-        };
-        Ok(if p_value <= config.alpha() {
-            Prediction::Class { class: top, test }
+        let test = TopTwoTest::from_counts(&counts)?;
+        Ok(if test.rejects(config.alpha()) {
+            Prediction::Class {
+                class: test.top,
+                test,
+            }
         } else {
             Prediction::Abstain {
                 reason: AbstainReason::NotSignificant,
@@ -963,12 +960,6 @@ pub(crate) fn bound_top_two(
 }
 
 /// The indices of the largest and second-largest counts (lowest index first among ties).
-fn top_two(counts: &[u64]) -> (usize, Option<usize>) {
-    let mut order: Vec<usize> = (0..counts.len()).collect();
-    order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(a.cmp(&b)));
-    (order[0], order.get(1).copied())
-}
-
 /// The index of the largest count (lowest index among ties): the selected candidate.
 pub(crate) fn top_class_of(counts: &[u64]) -> usize {
     top_two(counts).0

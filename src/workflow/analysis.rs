@@ -3,8 +3,8 @@
 //!
 //! # Example
 //! ```
-//! use randomized_smoothing::accuracy::Outcome;
-//! use randomized_smoothing::analysis::CertifiedAccuracyTable;
+//! use randomized_smoothing::certificate::accuracy::Outcome;
+//! use randomized_smoothing::workflow::analysis::CertifiedAccuracyTable;
 //!
 //! let a = [Outcome { correct: true, radius: 0.6 }, Outcome { correct: false, radius: 0.0 }];
 //! let b = [Outcome { correct: true, radius: 0.3 }, Outcome { correct: true, radius: 0.2 }];
@@ -14,15 +14,15 @@
 //! # Ok::<(), randomized_smoothing::Error>(())
 //! ```
 
-use crate::accuracy::{Outcome, approximate_certified_accuracy};
+use crate::certificate::accuracy::{Outcome, approximate_certified_accuracy};
 use crate::error::{Error, Result};
 
 /// Approximate certified accuracy of several runs (rows) at several radii (columns).
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::accuracy::Outcome;
-/// use randomized_smoothing::analysis::CertifiedAccuracyTable;
+/// use randomized_smoothing::certificate::accuracy::Outcome;
+/// use randomized_smoothing::workflow::analysis::CertifiedAccuracyTable;
 ///
 /// let run = [Outcome { correct: true, radius: 0.3 }];
 /// let table = CertifiedAccuracyTable::new(&[0.0, 0.25], &[("run", &run[..])])?;
@@ -48,7 +48,7 @@ impl CertifiedAccuracyTable {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::analysis::CertifiedAccuracyTable;
+    /// use randomized_smoothing::workflow::analysis::CertifiedAccuracyTable;
     ///
     /// assert!(CertifiedAccuracyTable::new(&[0.0], &[]).is_err());
     /// ```
@@ -83,7 +83,7 @@ impl CertifiedAccuracyTable {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::{accuracy::Outcome, analysis::CertifiedAccuracyTable};
+    /// # use randomized_smoothing::{certificate::accuracy::Outcome, workflow::analysis::CertifiedAccuracyTable};
     /// let t = CertifiedAccuracyTable::new(&[0.0, 0.5], &[("a", &[Outcome { correct: true, radius: 0.3 }][..])])?
     ///     .with_reference("undefended", |r| Ok(if r < 0.4 { 1.0 } else { 0.5 }))?;
     /// assert!(t.to_markdown().ends_with("| undefended | _1.00_ | _0.50_ |\n"));
@@ -114,7 +114,7 @@ impl CertifiedAccuracyTable {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::{accuracy::Outcome, analysis::CertifiedAccuracyTable};
+    /// # use randomized_smoothing::{certificate::accuracy::Outcome, workflow::analysis::CertifiedAccuracyTable};
     /// let t = CertifiedAccuracyTable::new(&[0.5], &[("a", &[Outcome { correct: true, radius: 1.0 }][..])])?;
     /// assert_eq!(t.radii(), &[0.5]);
     /// # Ok::<(), randomized_smoothing::Error>(())
@@ -130,7 +130,7 @@ impl CertifiedAccuracyTable {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::{accuracy::Outcome, analysis::CertifiedAccuracyTable};
+    /// # use randomized_smoothing::{certificate::accuracy::Outcome, workflow::analysis::CertifiedAccuracyTable};
     /// let t = CertifiedAccuracyTable::new(&[0.5], &[("a", &[Outcome { correct: true, radius: 1.0 }][..])])?;
     /// assert_eq!(t.accuracy(0, 0), 1.0);
     /// # Ok::<(), randomized_smoothing::Error>(())
@@ -156,7 +156,7 @@ impl CertifiedAccuracyTable {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::{accuracy::Outcome, analysis::CertifiedAccuracyTable};
+    /// # use randomized_smoothing::{certificate::accuracy::Outcome, workflow::analysis::CertifiedAccuracyTable};
     /// let t = CertifiedAccuracyTable::new(&[0.5], &[("a", &[Outcome { correct: true, radius: 1.0 }][..])])?;
     /// assert_eq!(t.to_markdown(), "| | r = 0.50 |\n| --- | --- |\n| a | **1.00** |\n");
     /// # Ok::<(), randomized_smoothing::Error>(())
@@ -194,7 +194,7 @@ impl CertifiedAccuracyTable {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::{accuracy::Outcome, analysis::CertifiedAccuracyTable};
+    /// # use randomized_smoothing::{certificate::accuracy::Outcome, workflow::analysis::CertifiedAccuracyTable};
     /// let t = CertifiedAccuracyTable::new(&[0.5], &[("a", &[Outcome { correct: true, radius: 1.0 }][..])])?;
     /// assert!(t.to_latex().contains(r"a & \textbf{1.00} \\"));
     /// # Ok::<(), randomized_smoothing::Error>(())

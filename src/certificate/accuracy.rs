@@ -7,22 +7,21 @@
 //!
 //! # Example
 //! ```
-//! use randomized_smoothing::accuracy::{Outcome, approximate_certified_accuracy};
+//! use randomized_smoothing::certificate::accuracy::{Outcome, approximate_certified_accuracy};
 //!
 //! let outcomes = [Outcome { correct: true, radius: 0.4 }, Outcome { correct: false, radius: 0.0 }];
 //! assert_eq!(approximate_certified_accuracy(&outcomes, &[0.25])?, vec![0.5]);
 //! # Ok::<(), randomized_smoothing::Error>(())
 //! ```
 
-use crate::binomial::binomial_cdf;
 use crate::error::{Error, Result, check_open_unit, check_positive};
-use crate::smoothing::Certification;
+use crate::stats::binomial::binomial_cdf;
 
 /// The outcome of CERTIFY on one labelled test example.
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::accuracy::Outcome;
+/// use randomized_smoothing::certificate::accuracy::Outcome;
 ///
 /// let o = Outcome { correct: true, radius: 0.8 };
 /// assert!(o.certified_at(0.5) && !o.certified_at(1.0));
@@ -36,36 +35,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The outcome of `certification` for an example whose true label is `label`.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::accuracy::Outcome;
-    /// use randomized_smoothing::{Certification, Estimate};
-    ///
-    /// let estimate = Estimate { candidate: 3, count: 990, n: 1_000, p_a_lower: 0.98, p_b_upper: 0.02 };
-    /// let c = Certification::Certified { class: 3, radius: 0.5, estimate };
-    /// assert_eq!(Outcome::new(&c, 3), Outcome { correct: true, radius: 0.5 });
-    /// assert_eq!(Outcome::new(&c, 4).correct, false);
-    /// ```
-    pub fn new(certification: &Certification, label: usize) -> Self {
-        match certification {
-            Certification::Certified { class, radius, .. } => Self {
-                correct: *class == label,
-                radius: *radius,
-            },
-            Certification::Abstain { .. } => Self {
-                correct: false,
-                radius: 0.0,
-            },
-        }
-    }
-
     /// Correct and certified at radius at least `r`.
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::accuracy::Outcome;
+    /// use randomized_smoothing::certificate::accuracy::Outcome;
     ///
     /// assert!(!Outcome { correct: false, radius: 2.0 }.certified_at(0.0));
     /// ```
@@ -82,7 +56,7 @@ impl Outcome {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::accuracy::{Outcome, approximate_certified_accuracy};
+/// use randomized_smoothing::certificate::accuracy::{Outcome, approximate_certified_accuracy};
 ///
 /// let outcomes = [
 ///     Outcome { correct: true, radius: 0.3 },
@@ -117,7 +91,7 @@ pub fn approximate_certified_accuracy(outcomes: &[Outcome], radii: &[f64]) -> Re
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::accuracy::AccuracyBound;
+/// use randomized_smoothing::certificate::accuracy::AccuracyBound;
 ///
 /// assert_ne!(AccuracyBound::Bernstein, AccuracyBound::Binomial);
 /// ```
@@ -162,7 +136,7 @@ pub enum AccuracyBound {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::accuracy::{AccuracyBound, certified_accuracy_lower_bound};
+/// use randomized_smoothing::certificate::accuracy::{AccuracyBound, certified_accuracy_lower_bound};
 ///
 /// // The paper's Appendix H.2 setting: alpha = 0.001, rho = 0.001, 500 examples.
 /// let b = certified_accuracy_lower_bound(0.6, 500, 0.001, 0.001, AccuracyBound::Bernstein)?;

@@ -7,7 +7,7 @@
 //!
 //! # Example
 //! ```
-//! use randomized_smoothing::binomial::{binomial_test_two_sided, clopper_pearson_lower};
+//! use randomized_smoothing::stats::binomial::{binomial_test_two_sided, clopper_pearson_lower};
 //!
 //! assert!(clopper_pearson_lower(990, 1_000, 0.001)? > 0.97);
 //! assert!(binomial_test_two_sided(60, 100, 0.5)? > 0.05);
@@ -15,7 +15,7 @@
 //! ```
 
 use crate::error::{Error, Result, check_open_unit};
-use crate::special::{beta_density, beta_inc, beta_quantile};
+use crate::stats::special::{beta_density, beta_inc, beta_quantile};
 
 fn check_counts(successes: u64, trials: u64) -> Result<()> {
     if trials == 0 {
@@ -59,7 +59,7 @@ pub(crate) fn clopper_pearson_upper_pair(k: u64, n: u64, alpha: f64) -> (f64, f6
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::binomial::clopper_pearson_lower;
+/// use randomized_smoothing::stats::binomial::clopper_pearson_lower;
 ///
 /// // All 100,000 samples agree: the bound is alpha^(1/n).
 /// let p = clopper_pearson_lower(100_000, 100_000, 0.001)?;
@@ -80,7 +80,7 @@ pub fn clopper_pearson_lower(successes: u64, trials: u64, alpha: f64) -> Result<
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::binomial::clopper_pearson_lower_complement;
+/// use randomized_smoothing::stats::binomial::clopper_pearson_lower_complement;
 ///
 /// let q = clopper_pearson_lower_complement(10_000_000, 10_000_000, 1e-6)?;
 /// assert!((q - 1.3815501014552071e-6).abs() < 1e-18);
@@ -100,7 +100,7 @@ pub fn clopper_pearson_lower_complement(successes: u64, trials: u64, alpha: f64)
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::binomial::clopper_pearson_upper;
+/// use randomized_smoothing::stats::binomial::clopper_pearson_upper;
 ///
 /// // No success in 100 trials: p <= 1 - 0.05^(1/100) with 95% confidence.
 /// let p = clopper_pearson_upper(0, 100, 0.05)?;
@@ -145,7 +145,7 @@ fn check_binomial(k: u64, n: u64, p: f64) -> Result<()> {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::binomial::binomial_pmf;
+/// use randomized_smoothing::stats::binomial::binomial_pmf;
 ///
 /// assert!((binomial_pmf(2, 4, 0.5)? - 0.375).abs() < 1e-15);
 /// # Ok::<(), randomized_smoothing::Error>(())
@@ -179,7 +179,7 @@ fn cdf_pair(k: u64, n: u64, p: f64) -> (f64, f64) {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::binomial::binomial_cdf;
+/// use randomized_smoothing::stats::binomial::binomial_cdf;
 ///
 /// assert!((binomial_cdf(1, 3, 0.5)? - 0.5).abs() < 1e-15);
 /// # Ok::<(), randomized_smoothing::Error>(())
@@ -193,7 +193,7 @@ pub fn binomial_cdf(k: u64, n: u64, p: f64) -> Result<f64> {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::binomial::binomial_tail_at_least;
+/// use randomized_smoothing::stats::binomial::binomial_tail_at_least;
 ///
 /// assert!((binomial_tail_at_least(3, 3, 0.5)? - 0.125).abs() < 1e-15);
 /// assert_eq!(binomial_tail_at_least(0, 3, 0.5)?, 1.0);
@@ -221,7 +221,7 @@ fn tail_at_least(k: u64, n: u64, p: f64) -> f64 {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::binomial::binomial_test_two_sided;
+/// use randomized_smoothing::stats::binomial::binomial_test_two_sided;
 ///
 /// // 9 heads in 10 tosses of a fair coin: P = 2 * 11/1024.
 /// let pv = binomial_test_two_sided(9, 10, 0.5)?;

@@ -2,7 +2,7 @@
 //! plotters.
 //!
 //! Text is measured (SVG) and drawn (PNG) with DejaVu Sans, embedded in the crate (Bitstream Vera license,
-//! `src/fonts/LICENSE-DejaVu.txt`), so plotting needs no system fonts or libraries.
+//! `src/workflow/fonts/LICENSE-DejaVu.txt`), so plotting needs no system fonts or libraries.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::plot::Curve;
+/// use randomized_smoothing::workflow::plot::Curve;
 ///
 /// let c = Curve::new("sigma = 0.25", vec![(0.0, 0.9), (0.5, 0.6), (1.0, 0.0)]);
 /// assert!(!c.dashed);
@@ -39,7 +39,7 @@ impl Curve {
     ///
     /// # Example
     /// ```
-    /// let c = randomized_smoothing::plot::Curve::new("a", vec![(0.0, 1.0)]);
+    /// let c = randomized_smoothing::workflow::plot::Curve::new("a", vec![(0.0, 1.0)]);
     /// assert_eq!(c.label, "a");
     /// ```
     pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
@@ -55,7 +55,7 @@ impl Curve {
     ///
     /// # Example
     /// ```
-    /// assert!(randomized_smoothing::plot::Curve::new("a", vec![]).dashed().dashed);
+    /// assert!(randomized_smoothing::workflow::plot::Curve::new("a", vec![]).dashed().dashed);
     /// ```
     pub fn dashed(mut self) -> Self {
         self.dashed = true;
@@ -67,7 +67,7 @@ impl Curve {
     ///
     /// # Example
     /// ```
-    /// let c = randomized_smoothing::plot::Curve::new("a", vec![]).color(0, 0, 0);
+    /// let c = randomized_smoothing::workflow::plot::Curve::new("a", vec![]).color(0, 0, 0);
     /// assert_eq!(c.color, Some((0, 0, 0)));
     /// ```
     pub fn color(mut self, r: u8, g: u8, b: u8) -> Self {
@@ -102,7 +102,7 @@ fn register_font() -> Result<()> {
 ///
 /// # Example
 /// ```
-/// let axes = randomized_smoothing::plot::Axes::certified_accuracy("digits");
+/// let axes = randomized_smoothing::workflow::plot::Axes::certified_accuracy("digits");
 /// assert_eq!(axes.y_range, (0.0, 1.0));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +122,7 @@ impl Axes {
     ///
     /// # Example
     /// ```
-    /// let axes = randomized_smoothing::plot::Axes::certified_accuracy("sigma = 0.25");
+    /// let axes = randomized_smoothing::workflow::plot::Axes::certified_accuracy("sigma = 0.25");
     /// assert_eq!(axes.y_label, "certified accuracy");
     /// ```
     pub fn certified_accuracy(title: &str) -> Self {
@@ -144,7 +144,7 @@ impl Axes {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::plot::{Curve, plot_certified_accuracy};
+/// use randomized_smoothing::workflow::plot::{Curve, plot_certified_accuracy};
 ///
 /// let path = std::env::temp_dir().join(format!("doc-plot-{}.svg", std::process::id()));
 /// let curves = [Curve::new("sigma = 0.25", vec![(0.0, 0.9), (0.5, 0.6), (0.75, 0.0)])];
@@ -167,7 +167,7 @@ pub fn plot_certified_accuracy(curves: &[Curve], title: &str, path: &Path) -> Re
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::plot::{Axes, Curve, plot_curves};
+/// use randomized_smoothing::workflow::plot::{Axes, Curve, plot_curves};
 ///
 /// let path = std::env::temp_dir().join(format!("doc-curves-{}.svg", std::process::id()));
 /// let axes = Axes { title: "radius".into(), x_label: "p_A".into(), y_label: "radius".into(),

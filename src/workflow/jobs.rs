@@ -8,7 +8,7 @@
 //!
 //! # Example
 //! ```
-//! use randomized_smoothing::jobs::{Selection, Shard};
+//! use randomized_smoothing::workflow::jobs::{Selection, Shard};
 //!
 //! // Every 20th example, at most 5 of them, second of two shards.
 //! let s = Selection::new(20, Some(5), Shard::parse("1/2")?)?;
@@ -29,22 +29,23 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::attack::{DeepFoolConfig, PgdParams, deepfool, host_l2_norm, pgd};
-use crate::classifier::BaseClassifier;
 use crate::data::ImageSource;
 use crate::error::{Error, Result, check_finite_positive, check_positive};
-use crate::records::{
+use crate::smoothing::NoiseDistribution;
+use crate::smoothing::base::BaseClassifier;
+use crate::smoothing::{CertifyConfig, PredictConfig, SmoothedClassifier};
+use crate::stats::seed::{GOLDEN_GAMMA, mix64};
+use crate::workflow::records::{
     ATTACK_HEADER, AttackOutcome, AttackRecord, CERTIFY_HEADER, CertifyRecord, DEEPFOOL_HEADER,
     DeepFoolRecord, PREDICT_HEADER, PredictRecord, read_attack_log, read_certify_log,
     read_deepfool_log, read_predict_log,
 };
-use crate::sampling::{GOLDEN_GAMMA, NoiseDistribution, mix64};
-use crate::smoothing::{CertifyConfig, PredictConfig, SmoothedClassifier};
 
 /// Shard `index` of `count` (`k/N` on the command line, k from 0).
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::jobs::Shard;
+/// use randomized_smoothing::workflow::jobs::Shard;
 ///
 /// assert_eq!(Shard::parse("2/4")?, Shard::new(2, 4)?);
 /// assert!(Shard::parse("4/4").is_err());
@@ -64,7 +65,7 @@ impl Shard {
     ///
     /// # Example
     /// ```
-    /// assert!(randomized_smoothing::jobs::Shard::new(0, 0).is_err());
+    /// assert!(randomized_smoothing::workflow::jobs::Shard::new(0, 0).is_err());
     /// ```
     pub fn new(index: usize, count: usize) -> Result<Self> {
         check_positive("shards", count as u64)?;
@@ -81,7 +82,7 @@ impl Shard {
     ///
     /// # Example
     /// ```
-    /// assert_eq!(randomized_smoothing::jobs::Shard::whole(), randomized_smoothing::jobs::Shard::new(0, 1).unwrap());
+    /// assert_eq!(randomized_smoothing::workflow::jobs::Shard::whole(), randomized_smoothing::workflow::jobs::Shard::new(0, 1).unwrap());
     /// ```
     pub fn whole() -> Self {
         Self { index: 0, count: 1 }
@@ -94,7 +95,7 @@ impl Shard {
     ///
     /// # Example
     /// ```
-    /// assert!(randomized_smoothing::jobs::Shard::parse("1-3").is_err());
+    /// assert!(randomized_smoothing::workflow::jobs::Shard::parse("1-3").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Self> {
         let bad = || Error::InvalidParameter {
@@ -121,7 +122,7 @@ impl FromStr for Shard {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::jobs::{Selection, Shard};
+/// use randomized_smoothing::workflow::jobs::{Selection, Shard};
 ///
 /// let all = Selection::new(1, None, Shard::whole())?;
 /// assert_eq!(all.indices(3), vec![0, 1, 2]);
@@ -143,7 +144,7 @@ impl Selection {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::jobs::{Selection, Shard};
+    /// use randomized_smoothing::workflow::jobs::{Selection, Shard};
     ///
     /// // The paper's CIFAR-10 runs: every 20th test image, 500 images.
     /// let s = Selection::new(20, Some(500), Shard::whole())?;
@@ -159,7 +160,7 @@ impl Selection {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::jobs::{Selection, Shard};
+    /// use randomized_smoothing::workflow::jobs::{Selection, Shard};
     ///
     /// // Examples 0, 2 and 4; shard 0 of 2 takes the first and the third.
     /// let s = Selection::new(2, Some(3), Shard::new(0, 2)?)?;
@@ -181,7 +182,7 @@ impl Selection {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::jobs::example_seed;
+/// use randomized_smoothing::workflow::jobs::example_seed;
 ///
 /// assert_ne!(example_seed(0, 1), example_seed(0, 2));
 /// assert_eq!(example_seed(7, 3), example_seed(7, 3));
@@ -196,7 +197,7 @@ pub fn example_seed(seed: u64, idx: usize) -> u64 {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::jobs::{Job, Selection, Shard};
+/// use randomized_smoothing::workflow::jobs::{Job, Selection, Shard};
 ///
 /// let job = Job { selection: Selection::new(20, Some(500), Shard::parse("0/4")?)?, seed: 0,
 ///                        output: "logs/sigma_0.25.shard0".into() };
@@ -352,7 +353,7 @@ fn image<B: Backend, S: ImageSource + ?Sized>(
 /// ```
 /// use burn::backend::NdArray;
 /// use burn::tensor::Tensor;
-/// use randomized_smoothing::jobs::{Job, Selection, Shard, certify_dataset};
+/// use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset};
 /// use randomized_smoothing::{CertifyParams, Gaussian, LogitsClassifier, SmoothedClassifier};
 ///
 /// let (_, test) = randomized_smoothing::data::digits()?.split_at(1_790)?;
@@ -422,7 +423,7 @@ where
 /// use burn::backend::NdArray;
 /// use burn::tensor::Tensor;
 /// use randomized_smoothing::data::digits;
-/// use randomized_smoothing::jobs::{predict_dataset, Job, Selection, Shard};
+/// use randomized_smoothing::workflow::jobs::{predict_dataset, Job, Selection, Shard};
 /// use randomized_smoothing::{Gaussian, LogitsClassifier, PredictParams, SmoothedClassifier};
 ///
 /// // A "classifier" that answers 1 for bright images.
@@ -488,11 +489,11 @@ where
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::jobs::merge_logs;
+/// use randomized_smoothing::workflow::jobs::merge_logs;
 ///
 /// let dir = std::env::temp_dir().join(format!("doc-merge-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
-/// let header = randomized_smoothing::records::CERTIFY_HEADER;
+/// let header = randomized_smoothing::workflow::records::CERTIFY_HEADER;
 /// std::fs::write(dir.join("a"), format!("{header}\n2\t1\t1\t0.5\t1\t0:00:01.000000\n")).unwrap();
 /// std::fs::write(dir.join("b"), format!("{header}\n1\t0\t-1\t0.0\t0\t0:00:01.000000\n")).unwrap();
 /// assert_eq!(merge_logs(&[dir.join("a"), dir.join("b")], &dir.join("all"))?, 2);
@@ -548,7 +549,7 @@ fn merge<R: LogRow>(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize>
 /// # Example
 /// ```
 /// use randomized_smoothing::attack::PgdParams;
-/// use randomized_smoothing::jobs::AttackPlan;
+/// use randomized_smoothing::workflow::jobs::AttackPlan;
 ///
 /// let plan = AttackPlan::new(1.5, PgdParams::new(1.0).samples(32))?;
 /// assert_eq!(plan.multiple(), 1.5);
@@ -571,7 +572,7 @@ impl AttackPlan {
     /// # Example
     /// ```
     /// use randomized_smoothing::attack::PgdParams;
-    /// use randomized_smoothing::jobs::AttackPlan;
+    /// use randomized_smoothing::workflow::jobs::AttackPlan;
     ///
     /// assert!(AttackPlan::new(2.0, PgdParams::new(1.0).steps(0)).is_err());
     /// ```
@@ -585,7 +586,7 @@ impl AttackPlan {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::{attack::PgdParams, jobs::AttackPlan};
+    /// use randomized_smoothing::{attack::PgdParams, workflow::jobs::AttackPlan};
     ///
     /// assert_eq!(AttackPlan::new(2.0, PgdParams::new(1.0))?.multiple(), 2.0);
     /// # Ok::<(), randomized_smoothing::Error>(())
@@ -610,8 +611,8 @@ impl AttackPlan {
 /// use burn::backend::{Autodiff, NdArray};
 /// use burn::tensor::Tensor;
 /// use randomized_smoothing::attack::PgdParams;
-/// use randomized_smoothing::jobs::{AttackPlan, Job, Selection, Shard, attack_dataset};
-/// use randomized_smoothing::records::CertifyRecord;
+/// use randomized_smoothing::workflow::jobs::{AttackPlan, Job, Selection, Shard, attack_dataset};
+/// use randomized_smoothing::workflow::records::CertifyRecord;
 /// use randomized_smoothing::{Gaussian, LogitsClassifier, PredictParams, SmoothedClassifier};
 ///
 /// // Class 1 for bright images, on both backends.
@@ -719,7 +720,7 @@ where
 /// use burn::backend::{Autodiff, NdArray};
 /// use burn::tensor::Tensor;
 /// use randomized_smoothing::attack::DeepFoolParams;
-/// use randomized_smoothing::jobs::{Job, Selection, Shard, deepfool_dataset};
+/// use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, deepfool_dataset};
 ///
 /// type T = Autodiff<NdArray>;
 /// let logits = |x: Tensor<T, 4>| {

@@ -11,7 +11,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::error::{Error, Result, check_positive};
-use crate::special::normal_cdf;
+use crate::stats::special::normal_cdf;
 
 /// A classifier `f` that randomized smoothing turns into `g(x) = argmax_c P(f(x + e) = c)`.
 ///
@@ -314,7 +314,7 @@ impl<B: Backend> LinearClassifier<B> {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn class_probabilities(&self, x: &[f64], sigma: f64) -> Result<[f64; 2]> {
-        crate::radius::check_sigma(sigma)?;
+        crate::error::check_sigma(sigma)?;
         let z = self.signed_distance(x)? / sigma;
         // P(w.(x + e) + b > 0) = P(N(0, 1) > -z) = Phi(z).
         Ok([normal_cdf(-z), normal_cdf(z)])

@@ -17,14 +17,15 @@
 
 use rand::Rng;
 
-use crate::binomial::{clopper_pearson_lower_pair, clopper_pearson_upper_pair};
-use crate::classifier::BaseClassifier;
-use crate::error::{Error, Result, check_open_unit, check_positive};
-use crate::sampling::{NoiseDistribution, sample_counts};
-use crate::smoothing::{
+use super::base::BaseClassifier;
+use super::noise::NoiseDistribution;
+use super::sampling::sample_counts;
+use super::smoothed::{
     AbstainReason, Certification, Estimate, MAX_SAMPLES, SmoothedClassifier, check_samples,
     smallest_n, top_class_of,
 };
+use crate::error::{Error, Result, check_open_unit, check_positive};
+use crate::stats::binomial::{clopper_pearson_lower_pair, clopper_pearson_upper_pair};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
@@ -383,7 +384,7 @@ where
     /// Certified when the lower bound's radius reaches `radius`; not certified when even the
     /// upper bound's radius falls short (then, with probability at least `1 - alpha`, no
     /// amount of sampling would certify). A certificate is wrong with probability at most
-    /// `alpha` over all looks (see the [module documentation](crate::sequential)).
+    /// `alpha` over all looks (see the [module documentation](crate::smoothing::sequential)).
     ///
     /// # Errors
     /// As [`certify`](Self::certify); [`Error::InvalidParameter`] for a negative or

@@ -10,7 +10,7 @@
 //! # Example
 //! ```
 //! use std::time::Duration;
-//! use randomized_smoothing::records::{CertifyRecord, read_certify_log, CERTIFY_HEADER};
+//! use randomized_smoothing::workflow::records::{CertifyRecord, read_certify_log, CERTIFY_HEADER};
 //!
 //! let row = CertifyRecord { idx: 3, label: 7, predict: Some(7), radius: 0.41234, correct: true,
 //!                           time: Duration::from_micros(2_500_000) };
@@ -23,14 +23,14 @@
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
 
-use crate::accuracy::Outcome;
+use crate::certificate::accuracy::Outcome;
 use crate::error::{Error, Result};
 
 /// The header line of a certification log.
 ///
 /// # Example
 /// ```
-/// assert!(randomized_smoothing::records::CERTIFY_HEADER.starts_with("idx\tlabel"));
+/// assert!(randomized_smoothing::workflow::records::CERTIFY_HEADER.starts_with("idx\tlabel"));
 /// ```
 pub const CERTIFY_HEADER: &str = "idx\tlabel\tpredict\tradius\tcorrect\ttime";
 
@@ -39,7 +39,7 @@ pub const CERTIFY_HEADER: &str = "idx\tlabel\tpredict\tradius\tcorrect\ttime";
 /// # Example
 /// ```
 /// use std::time::Duration;
-/// use randomized_smoothing::records::CertifyRecord;
+/// use randomized_smoothing::workflow::records::CertifyRecord;
 ///
 /// let abstained = CertifyRecord { idx: 0, label: 1, predict: None, radius: 0.0, correct: false,
 ///                                 time: Duration::from_secs(15) };
@@ -67,7 +67,7 @@ impl CertifyRecord {
     /// # Example
     /// ```
     /// use std::time::Duration;
-    /// use randomized_smoothing::records::CertifyRecord;
+    /// use randomized_smoothing::workflow::records::CertifyRecord;
     ///
     /// let r = CertifyRecord { idx: 20, label: 7, predict: Some(7), radius: 1.23456, correct: true,
     ///                         time: Duration::from_millis(151_238) };
@@ -91,7 +91,7 @@ impl CertifyRecord {
     /// # Example
     /// ```
     /// use std::time::Duration;
-    /// use randomized_smoothing::records::CertifyRecord;
+    /// use randomized_smoothing::workflow::records::CertifyRecord;
     ///
     /// let r = CertifyRecord { idx: 0, label: 2, predict: Some(2), radius: 0.5, correct: true,
     ///                         time: Duration::ZERO };
@@ -109,7 +109,7 @@ impl CertifyRecord {
 ///
 /// # Example
 /// ```
-/// assert_eq!(randomized_smoothing::records::PREDICT_HEADER, "idx\tlabel\tpredict\tcorrect\ttime");
+/// assert_eq!(randomized_smoothing::workflow::records::PREDICT_HEADER, "idx\tlabel\tpredict\tcorrect\ttime");
 /// ```
 pub const PREDICT_HEADER: &str = "idx\tlabel\tpredict\tcorrect\ttime";
 
@@ -118,7 +118,7 @@ pub const PREDICT_HEADER: &str = "idx\tlabel\tpredict\tcorrect\ttime";
 /// # Example
 /// ```
 /// use std::time::Duration;
-/// use randomized_smoothing::records::PredictRecord;
+/// use randomized_smoothing::workflow::records::PredictRecord;
 ///
 /// let row = PredictRecord { idx: 5, label: 3, predict: None, correct: false, time: Duration::from_millis(150) };
 /// assert_eq!(row.to_line(), "5\t3\t-1\t0\t0:00:00.150000");
@@ -143,7 +143,7 @@ impl PredictRecord {
     /// # Example
     /// ```
     /// use std::time::Duration;
-    /// use randomized_smoothing::records::PredictRecord;
+    /// use randomized_smoothing::workflow::records::PredictRecord;
     ///
     /// let row = PredictRecord { idx: 0, label: 1, predict: Some(1), correct: true, time: Duration::ZERO };
     /// assert_eq!(row.to_line(), "0\t1\t1\t1\t0:00:00.000000");
@@ -164,7 +164,7 @@ impl PredictRecord {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::records::format_radius;
+/// use randomized_smoothing::workflow::records::format_radius;
 ///
 /// assert_eq!(format_radius(0.0), "0.0");
 /// assert_eq!(format_radius(0.37849), "0.378");
@@ -208,7 +208,7 @@ pub fn format_radius(r: f64) -> String {
 /// # Example
 /// ```
 /// use std::time::Duration;
-/// use randomized_smoothing::records::format_duration;
+/// use randomized_smoothing::workflow::records::format_duration;
 ///
 /// assert_eq!(format_duration(Duration::from_micros(3_723_000_001)), "1:02:03.000001");
 /// ```
@@ -231,7 +231,7 @@ pub fn format_duration(d: Duration) -> String {
 /// # Example
 /// ```
 /// use std::time::Duration;
-/// use randomized_smoothing::records::parse_duration;
+/// use randomized_smoothing::workflow::records::parse_duration;
 ///
 /// assert_eq!(parse_duration("0:02:31.238689")?, Duration::from_micros(151_238_689));
 /// assert_eq!(parse_duration("0:00:15")?, Duration::from_secs(15));
@@ -273,7 +273,7 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::records::read_certify_log;
+/// use randomized_smoothing::workflow::records::read_certify_log;
 ///
 /// let log = "idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t3\t3\t0.378\t1\t15.4\n40\t4\t-1\t0.0\t0\t15.7\n";
 /// let rows = read_certify_log(log.as_bytes())?;
@@ -308,7 +308,7 @@ pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::records::read_predict_log;
+/// use randomized_smoothing::workflow::records::read_predict_log;
 ///
 /// let log = "idx\tlabel\tpredict\tcorrect\ttime\n0\t3\t3\t1\t0:00:01.500000\n1\t4\t-1\t0\t0:00:01.400000\n";
 /// let rows = read_predict_log(log.as_bytes())?;
@@ -332,7 +332,7 @@ pub fn read_predict_log(reader: impl Read) -> Result<Vec<PredictRecord>> {
 ///
 /// # Example
 /// ```
-/// assert!(randomized_smoothing::records::ATTACK_HEADER.contains("attack_radius"));
+/// assert!(randomized_smoothing::workflow::records::ATTACK_HEADER.contains("attack_radius"));
 /// ```
 pub const ATTACK_HEADER: &str =
     "idx\tlabel\tradius\tattack_radius\tpredict\toutcome\tdistance\ttime";
@@ -341,7 +341,7 @@ pub const ATTACK_HEADER: &str =
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::records::AttackOutcome;
+/// use randomized_smoothing::workflow::records::AttackOutcome;
 ///
 /// assert_eq!(AttackOutcome::of(Some(3), 3), AttackOutcome::Robust);
 /// assert_eq!(AttackOutcome::of(Some(5), 3), AttackOutcome::Fooled);
@@ -362,7 +362,7 @@ impl AttackOutcome {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::records::AttackOutcome;
+    /// use randomized_smoothing::workflow::records::AttackOutcome;
     ///
     /// assert_eq!(AttackOutcome::of(Some(0), 1).name(), "fooled");
     /// ```
@@ -378,7 +378,7 @@ impl AttackOutcome {
     ///
     /// # Example
     /// ```
-    /// assert_eq!(randomized_smoothing::records::AttackOutcome::Abstained.name(), "abstained");
+    /// assert_eq!(randomized_smoothing::workflow::records::AttackOutcome::Abstained.name(), "abstained");
     /// ```
     pub fn name(self) -> &'static str {
         match self {
@@ -395,7 +395,7 @@ impl AttackOutcome {
 /// # Example
 /// ```
 /// use std::time::Duration;
-/// use randomized_smoothing::records::{AttackOutcome, AttackRecord};
+/// use randomized_smoothing::workflow::records::{AttackOutcome, AttackRecord};
 ///
 /// let row = AttackRecord { idx: 4, label: 7, radius: 0.512, attack_radius: 0.768, predict: Some(1),
 ///                          outcome: AttackOutcome::Fooled, distance: 0.768, time: Duration::from_secs(3) };
@@ -427,7 +427,7 @@ impl AttackRecord {
     /// # Example
     /// ```
     /// use std::time::Duration;
-    /// use randomized_smoothing::records::{AttackOutcome, AttackRecord};
+    /// use randomized_smoothing::workflow::records::{AttackOutcome, AttackRecord};
     ///
     /// let row = AttackRecord { idx: 0, label: 2, radius: 0.3, attack_radius: 0.45, predict: None,
     ///                          outcome: AttackOutcome::Abstained, distance: 0.45, time: Duration::ZERO };
@@ -455,7 +455,7 @@ impl AttackRecord {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::records::{read_attack_log, AttackOutcome};
+/// use randomized_smoothing::workflow::records::{read_attack_log, AttackOutcome};
 ///
 /// let log = "idx\tlabel\tradius\tattack_radius\tpredict\toutcome\tdistance\ttime\n\
 ///            3\t1\t0.4\t0.6\t1\trobust\t0.6\t0:00:01.000000\n";
@@ -491,7 +491,7 @@ pub fn read_attack_log(reader: impl Read) -> Result<Vec<AttackRecord>> {
 ///
 /// # Example
 /// ```
-/// assert!(randomized_smoothing::records::DEEPFOOL_HEADER.ends_with("time"));
+/// assert!(randomized_smoothing::workflow::records::DEEPFOOL_HEADER.ends_with("time"));
 /// ```
 pub const DEEPFOOL_HEADER: &str =
     "idx\tlabel\tpredict\tadversarial\tdistance\titerations\tfooled\ttime";
@@ -502,7 +502,7 @@ pub const DEEPFOOL_HEADER: &str =
 /// # Example
 /// ```
 /// use std::time::Duration;
-/// use randomized_smoothing::records::DeepFoolRecord;
+/// use randomized_smoothing::workflow::records::DeepFoolRecord;
 ///
 /// let row = DeepFoolRecord { idx: 1, label: 3, predict: 3, adversarial: 5, distance: 0.25,
 ///                            iterations: 2, fooled: true, time: Duration::ZERO };
@@ -536,7 +536,7 @@ impl DeepFoolRecord {
     /// # Example
     /// ```
     /// use std::time::Duration;
-    /// use randomized_smoothing::records::DeepFoolRecord;
+    /// use randomized_smoothing::workflow::records::DeepFoolRecord;
     ///
     /// let row = DeepFoolRecord { idx: 1, label: 3, predict: 2, adversarial: 2, distance: 0.0,
     ///                            iterations: 0, fooled: false, time: Duration::ZERO };
@@ -562,7 +562,7 @@ impl DeepFoolRecord {
     /// # Example
     /// ```
     /// use std::time::Duration;
-    /// use randomized_smoothing::records::DeepFoolRecord;
+    /// use randomized_smoothing::workflow::records::DeepFoolRecord;
     ///
     /// let wrong = DeepFoolRecord { idx: 0, label: 1, predict: 2, adversarial: 1, distance: 0.5,
     ///                              iterations: 1, fooled: true, time: Duration::ZERO };
@@ -584,7 +584,7 @@ impl DeepFoolRecord {
 /// # Example
 /// ```
 /// use std::time::Duration;
-/// use randomized_smoothing::records::{DeepFoolRecord, deepfool_robust_accuracy};
+/// use randomized_smoothing::workflow::records::{DeepFoolRecord, deepfool_robust_accuracy};
 ///
 /// let row = |label, distance| DeepFoolRecord { idx: 0, label, predict: 1, adversarial: 2,
 ///                                             distance, iterations: 2, fooled: true,
@@ -615,7 +615,7 @@ pub fn deepfool_robust_accuracy(rows: &[DeepFoolRecord], r: f64) -> Result<f64> 
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::records::read_deepfool_log;
+/// use randomized_smoothing::workflow::records::read_deepfool_log;
 ///
 /// let log = "idx\tlabel\tpredict\tadversarial\tdistance\titerations\tfooled\ttime\n\
 ///            0\t1\t1\t7\t0.31\t3\t1\t0:00:00.020000\n";

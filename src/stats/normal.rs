@@ -6,7 +6,7 @@
 //!
 //! # Example
 //! ```
-//! use randomized_smoothing::normal::{normal_cdf, normal_quantile};
+//! use randomized_smoothing::stats::normal::{normal_cdf, normal_quantile};
 //!
 //! let z = normal_quantile(0.9)?;
 //! assert!((normal_cdf(z) - 0.9).abs() < 1e-15);
@@ -14,7 +14,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::special;
+use crate::stats::special;
 
 /// `Phi(z) = P(Z <= z)` for a standard normal Z.
 ///
@@ -23,7 +23,7 @@ use crate::special;
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::normal::normal_cdf;
+/// use randomized_smoothing::stats::normal::normal_cdf;
 ///
 /// assert_eq!(normal_cdf(0.0), 0.5);
 /// assert!((normal_cdf(1.959963984540054) - 0.975).abs() < 1e-15);
@@ -38,7 +38,7 @@ pub fn normal_cdf(z: f64) -> f64 {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::normal::normal_quantile;
+/// use randomized_smoothing::stats::normal::normal_quantile;
 ///
 /// let z = normal_quantile(0.975)?;
 /// assert!((z - 1.959963984540054).abs() < 1e-14);
@@ -66,7 +66,7 @@ pub fn normal_quantile(p: f64) -> Result<f64> {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::normal::normal_quantile_complement;
+/// use randomized_smoothing::stats::normal::normal_quantile_complement;
 ///
 /// // PhiInv(1 - 1e-20): 1 - 1e-20 rounds to 1.0 in f64, so this cannot be computed from p.
 /// let z = normal_quantile_complement(1e-20)?;

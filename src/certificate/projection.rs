@@ -15,9 +15,9 @@
 //!
 //! # Example
 //! ```
-//! use randomized_smoothing::accuracy::Outcome;
-//! use randomized_smoothing::projection::{LoggedSettings, Projection, RadiusBound, project};
-//! use randomized_smoothing::radius::gaussian_radius_from_counts;
+//! use randomized_smoothing::certificate::accuracy::Outcome;
+//! use randomized_smoothing::certificate::projection::{LoggedSettings, Projection, RadiusBound, project};
+//! use randomized_smoothing::certificate::radius::gaussian_radius_from_counts;
 //!
 //! let logged = LoggedSettings::new(0.25, 100_000, 0.001)?;
 //! // A row as the paper's certify.py logs it: 99,998 of 100,000 samples, radius rounded
@@ -32,18 +32,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::accuracy::Outcome;
-use crate::binomial::clopper_pearson_lower_pair;
+use super::prior::{lecuyer_radius, li_radius};
+use super::radius::radius_unchecked;
+use crate::certificate::accuracy::Outcome;
+use crate::error::check_sigma;
 use crate::error::{Error, Result, check_open_unit, check_positive};
-use crate::radius::{check_sigma, lecuyer_radius, li_radius, radius_unchecked};
-use crate::special::normal_quantile_lower;
+use crate::stats::binomial::clopper_pearson_lower_pair;
+use crate::stats::special::normal_quantile_lower;
 
 /// The settings a certification log was written with: the noise level and the `n` and
 /// `alpha` of CERTIFY.
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::projection::LoggedSettings;
+/// use randomized_smoothing::certificate::projection::LoggedSettings;
 ///
 /// assert!(LoggedSettings::new(0.5, 100_000, 0.001).is_ok());
 /// assert!(LoggedSettings::new(0.0, 100_000, 0.001).is_err());
@@ -66,7 +68,7 @@ impl LoggedSettings {
     ///
     /// # Example
     /// ```
-    /// let s = randomized_smoothing::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
+    /// let s = randomized_smoothing::certificate::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
     /// assert_eq!((s.sigma(), s.n(), s.alpha()), (0.25, 10_000, 0.01));
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -82,7 +84,7 @@ impl LoggedSettings {
     ///
     /// # Example
     /// ```
-    /// let s = randomized_smoothing::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
+    /// let s = randomized_smoothing::certificate::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
     /// assert_eq!(s.sigma(), 0.25);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -94,7 +96,7 @@ impl LoggedSettings {
     ///
     /// # Example
     /// ```
-    /// let s = randomized_smoothing::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
+    /// let s = randomized_smoothing::certificate::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
     /// assert_eq!(s.n(), 10_000);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -106,7 +108,7 @@ impl LoggedSettings {
     ///
     /// # Example
     /// ```
-    /// let s = randomized_smoothing::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
+    /// let s = randomized_smoothing::certificate::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
     /// assert_eq!(s.alpha(), 0.01);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -129,7 +131,7 @@ impl LoggedSettings {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::projection::LoggedSettings;
+    /// use randomized_smoothing::certificate::projection::LoggedSettings;
     ///
     /// // The paper's largest radius at sigma = 0.25: all 100,000 samples agree.
     /// let s = LoggedSettings::new(0.25, 100_000, 0.001)?;
@@ -190,7 +192,7 @@ impl LoggedSettings {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::projection::RadiusBound;
+/// use randomized_smoothing::certificate::projection::RadiusBound;
 ///
 /// let radii: Vec<f64> = RadiusBound::ALL.iter().map(|b| b.radius(1.0, 0.99).unwrap()).collect();
 /// assert!(radii[0] > radii[2] && radii[2] > radii[1]); // Cohen > Li > Lecuyer
@@ -199,9 +201,9 @@ impl LoggedSettings {
 pub enum RadiusBound {
     /// Theorem 1 of the paper: `sigma * PhiInv(p_A)`, tight.
     Cohen,
-    /// Lecuyer et al. (2019), [`crate::radius::lecuyer_radius`].
+    /// Lecuyer et al. (2019), [`super::prior::lecuyer_radius`].
     Lecuyer,
-    /// Li et al. (2018), [`crate::radius::li_radius`].
+    /// Li et al. (2018), [`super::prior::li_radius`].
     Li,
 }
 
@@ -213,7 +215,7 @@ impl RadiusBound {
     ///
     /// # Example
     /// ```
-    /// assert_eq!(randomized_smoothing::projection::RadiusBound::Li.name(), "Li et al.");
+    /// assert_eq!(randomized_smoothing::certificate::projection::RadiusBound::Li.name(), "Li et al.");
     /// ```
     pub fn name(self) -> &'static str {
         match self {
@@ -231,7 +233,7 @@ impl RadiusBound {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::projection::RadiusBound;
+    /// use randomized_smoothing::certificate::projection::RadiusBound;
     ///
     /// assert!((RadiusBound::Cohen.radius(0.5, 0.975)? - 0.5 * 1.959963984540054).abs() < 1e-12);
     /// assert!(RadiusBound::Li.radius(0.5, 0.5).is_err());
@@ -262,7 +264,7 @@ impl RadiusBound {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::projection::{Projection, RadiusBound};
+/// use randomized_smoothing::certificate::projection::{Projection, RadiusBound};
 ///
 /// let p = Projection::new(1_000_000, 0.001, RadiusBound::Cohen)?;
 /// assert_eq!(p.n(), 1_000_000);
@@ -284,7 +286,7 @@ impl Projection {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::projection::{Projection, RadiusBound};
+    /// use randomized_smoothing::certificate::projection::{Projection, RadiusBound};
     ///
     /// assert!(Projection::new(0, 0.001, RadiusBound::Li).is_err());
     /// ```
@@ -300,7 +302,7 @@ impl Projection {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::projection::{Projection, RadiusBound};
+    /// use randomized_smoothing::certificate::projection::{Projection, RadiusBound};
     ///
     /// assert_eq!(Projection::new(500, 0.01, RadiusBound::Cohen)?.n(), 500);
     /// # Ok::<(), randomized_smoothing::Error>(())
@@ -313,7 +315,7 @@ impl Projection {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::projection::{Projection, RadiusBound};
+    /// use randomized_smoothing::certificate::projection::{Projection, RadiusBound};
     ///
     /// assert_eq!(Projection::new(500, 0.01, RadiusBound::Cohen)?.alpha(), 0.01);
     /// # Ok::<(), randomized_smoothing::Error>(())
@@ -326,7 +328,7 @@ impl Projection {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::projection::{Projection, RadiusBound};
+    /// use randomized_smoothing::certificate::projection::{Projection, RadiusBound};
     ///
     /// assert_eq!(Projection::new(500, 0.01, RadiusBound::Li)?.bound(), RadiusBound::Li);
     /// # Ok::<(), randomized_smoothing::Error>(())
@@ -344,8 +346,8 @@ impl Projection {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::accuracy::Outcome;
-/// use randomized_smoothing::projection::{LoggedSettings, Projection, RadiusBound, project};
+/// use randomized_smoothing::certificate::accuracy::Outcome;
+/// use randomized_smoothing::certificate::projection::{LoggedSettings, Projection, RadiusBound, project};
 ///
 /// let logged = LoggedSettings::new(0.5, 100_000, 0.001)?;
 /// let rows = [Outcome { correct: true, radius: 1.02 }, Outcome { correct: false, radius: 0.0 }];

@@ -1,23 +1,13 @@
-//! Monte Carlo sampling: the noise distributions and the loop that counts the base
-//! classifier's decisions under noise.
-//!
-//! The loop draws noise on the input's device, classifies in batches and accumulates the
-//! class counts there; the only transfer to the host is the final count vector.
-
-use std::sync::Mutex;
+//! Noise distributions for randomized smoothing, each with the certified radius it implies.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Int, Tensor, TensorData};
-use rand::rngs::Xoshiro256PlusPlus;
-use rand::{Rng, RngExt, SeedableRng};
+use burn::tensor::{Distribution, Tensor};
+use rand::{Rng, RngExt};
 use rand_distr::{Distribution as _, StandardNormal};
-use rayon::prelude::*;
 
-use crate::classifier::BaseClassifier;
-use crate::error::{Error, Result};
-use crate::radius::{
-    check_sigma, laplace_radius_unchecked, radius_unchecked, uniform_radius_unchecked,
-};
+use crate::certificate::l1::{laplace_radius_unchecked, uniform_radius_unchecked};
+use crate::certificate::radius::radius_unchecked;
+use crate::error::{Result, check_sigma};
 
 /// A noise distribution for randomized smoothing, with the certified radius it implies.
 ///
@@ -225,7 +215,7 @@ impl NoiseDistribution for Gaussian {
 
 /// Laplace noise with scale `lambda` (density proportional to `exp(-|e| / lambda)` per
 /// coordinate, standard deviation `sqrt(2) lambda`), certifying l1 radii
-/// (Teng, Lee & Yuan, ICLR 2020): see [`laplace_radius`](crate::radius::laplace_radius).
+/// (Teng, Lee & Yuan, ICLR 2020): see [`laplace_radius`](crate::certificate::l1::laplace_radius).
 ///
 /// # Example
 /// ```
@@ -303,7 +293,7 @@ impl NoiseDistribution for Laplace {
 
 /// Uniform noise on `[-lambda, lambda]` per coordinate, certifying l1 radii
 /// (Lee et al., NeurIPS 2019; Yang et al., ICML 2020): see
-/// [`uniform_radius`](crate::radius::uniform_radius).
+/// [`uniform_radius`](crate::certificate::l1::uniform_radius).
 ///
 /// # Example
 /// ```
@@ -370,153 +360,4 @@ impl NoiseDistribution for Uniform {
     fn norm(&self) -> Norm {
         Norm::L1
     }
-}
-
-/// Serializes seeding and drawing from the backend's generator, which Burn keeps
-/// process-wide: without it, concurrent sampling (even the test harness's threads) would
-/// interleave draws and lose reproducibility.
-static BACKEND_RNG: Mutex<()> = Mutex::new(());
-
-/// SplitMix64: a bijective mixer, so distinct (seed, batch) pairs give unrelated seeds.
-pub(crate) fn split_mix(z: u64) -> u64 {
-    mix64(z.wrapping_add(GOLDEN_GAMMA))
-}
-
-/// The odd constant SplitMix64 steps by (2^64 / golden ratio).
-pub(crate) const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// SplitMix64's output function: a bijection that spreads every input bit over the output.
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// Batch `index` of `rows` noisy copies of `x` (`[1, input_shape...]`) from the noise stream
-/// `seed`: a function of `(seed, index)` alone, whatever else samples meanwhile. It is built
-/// in the model's layout because a reshape copies on some backends.
-fn perturbed_batch<B: Backend, N: NoiseDistribution, const D: usize>(
-    noise: &N,
-    x: &Tensor<B, D>,
-    x_host: Option<&[f32]>,
-    rows: usize,
-    seed: u64,
-    index: u64,
-) -> Tensor<B, D> {
-    let device = x.device();
-    let mut shape = x.dims();
-    shape[0] = rows;
-    let batch_seed = split_mix(seed ^ split_mix(index));
-    if let Some(x_host) = x_host {
-        let values = cpu_perturbed_batch(noise, x_host, rows, batch_seed);
-        return Tensor::from_data(TensorData::new(values, shape), &device);
-    }
-    x.clone().expand(shape) + device_noise::<B, N, D>(noise, shape, &device, batch_seed)
-}
-
-/// Noise of `shape` drawn on `device` from the backend's generator, seeded with `seed`
-/// (under a lock, since the generator is global to the backend).
-pub(crate) fn device_noise<B: Backend, N: NoiseDistribution, const D: usize>(
-    noise: &N,
-    shape: [usize; D],
-    device: &B::Device,
-    seed: u64,
-) -> Tensor<B, D> {
-    let _guard = BACKEND_RNG
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    B::seed(device, seed);
-    noise.sample::<B, D>(shape, device)
-}
-
-/// Rows of `x + noise` filled on all cores (on rayon's pool, which Burn's CPU backend shares),
-/// each row from its own generator seeded by `(batch_seed, row)`, so the result does not
-/// depend on the number of threads.
-fn cpu_perturbed_batch<N: NoiseDistribution>(
-    noise: &N,
-    x: &[f32],
-    rows: usize,
-    batch_seed: u64,
-) -> Vec<f32> {
-    let mut values = x.repeat(rows);
-    values
-        .par_chunks_mut(x.len())
-        .enumerate()
-        .for_each(|(row_index, row)| {
-            let seed = split_mix(batch_seed ^ split_mix(row_index as u64));
-            noise.add_to(row, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
-        });
-    values
-}
-
-/// Names (as [`Backend::name`] gives them) of the backends whose tensors live in host memory,
-/// where the crate draws noise itself on all cores ([`cpu_perturbed_batch`]) instead of with the
-/// backend's generator.
-const HOST_BACKENDS: [&str; 3] = ["ndarray", "flex", "libtorch<cpu>"];
-
-/// Whether noise for `device` is drawn on the host, by the crate's parallel generator.
-///
-/// The choice follows the device, not the Rust type: LibTorch's CPU and CUDA devices are one
-/// type. Every CPU device of NdArray, Flex and LibTorch draws the same host stream, so a seed
-/// gives the same noisy inputs on each of them; GPU devices draw from their own generator.
-/// Autodiff-wrapped backends (training, attacks) draw from the backend's generator, which keeps
-/// that path exercised on the CPU by the tests.
-pub(crate) fn noise_on_host<B: Backend>(device: &B::Device) -> bool {
-    HOST_BACKENDS.contains(&B::name(device).as_str())
-}
-
-/// Counts the base classifier's decisions on `num` noisy copies of `x` (`[1, input_shape...]`), in batches
-/// of at most `batch_size`, with noise stream `seed`.
-pub(crate) fn sample_counts<B, C, N, const D: usize>(
-    base: &C,
-    noise: &N,
-    x: &Tensor<B, D>,
-    num: u64,
-    batch_size: usize,
-    seed: u64,
-) -> Result<Vec<u64>>
-where
-    B: Backend,
-    C: BaseClassifier<B, D>,
-    N: NoiseDistribution,
-{
-    let device = x.device();
-    let classes = base.num_classes();
-    // On a CPU backend the input is read once, to fill batches around it on all cores.
-    let x_host: Option<Vec<f32>> =
-        noise_on_host::<B>(&device).then(|| x.to_data().iter::<f32>().collect());
-    let class_ids = Tensor::<B, 1, Int>::arange(0..classes as i64, &device).reshape([1, classes]);
-    let mut counts = Tensor::<B, 1, Int>::zeros([classes], &device);
-    let mut remaining = num;
-    let mut index = 0;
-    while remaining > 0 {
-        let rows = remaining.min(batch_size as u64) as usize;
-        let inputs = perturbed_batch(noise, x, x_host.as_deref(), rows, seed, index);
-        index += 1;
-        let decisions = base.classify(inputs);
-        let got = decisions.dims()[0];
-        if got != rows {
-            return Err(Error::BatchLengthMismatch {
-                expected: rows,
-                got,
-            });
-        }
-        // One-hot by comparison with 0..classes; a decision outside that range matches no
-        // column and is caught by the total below.
-        let hits = decisions
-            .reshape([rows, 1])
-            .equal(class_ids.clone().expand([rows, classes]));
-        counts = counts + hits.int().sum_dim(0).reshape([classes]);
-        remaining -= rows as u64;
-    }
-    let counts: Vec<u64> = counts.into_data().iter::<i64>().map(|c| c as u64).collect();
-    let total: u64 = counts.iter().sum();
-    if total != num {
-        return Err(Error::ClassOutOfRange {
-            num_classes: classes,
-            out_of_range: num - total,
-            total: num,
-        });
-    }
-    Ok(counts)
 }

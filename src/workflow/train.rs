@@ -8,7 +8,7 @@
 //! use rand::{SeedableRng, rngs::StdRng};
 //! use randomized_smoothing::data::digits;
 //! use randomized_smoothing::models::SmallCnnConfig;
-//! use randomized_smoothing::train::{TrainParams, train};
+//! use randomized_smoothing::workflow::train::{TrainParams, train};
 //!
 //! let device = Default::default();
 //! let (train_set, test_set) = digits()?.split_at(1_437)?;
@@ -41,10 +41,10 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use crate::data::ImageSource;
+use crate::error::check_sigma;
 use crate::error::{Error, Result, check_positive};
 use crate::models::ImageClassifier;
-use crate::radius::check_sigma;
-use crate::sampling::{GOLDEN_GAMMA, mix64};
+use crate::stats::seed::{GOLDEN_GAMMA, mix64};
 
 /// Unchecked training hyperparameters; [`check`](Self::check) them into a [`TrainConfig`].
 ///
@@ -53,7 +53,7 @@ use crate::sampling::{GOLDEN_GAMMA, mix64};
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::train::TrainParams;
+/// use randomized_smoothing::workflow::train::TrainParams;
 ///
 /// let config = TrainParams::new(0.5).epochs(10).check()?;
 /// assert_eq!((config.epochs(), config.batch_size(), config.sigma()), (10, 256, 0.5));
@@ -78,7 +78,7 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// assert_eq!(TrainParams::new(0.25).check()?.epochs(), 90);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -101,7 +101,7 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// assert!(TrainParams::new(0.25).epochs(0).check().is_err());
     /// ```
     pub fn epochs(mut self, epochs: usize) -> Self {
@@ -113,7 +113,7 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// assert_eq!(TrainParams::new(0.25).batch_size(64).check()?.batch_size(), 64);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -126,7 +126,7 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// assert!(TrainParams::new(0.25).lr(-1.0).check().is_err());
     /// ```
     pub fn lr(mut self, lr: f64) -> Self {
@@ -138,7 +138,7 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// let c = TrainParams::new(0.25).lr(1.0).lr_schedule(2, 0.5).check()?;
     /// assert_eq!((c.lr_at(0), c.lr_at(1), c.lr_at(2), c.lr_at(5)), (1.0, 1.0, 0.5, 0.25));
     /// # Ok::<(), randomized_smoothing::Error>(())
@@ -153,7 +153,7 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// assert!(TrainParams::new(0.25).sgd(1.5, 1e-4).check().is_err());
     /// ```
     pub fn sgd(mut self, momentum: f64, weight_decay: f64) -> Self {
@@ -167,7 +167,7 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// let c = TrainParams::new(0.25).augment(4, true).check()?;
     /// assert_eq!(c.epochs(), 90);
     /// # Ok::<(), randomized_smoothing::Error>(())
@@ -188,7 +188,7 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// assert!(TrainParams::new(f64::NAN).check().is_err());
     /// assert!(TrainParams::new(0.0).check().is_ok());
     /// ```
@@ -225,7 +225,7 @@ impl TrainParams {
 ///
 /// # Example
 /// ```
-/// # use randomized_smoothing::train::TrainParams;
+/// # use randomized_smoothing::workflow::train::TrainParams;
 /// let c = TrainParams::new(0.12).check()?;
 /// assert_eq!(c.lr_at(89), 0.1 * 0.1 * 0.1);
 /// # Ok::<(), randomized_smoothing::Error>(())
@@ -238,7 +238,7 @@ impl TrainConfig {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// assert_eq!(TrainParams::new(0.12).check()?.sigma(), 0.12);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -250,7 +250,7 @@ impl TrainConfig {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// assert_eq!(TrainParams::new(0.12).epochs(3).check()?.epochs(), 3);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -262,7 +262,7 @@ impl TrainConfig {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// assert_eq!(TrainParams::new(0.12).check()?.batch_size(), 256);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -274,7 +274,7 @@ impl TrainConfig {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::train::TrainParams;
+    /// # use randomized_smoothing::workflow::train::TrainParams;
     /// let c = TrainParams::new(0.12).check()?;
     /// assert_eq!((c.lr_at(29), c.lr_at(30)), (0.1, 0.1 * 0.1));
     /// # Ok::<(), randomized_smoothing::Error>(())
@@ -289,7 +289,7 @@ impl TrainConfig {
 /// # Example
 /// ```
 /// use std::time::Duration;
-/// use randomized_smoothing::train::EpochReport;
+/// use randomized_smoothing::workflow::train::EpochReport;
 ///
 /// let e = EpochReport { epoch: 1, time: Duration::from_secs(3), lr: 0.1, train_loss: 0.5,
 ///                       train_acc: 0.8, test_loss: 0.6, test_acc: 0.75 };
@@ -322,7 +322,7 @@ impl EpochReport {
     /// # Example
     /// ```
     /// # use std::time::Duration;
-    /// # use randomized_smoothing::train::EpochReport;
+    /// # use randomized_smoothing::workflow::train::EpochReport;
     /// let e = EpochReport { epoch: 2, time: Duration::ZERO, lr: 0.01, train_loss: 1.0,
     ///                       train_acc: 0.5, test_loss: 1.0, test_acc: 0.5 };
     /// assert!(e.to_line().starts_with("2\t0.000\t0.01\t"));

@@ -1,0 +1,216 @@
+//! `smoothing attack`: PGD on the smoothed classifier, or DeepFool on the base classifier.
+
+use std::path::PathBuf;
+
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
+use clap::{Args, ValueEnum};
+use randomized_smoothing::attack::{DeepFoolParams, Objective, PgdParams};
+use randomized_smoothing::models::ImageClassifier;
+use randomized_smoothing::workflow::jobs::{AttackPlan, attack_dataset, deepfool_dataset};
+use randomized_smoothing::workflow::records::{
+    AttackOutcome, deepfool_robust_accuracy, read_certify_log,
+};
+use randomized_smoothing::{Gaussian, PredictParams, SmoothedClassifier};
+
+use super::Failure;
+use super::common::*;
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Method {
+    /// PGD in l2 against the smoothed classifier (needs --log).
+    Pgd,
+    /// DeepFool in l2 against the base classifier.
+    Deepfool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ObjectiveArg {
+    /// Appendix J.3: the mean over noise draws of the cross-entropy.
+    MeanLoss,
+    /// Salman et al. (2019): the cross-entropy of the mean softmax (stronger).
+    LossOfMean,
+}
+
+#[derive(Args)]
+// The job's --out is a folder here, not a log.
+#[command(mut_arg("out", |a| a.help("Output folder: pgd_<multiple>R.tsv or deepfool.tsv (a rerun resumes them), and summary.md")))]
+pub(crate) struct AttackArgs {
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    /// --out is a folder here: pgd_<multiple>R.tsv or deepfool.tsv, and summary.md.
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
+    #[arg(long, value_enum, default_value = "pgd")]
+    pub(crate) method: Method,
+    /// The certification log of this model and sigma: the examples it certified correctly
+    /// are attacked, at multiples of their radius.
+    #[arg(long)]
+    pub(crate) log: Option<PathBuf>,
+    /// Multiples of the certified radius to attack at.
+    #[arg(long, value_delimiter = ',', default_value = "1.5,2")]
+    pub(crate) multiples: Vec<f64>,
+    /// PGD steps.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) steps: usize,
+    /// PGD step length (default 2.5 * radius / steps).
+    #[arg(long)]
+    pub(crate) step_size: Option<f64>,
+    /// Noise draws per PGD step.
+    #[arg(long, default_value_t = 128)]
+    pub(crate) samples: usize,
+    #[arg(long, value_enum, default_value = "mean-loss")]
+    pub(crate) objective: ObjectiveArg,
+    /// PREDICT's samples at each adversarial input.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) n: u64,
+    /// Radii of the DeepFool summary.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0,0.25,0.5,0.75,1,1.25,1.5"
+    )]
+    pub(crate) radii: Vec<f64>,
+}
+
+pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> Result<(), Failure> {
+    let data = args.data.load(args.job.split)?;
+    // Gradients through autodiff on the same backend; batch norms folded, so that they use
+    // their running statistics under autodiff too.
+    let attacked =
+        load_weights::<Autodiff<B>>(&args.model, &args.data, &*data, device)?.fold_batch_norm();
+    let logits = |x: burn::tensor::Tensor<Autodiff<B>, 4>| attacked.forward(x);
+    let out = args.job.out.clone();
+    std::fs::create_dir_all(&out)?;
+    let mut summary = String::new();
+    let mut job = args.job.job()?;
+    if args.method == Method::Deepfool {
+        job.output = out.join("deepfool.tsv");
+        let bar = progress(job.selection.indices(data.len()).len() as u64, "examples");
+        let rows = deepfool_dataset(
+            logits,
+            &*data,
+            &DeepFoolParams::default().check()?,
+            &job,
+            device,
+            |row, done, _| {
+                bar.set_position(done as u64);
+                bar.set_message(format!(
+                    "last: idx {} distance {:.3}",
+                    row.idx, row.distance
+                ));
+            },
+        )?;
+        bar.finish_and_clear();
+        let m = rows.len().max(1) as f64;
+        let fooled = rows.iter().filter(|r| r.fooled).count();
+        let mut distances: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.fooled)
+            .map(|r| r.distance)
+            .collect();
+        distances.sort_by(f64::total_cmp);
+        let median = distances
+            .get(distances.len() / 2)
+            .copied()
+            .unwrap_or(f64::NAN);
+        summary.push_str(&format!(
+            "# DeepFool (l2) on the base classifier\n\n{} examples; clean accuracy {:.3}; \
+             fooled {fooled} ({:.3}); median distance when fooled {median:.3}.\n\n\
+             Empirical robust accuracy (an upper bound on the true one): correct, and no \
+             other class found within r.\n\n",
+            rows.len(),
+            rows.iter().filter(|r| r.predict == r.label).count() as f64 / m,
+            fooled as f64 / m,
+        ));
+        // An empty selection (a shard past the end) has no accuracy to tabulate.
+        if !rows.is_empty() {
+            summary.push_str("| r | robust accuracy |\n| ---: | ---: |\n");
+            for &r in &args.radii {
+                let robust = deepfool_robust_accuracy(&rows, r)?;
+                summary.push_str(&format!("| {r} | {robust:.3} |\n"));
+            }
+        }
+    } else {
+        let log = args
+            .log
+            .as_ref()
+            .ok_or("--method pgd needs --log (certify's output)")?;
+        let certified = read_certify_log(open(log)?)?;
+        let smoothed = SmoothedClassifier::new(
+            load::<B>(&args.model, &args.data, &*data, device)?,
+            Gaussian::new(args.job.sigma)?,
+        );
+        let predict = PredictParams::default()
+            .n(args.n)
+            .alpha(args.job.alpha)
+            .batch_size(args.job.batch)
+            .check()?;
+        let mut pgd = PgdParams::new(1.0)
+            .steps(args.steps)
+            .samples(args.samples)
+            .batch_size(args.job.batch.min(args.samples))
+            .objective(match args.objective {
+                ObjectiveArg::MeanLoss => Objective::MeanLoss,
+                ObjectiveArg::LossOfMean => Objective::LossOfMean,
+            });
+        if let Some(step) = args.step_size {
+            pgd = pgd.step_size(step);
+        }
+        summary.push_str(&format!(
+            "# PGD (l2) against the smoothed classifier\n\nsigma = {}, {} steps, m = {}, \
+             objective {}, PREDICT with n = {} at alpha = {}; examples certified correct in {}.\n\n\
+             | attack radius | examples | fooled | abstained | robust |\n| --- | ---: | ---: | ---: | ---: |\n",
+            args.job.sigma,
+            args.steps,
+            args.samples,
+            match args.objective {
+                ObjectiveArg::MeanLoss => "mean loss (Appendix J.3)",
+                ObjectiveArg::LossOfMean => "loss of the mean (Salman et al.)",
+            },
+            args.n,
+            args.job.alpha,
+            log.display()
+        ));
+        for &multiple in &args.multiples {
+            let plan = AttackPlan::new(multiple, pgd.clone())?;
+            job.output = out.join(format!("pgd_{multiple}R.tsv"));
+            // Its length comes with the first row: which examples are attacked is the
+            // library's rule (certified correctly with R > 0), not repeated here.
+            let bar = progress(0, &format!("examples at {multiple}R"));
+            let rows = attack_dataset(
+                &smoothed,
+                logits,
+                &*data,
+                &certified,
+                &plan,
+                &predict,
+                &job,
+                (device, device),
+                |row, done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                    bar.set_message(format!("last: idx {} {}", row.idx, row.outcome.name()));
+                },
+            )?;
+            bar.finish_and_clear();
+            let m = rows.len().max(1) as f64;
+            let rate = |o: AttackOutcome| {
+                let k = rows.iter().filter(|r| r.outcome == o).count();
+                format!("{k} ({:.3})", k as f64 / m)
+            };
+            summary.push_str(&format!(
+                "| {multiple} R | {} | {} | {} | {} |\n",
+                rows.len(),
+                rate(AttackOutcome::Fooled),
+                rate(AttackOutcome::Abstained),
+                rate(AttackOutcome::Robust)
+            ));
+        }
+    }
+    std::fs::write(out.join("summary.md"), &summary)?;
+    print!("{summary}");
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! `smoothing`: the paper's experiments from the command line, after its scripts
+//! (`train.py`, `certify.py`, `predict.py`, `analyze.py`).
+//!
+//! ```text
+//! smoothing train   --dataset digits --arch small_cnn --sigma 0.25 --epochs 20 --out runs/digits
+//! smoothing certify --dataset digits --model runs/digits/model.bpk --sigma 0.25 --n 10000 --out logs/digits_0.25.tsv
+//! smoothing predict --dataset digits --model runs/digits/model.bpk --sigma 0.25 --n 1000 --out logs/digits_0.25.predict.tsv
+//! smoothing analyze logs/digits_0.25.tsv --sigmas 0.25 --n 10000 --out analysis/digits
+//! smoothing merge   --out logs/all.tsv logs/shard0.tsv logs/shard1.tsv
+//! smoothing attack  --dataset digits --model runs/digits/model.bpk --sigma 0.25 --log logs/digits_0.25.tsv --multiples 1.5,2 --out attacks/digits
+//! ```
+//! Every command that runs a model takes `--backend` (flex, ndarray, libtorch or cuda, among
+//! those compiled in; by default the fastest for the device) and `--device` (cpu, or cuda:K;
+//! cuda:0 by default in a build with `--features cuda`), and prints the backend it runs on.
+
+mod analyze;
+mod attack;
+mod certify;
+mod common;
+mod predict;
+mod train;
+
+use analyze::*;
+use attack::*;
+use certify::*;
+use predict::*;
+use train::*;
+
+use std::path::PathBuf;
+
+use burn::tensor::backend::Backend;
+use clap::{Args, Parser, Subcommand};
+use randomized_smoothing::runtime::{BackendKind, BackendTask, DeviceKind, Runtime};
+use randomized_smoothing::workflow::jobs::merge_logs;
+
+pub(crate) type Failure = Box<dyn std::error::Error>;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Certified robustness by randomized smoothing (Cohen et al., 2019)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Backend: flex, ndarray, libtorch or cuda, among those compiled in (cargo features
+    /// flex, ndarray, tch, cuda). Default: the fastest compiled in for the device (on the
+    /// CPU libtorch, else flex; on a GPU cuda, else libtorch).
+    #[arg(long, global = true)]
+    backend: Option<BackendKind>,
+    /// Device: cpu, cuda (the first GPU) or cuda:K. Default: cuda:0 in a build with the
+    /// `cuda` feature, else cpu.
+    #[arg(long, global = true)]
+    device: Option<DeviceKind>,
+}
+
+/// A command that runs a model, on the backend `--backend` and `--device` choose.
+enum Work<'a> {
+    Train(&'a TrainArgs),
+    Certify(&'a CertifyArgs),
+    Predict(&'a PredictArgs),
+    Attack(&'a AttackArgs),
+}
+
+impl BackendTask for Work<'_> {
+    type Output = Result<(), Failure>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<(), Failure> {
+        match self {
+            Work::Train(a) => run_train::<B>(a, &device),
+            Work::Certify(a) => run_certify::<B>(a, &device),
+            Work::Predict(a) => run_predict::<B>(a, &device),
+            Work::Attack(a) => run_attack::<B>(a, &device),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a base classifier with Gaussian data augmentation (the paper's train.py).
+    Train(TrainArgs),
+    /// CERTIFY each selected example; one TSV row per example (certify.py's format).
+    Certify(CertifyArgs),
+    /// PREDICT each selected example; one TSV row per example (predict.py's format).
+    Predict(PredictArgs),
+    /// Certified-accuracy tables, Appendix D lower bounds and plots from certification logs.
+    Analyze(AnalyzeArgs),
+    /// Merge the logs of a sharded run into one, refusing duplicate rows.
+    Merge(MergeArgs),
+    /// Attack certified examples with PGD against the smoothed classifier at multiples of
+    /// their certified radius (Appendix J.3), or the base classifier with DeepFool.
+    Attack(AttackArgs),
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// The merged log.
+    #[arg(long)]
+    out: PathBuf,
+    /// The shards' logs.
+    #[arg(required = true)]
+    logs: Vec<PathBuf>,
+}
+
+/// Runs `work` on the backend and device the command line chose, after saying which.
+fn on_backend(cli: &Cli, work: Work) -> Result<(), Failure> {
+    let device = cli.device.unwrap_or(if cfg!(feature = "cuda") {
+        DeviceKind::Cuda(0)
+    } else {
+        DeviceKind::Cpu
+    });
+    let runtime = Runtime::new(cli.backend, device)?;
+    eprintln!("backend: {runtime}");
+    runtime.run(work)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Train(a) => on_backend(&cli, Work::Train(a)),
+        Command::Certify(a) => on_backend(&cli, Work::Certify(a)),
+        Command::Predict(a) => on_backend(&cli, Work::Predict(a)),
+        Command::Analyze(a) => run_analyze(a),
+        Command::Attack(a) => on_backend(&cli, Work::Attack(a)),
+        Command::Merge(a) => merge_logs(&a.logs, &a.out)
+            .map(|n| println!("{n} rows in {}", a.out.display()))
+            .map_err(Into::into),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,51 @@
+//! `smoothing predict`: PREDICT over a data split, one log row per example.
+
+use burn::tensor::backend::Backend;
+use clap::Args;
+use randomized_smoothing::PredictParams;
+use randomized_smoothing::workflow::jobs::predict_dataset;
+
+use super::Failure;
+use super::common::*;
+
+#[derive(Args)]
+pub(crate) struct PredictArgs {
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    #[command(flatten)]
+    pub(crate) job: JobArgs,
+    /// Samples per prediction.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) n: u64,
+}
+
+pub(crate) fn run_predict<B: Backend>(
+    args: &PredictArgs,
+    device: &B::Device,
+) -> Result<(), Failure> {
+    let Run {
+        data,
+        smoothed,
+        job,
+        bar,
+    } = Run::<B>::new(&args.data, &args.model, &args.job, device)?;
+    let config = PredictParams::default()
+        .n(args.n)
+        .alpha(args.job.alpha)
+        .batch_size(args.job.batch)
+        .check()?;
+    let rows = predict_dataset(&smoothed, &*data, &config, &job, device, |_, done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    let correct = rows.iter().filter(|r| r.correct).count();
+    let abstain = rows.iter().filter(|r| r.predict.is_none()).count();
+    println!(
+        "{} rows in {}; correct {correct}, abstained {abstain}",
+        rows.len(),
+        job.output.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `smoothing train`: a base classifier trained with Gaussian data augmentation.
+
+use std::path::PathBuf;
+
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::Backend;
+use clap::Args;
+use randomized_smoothing::models::save_model;
+use randomized_smoothing::workflow::train::{TrainParams, train};
+
+use super::Failure;
+use super::common::*;
+
+#[derive(Args)]
+pub(crate) struct TrainArgs {
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+    /// Architecture (small_cnn, cifar_resnet20, cifar_resnet110, ...).
+    #[arg(long, default_value = "small_cnn")]
+    pub(crate) arch: String,
+    /// Channels of the small CNN's first convolutions.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) filters: usize,
+    /// Standard deviation of the Gaussian augmentation noise.
+    #[arg(long)]
+    pub(crate) sigma: f64,
+    #[arg(long, default_value_t = 90)]
+    pub(crate) epochs: usize,
+    #[arg(long, default_value_t = 256)]
+    pub(crate) batch: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) lr: f64,
+    /// Multiply the learning rate by 0.1 every this many epochs.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) lr_step_size: usize,
+    /// Random crop padding and horizontal flips (the paper's CIFAR-10 augmentation).
+    #[arg(long)]
+    pub(crate) augment: bool,
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Output folder: checkpoints each epoch (a rerun resumes), log.tsv, model.bpk.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+}
+
+pub(crate) fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Result<(), Failure> {
+    let train_set = args.data.load(Split::Train)?;
+    let test_set = args.data.load(Split::Test)?;
+    // The backend's generator initializes the weights: seed it for a reproducible start.
+    B::seed(device, args.seed);
+    let model = build::<Autodiff<B>>(&args.arch, args.filters, &args.data, &*train_set, device)?;
+    let mut params = TrainParams::new(args.sigma)
+        .epochs(args.epochs)
+        .batch_size(args.batch)
+        .lr(args.lr)
+        .lr_schedule(args.lr_step_size, 0.1);
+    if args.augment {
+        params = params.augment(4, true);
+    }
+    let config = params.check()?;
+    let bar = progress(args.epochs as u64, "epochs");
+    let trained = train(
+        model,
+        &*train_set,
+        &*test_set,
+        &config,
+        Some(&args.out.join("checkpoints")),
+        args.seed,
+        |e| {
+            bar.set_position(e.epoch as u64);
+            say(
+                &bar,
+                format!(
+                    "epoch {:>3}: {:.1} s, lr {:.4}, train loss {:.4} acc {:.3}, test loss {:.4} acc {:.3}",
+                    e.epoch,
+                    e.time.as_secs_f64(),
+                    e.lr,
+                    e.train_loss,
+                    e.train_acc,
+                    e.test_loss,
+                    e.test_acc
+                ),
+            );
+        },
+    )?;
+    bar.finish_and_clear();
+    let path = args.out.join("model.bpk");
+    save_model(&trained.valid(), &path)?;
+    println!("saved {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The smoothed classifier on Burn tensors: the base-classifier contract ([`BaseClassifier`]),
+//! the noise families ([`NoiseDistribution`]), the sampling loop that counts decisions under
+//! noise, and the procedures over it: PREDICT and CERTIFY ([`SmoothedClassifier`]) and the
+//! sequential certification of [`sequential`].
+
+pub(crate) mod base;
+mod noise;
+pub(crate) mod sampling;
+pub mod sequential;
+mod smoothed;
+
+pub use base::{BaseClassifier, LinearClassifier, LogitsClassifier};
+pub use noise::{Gaussian, Laplace, NoiseDistribution, Norm, Uniform};
+pub use sequential::{Sequential, SequentialConfig, SequentialParams, Verdict};
+pub use smoothed::{
+    AbstainReason, Certification, CertifyConfig, CertifyParams, Estimate, MAX_SAMPLES,
+    PredictConfig, PredictParams, Prediction, SmoothedClassifier,
+};

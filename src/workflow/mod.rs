@@ -1,0 +1,10 @@
+//! The experiment workflow over the library: training with Gaussian augmentation ([`train`]),
+//! certification, prediction and attack jobs over data sets that can be resumed and sharded
+//! ([`jobs`]), their logs ([`records`]), certified-accuracy tables ([`analysis`]) and plots
+//! ([`plot`]).
+
+pub mod analysis;
+pub mod jobs;
+pub mod plot;
+pub mod records;
+pub mod train;
