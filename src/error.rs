@@ -1,5 +1,9 @@
 //! The crate's one error type.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
 use thiserror::Error;
 
 /// Everything that can go wrong in this crate.
@@ -115,9 +119,16 @@ pub enum Error {
         reason: String,
     },
 
-    /// An I/O error, with the operating system's message.
-    #[error("I/O error: {0}")]
-    Io(String),
+    /// A file or folder that cannot be read or written; the operating system's error is the
+    /// [`source`](std::error::Error::source).
+    #[error("I/O error{}: {source}", on(.path.as_deref()))]
+    Io {
+        /// The file or folder, where known.
+        path: Option<PathBuf>,
+        /// The operating system's error.
+        #[source]
+        source: IoError,
+    },
 
     /// A model file that cannot be read: missing, not a PyTorch or Burn file, or truncated.
     #[error("cannot read model file {path}: {reason}")]
@@ -167,9 +178,85 @@ pub enum Error {
     },
 }
 
+/// The operating system's error behind [`Error::Io`], shared so that [`enum@Error`] stays `Clone`;
+/// two compare equal when they have the same kind and message.
+///
+/// # Example
+/// ```
+/// use std::error::Error as _;
+/// use randomized_smoothing::data::load_mnist;
+///
+/// let err = load_mnist("no/such/images", "no/such/labels").unwrap_err();
+/// let source = err.source().and_then(|s| s.downcast_ref::<randomized_smoothing::IoError>());
+/// assert_eq!(source.map(|s| s.kind()), Some(std::io::ErrorKind::NotFound));
+/// ```
+#[derive(Debug, Clone)]
+pub struct IoError(Arc<std::io::Error>);
+
+impl IoError {
+    /// The kind of the operating system's error.
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.0.kind()
+    }
+
+    /// The operating system's error itself.
+    pub fn get_ref(&self) -> &std::io::Error {
+        &self.0
+    }
+}
+
+impl From<std::io::Error> for IoError {
+    fn from(e: std::io::Error) -> Self {
+        Self(Arc::new(e))
+    }
+}
+
+impl PartialEq for IoError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// " on PATH" for a known path.
+fn on(path: Option<&Path>) -> String {
+    path.map(|p| format!(" on {}", p.display()))
+        .unwrap_or_default()
+}
+
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Io(e.to_string())
+        Error::Io {
+            path: None,
+            source: e.into(),
+        }
+    }
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: Some(path.as_ref().to_path_buf()),
+            source: source.into(),
+        }
+    }
+
+    /// A failure, reported as an I/O error on `path`, of a library that writes or reads files
+    /// and gives only a message (the plotting and checkpoint libraries).
+    pub(crate) fn io_other(path: impl AsRef<Path>, message: impl fmt::Display) -> Self {
+        Self::io(path, std::io::Error::other(message.to_string()))
     }
 }
 

@@ -11,7 +11,7 @@ pub mod smoothing;
 pub mod stats;
 pub mod workflow;
 
-pub use error::{Error, Result};
+pub use error::{Error, IoError, Result};
 pub use smoothing::{
     AbstainReason, BaseClassifier, Certification, CertifyConfig, CertifyParams, Estimate, Gaussian,
     Laplace, LinearClassifier, LogitsClassifier, MAX_SAMPLES, NoiseDistribution, Norm,

@@ -51,7 +51,7 @@ fn truncated_mnist_is_an_error() {
         dir.join("labels.gz"),
     )
     .unwrap_err();
-    assert!(matches!(err, Error::Io(_)), "{err}");
+    assert!(matches!(err, Error::Io { .. }), "{err}");
     // An uncompressed file cut short fails on its announced size.
     let mut labels = vec![0, 0, 8, 1, 0, 0, 39, 16];
     labels.extend(vec![1u8; 9_999]);
@@ -66,7 +66,13 @@ fn truncated_mnist_is_an_error() {
         "{err}"
     );
     let err = load_mnist(dir.join("missing"), dir.join("labels")).unwrap_err();
-    assert!(matches!(err, Error::Io(_)), "{err}");
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    // The operating system's error stays reachable as the source, and the path is named.
+    let source = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<randomized_smoothing::IoError>())
+        .expect("an I/O source");
+    assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+    assert!(err.to_string().contains("missing"), "{err}");
 }
 
 #[test]

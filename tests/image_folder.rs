@@ -132,7 +132,7 @@ fn train_transform_is_random_reproducible_and_in_range() {
 #[test]
 fn bad_folders_and_files_are_typed_errors() {
     let missing = ImageFolder::open("no/such/folder").unwrap_err();
-    assert!(matches!(missing, Error::Io(_)), "{missing}");
+    assert!(matches!(missing, Error::Io { .. }), "{missing}");
     let root = temp_dir("bad");
     assert!(matches!(
         ImageFolder::open(&root),

@@ -72,8 +72,8 @@ impl ImageFolder {
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref();
         let mut classes: Vec<(String, PathBuf)> = Vec::new();
-        for entry in fs::read_dir(root).map_err(|e| io_error(root, e))? {
-            let entry = entry.map_err(|e| io_error(root, e))?;
+        for entry in fs::read_dir(root).map_err(|e| Error::io(root, e))? {
+            let entry = entry.map_err(|e| Error::io(root, e))?;
             if entry.path().is_dir() {
                 classes.push((
                     entry.file_name().to_string_lossy().into_owned(),
@@ -88,7 +88,7 @@ impl ImageFolder {
         let (mut files, mut labels) = (Vec::new(), Vec::new());
         for (label, (name, dir)) in classes.iter().enumerate() {
             let mut images: Vec<PathBuf> = fs::read_dir(dir)
-                .map_err(|e| io_error(dir, e))?
+                .map_err(|e| Error::io(dir, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && is_image(p))
                 .collect();
@@ -166,7 +166,7 @@ impl ImageFolder {
 
     fn decode(&self, i: usize) -> Result<RgbImage> {
         let path = &self.files[i];
-        let bytes = fs::read(path).map_err(|e| io_error(path, e))?;
+        let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
         if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(&bytes) {
             return Err(malformed(
                 path,
@@ -288,10 +288,6 @@ fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
-}
-
-fn io_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io(format!("{}: {e}", path.display()))
 }
 
 fn malformed(path: &Path, reason: String) -> Error {

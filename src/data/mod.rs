@@ -13,8 +13,10 @@
 //! # Ok::<(), randomized_smoothing::Error>(())
 //! ```
 
+#[cfg(feature = "image")]
 mod image_folder;
 
+#[cfg(feature = "image")]
 pub use image_folder::ImageFolder;
 
 use std::borrow::Cow;
@@ -368,12 +370,12 @@ fn open_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     let mut raw = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut raw))
-        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::io(path, e))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(raw.as_slice())
             .read_to_end(&mut out)
-            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::io(path, e))?;
         Ok(out)
     } else {
         Ok(raw)

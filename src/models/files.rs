@@ -38,7 +38,7 @@ pub fn save_model<B: Backend, M: Module<B>>(model: &M, path: impl AsRef<Path>) -
         .auto_extension(false);
     model
         .save_into(&mut store)
-        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+        .map_err(|e| Error::io_other(path, e))
 }
 
 /// Loads parameters saved by [`save_model`] into `model`, which must have the same

@@ -9,7 +9,7 @@
 //! | small CNN for digits / MNIST | [`SmallCnn`] | 1x8x8, 1x28x28, ... |
 //! | any of the above, chosen at run time | [`Model`] | |
 //!
-//! Every model here is a [`BaseClassifier`](crate::BaseClassifier) of rank 4, so it goes
+//! Every model here is a [`crate::BaseClassifier`] of rank 4, so it goes
 //! straight into a [`SmoothedClassifier`](crate::SmoothedClassifier).
 //! [`PytorchCheckpoint`] reads the checkpoints the paper's code writes (both PyTorch
 //! serialization formats); [`save_model`] and [`load_model`] keep the crate's own models.
@@ -31,6 +31,7 @@
 mod arch;
 mod files;
 mod normalize;
+#[cfg(feature = "pytorch")]
 mod pytorch;
 mod resnet;
 mod small_cnn;
@@ -38,6 +39,7 @@ mod small_cnn;
 pub use arch::{Architecture, Model};
 pub use files::{load_model, save_model, transfer};
 pub use normalize::Normalize;
+#[cfg(feature = "pytorch")]
 pub use pytorch::{PytorchCheckpoint, pytorch_keys};
 pub use resnet::{
     BasicBlock, Bottleneck, CifarResNet, CifarResNetConfig, ResNet, ResNetConfig, Shortcut,

@@ -154,7 +154,7 @@ impl Gaussian {
     /// Gaussian noise with standard deviation `sigma`.
     ///
     /// # Errors
-    /// [`Error::InvalidSigma`] unless sigma is finite and positive.
+    /// [`Error::InvalidSigma`](crate::Error::InvalidSigma) unless sigma is finite and positive.
     ///
     /// # Example
     /// ```
@@ -236,7 +236,7 @@ impl Laplace {
     /// Laplace noise of scale `lambda`.
     ///
     /// # Errors
-    /// [`Error::InvalidSigma`] unless `lambda` is finite and positive.
+    /// [`Error::InvalidSigma`](crate::Error::InvalidSigma) unless `lambda` is finite and positive.
     ///
     /// # Example
     /// ```
@@ -312,7 +312,7 @@ impl Uniform {
     /// Uniform noise on `[-lambda, lambda]`.
     ///
     /// # Errors
-    /// [`Error::InvalidSigma`] unless `lambda` is finite and positive.
+    /// [`Error::InvalidSigma`](crate::Error::InvalidSigma) unless `lambda` is finite and positive.
     ///
     /// # Example
     /// ```

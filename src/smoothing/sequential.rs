@@ -139,7 +139,7 @@ impl SequentialParams {
     /// # Errors
     /// [`Error::InvalidProbability`] unless `0 < alpha < 1`; [`Error::ZeroCount`] for zero
     /// counts; [`Error::InvalidParameter`] if `n_max < n_first`, `n_max` exceeds
-    /// [`MAX_SAMPLES`](crate::MAX_SAMPLES) or the tolerance is negative or not finite;
+    /// [`crate::MAX_SAMPLES`] or the tolerance is negative or not finite;
     /// [`Error::SampleSizeTooSmall`] if even `n_max` agreeing samples cannot certify at the
     /// per-look level `alpha / K`.
     ///

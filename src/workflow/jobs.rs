@@ -256,7 +256,7 @@ fn resume_rows<R: LogRow>(path: &Path) -> Result<Vec<R>> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::Io(format!("{}: {e}", path.display()))),
+        Err(e) => return Err(Error::io(path, e)),
     };
     let complete = text.rfind('\n').map_or(0, |end| end + 1);
     if complete < text.len() {
@@ -505,7 +505,7 @@ pub fn merge_logs(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
     let first = inputs.first().map(|p| p.as_ref());
     let header = match first {
         Some(path) => fs::read_to_string(path)
-            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?
+            .map_err(|e| Error::io(path, e))?
             .lines()
             .next()
             .unwrap_or_default()
@@ -523,7 +523,7 @@ fn merge<R: LogRow>(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize>
     let mut rows = BTreeMap::new();
     for input in inputs {
         let path = input.as_ref();
-        let bytes = fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
         for row in R::read_log(&bytes)? {
             let idx = row.idx();
             if rows.insert(idx, row).is_some() {

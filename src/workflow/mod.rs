@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod jobs;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod records;
 pub mod train;

@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use burn::module::AutodiffModule;
@@ -341,8 +341,13 @@ impl EpochReport {
     }
 }
 
-fn store_err(e: impl std::fmt::Display) -> Error {
-    Error::Io(format!("checkpoint: {e}"))
+/// The model and optimizer checkpoint files of `epoch` in `dir` (the recorder adds its
+/// extension).
+fn checkpoint_files(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("model-{epoch}")),
+        dir.join(format!("optim-{epoch}")),
+    )
 }
 
 /// A batch of images `[batch, C, H, W]` and labels from `indices`. For training
@@ -555,12 +560,13 @@ where
     if let Some(dir) = checkpoints {
         fs::create_dir_all(dir)?;
         if let Some(epoch) = last_checkpoint(dir) {
+            let (model_file, optim_file) = checkpoint_files(dir, epoch);
             model = model
-                .load_file(dir.join(format!("model-{epoch}")), &recorder, &device)
-                .map_err(store_err)?;
+                .load_file(&model_file, &recorder, &device)
+                .map_err(|e| Error::io_other(&model_file, e))?;
             let record = recorder
-                .load(dir.join(format!("optim-{epoch}")), &device)
-                .map_err(store_err)?;
+                .load(optim_file.clone(), &device)
+                .map_err(|e| Error::io_other(&optim_file, e))?;
             optim = optim.load_record(record);
             start = epoch;
         }
@@ -597,13 +603,14 @@ where
             test_acc,
         };
         if let Some(dir) = checkpoints {
+            let (model_file, optim_file) = checkpoint_files(dir, epoch + 1);
             model
                 .clone()
-                .save_file(dir.join(format!("model-{}", epoch + 1)), &recorder)
-                .map_err(store_err)?;
+                .save_file(&model_file, &recorder)
+                .map_err(|e| Error::io_other(&model_file, e))?;
             recorder
-                .record(optim.to_record(), dir.join(format!("optim-{}", epoch + 1)))
-                .map_err(store_err)?;
+                .record(optim.to_record(), optim_file.clone())
+                .map_err(|e| Error::io_other(&optim_file, e))?;
             let log_path = dir.join("log.tsv");
             let fresh = !log_path.exists();
             let mut log = OpenOptions::new()

@@ -40,7 +40,7 @@ pub(crate) struct AttackArgs {
     pub(crate) data: DataArgs,
     #[command(flatten)]
     pub(crate) model: ModelArgs,
-    /// --out is a folder here: pgd_<multiple>R.tsv or deepfool.tsv, and summary.md.
+    /// --out is a folder here: pgd_{m}R.tsv (m the multiple) or deepfool.tsv, and summary.md.
     #[command(flatten)]
     pub(crate) job: JobArgs,
     #[arg(long, value_enum, default_value = "pgd")]
