@@ -26,6 +26,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use burn::lr_scheduler::LrScheduler;
+use burn::lr_scheduler::step::{StepLrScheduler, StepLrSchedulerConfig};
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
@@ -280,7 +282,21 @@ impl TrainConfig {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn lr_at(&self, epoch: usize) -> f64 {
-        self.0.lr * self.0.lr_gamma.powi((epoch / self.0.lr_step) as i32)
+        let mut schedule = self.schedule();
+        for _ in 0..epoch {
+            schedule.step();
+        }
+        schedule.step()
+    }
+
+    /// The step schedule as burn-optim's scheduler, stepped once per epoch: its `n`-th
+    /// `step()` (from 0) is `lr * gamma^(n / step)`, the schedule of the paper's `train.py`.
+    fn schedule(&self) -> StepLrScheduler {
+        StepLrSchedulerConfig::new(self.0.lr, self.0.lr_step)
+            .with_gamma(self.0.lr_gamma)
+            .init()
+            // `check` has made the step positive, the only thing `init` refuses.
+            .expect("a checked step schedule")
     }
 }
 
@@ -572,9 +588,14 @@ where
         }
     }
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut schedule = config.schedule();
+    // A resumed run skips the learning rates of the epochs already done.
+    for _ in 0..start {
+        schedule.step();
+    }
     for epoch in start..config.epochs() {
         let started = Instant::now();
-        let lr = config.lr_at(epoch);
+        let lr = schedule.step();
         let epoch_seed = seed ^ (epoch as u64).wrapping_mul(GOLDEN_GAMMA);
         let mut rng = StdRng::seed_from_u64(epoch_seed);
         B::seed(&device, epoch_seed);
