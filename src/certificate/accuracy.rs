@@ -88,13 +88,6 @@ pub fn approximate_certified_accuracy(outcomes: &[Outcome], radii: &[f64]) -> Re
 }
 
 /// How [`certified_accuracy_lower_bound`] bounds the number of wrong certificates.
-///
-/// # Example
-/// ```
-/// use randomized_smoothing::certificate::accuracy::AccuracyBound;
-///
-/// assert_ne!(AccuracyBound::Bernstein, AccuracyBound::Binomial);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccuracyBound {
     /// The paper's Theorem 6, from Bernstein's inequality.

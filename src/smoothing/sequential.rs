@@ -277,13 +277,6 @@ impl SequentialConfig {
 }
 
 /// The answer of [`certify_at_radius`](SmoothedClassifier::certify_at_radius).
-///
-/// # Example
-/// ```
-/// use randomized_smoothing::Verdict;
-///
-/// assert_ne!(Verdict::Certified, Verdict::Undecided);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Certified at the radius: wrong with probability at most alpha.

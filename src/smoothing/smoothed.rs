@@ -428,14 +428,6 @@ impl PredictConfig {
 }
 
 /// Why a procedure abstained.
-///
-/// # Example
-/// ```
-/// use randomized_smoothing::AbstainReason;
-///
-/// let reason = AbstainReason::LowConfidence;
-/// assert_ne!(reason, AbstainReason::NotSignificant);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AbstainReason {
