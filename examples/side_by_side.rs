@@ -26,7 +26,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use randomized_smoothing::models::{Architecture, Model, SmallCnnConfig};
+use randomized_smoothing::models::{Architecture, ImageClassifier, Model, SmallCnnConfig};
 use randomized_smoothing::{Gaussian, SmoothedClassifier};
 
 type Failure = Box<dyn std::error::Error>;
@@ -97,9 +97,8 @@ type Timer = Box<dyn FnMut(u64) -> Result<f64, Failure>>;
 fn crate_timer<B: Backend>(workload: &Workload, device: B::Device) -> Result<Timer, Failure> {
     B::seed(&device, 0);
     let model = workload.model::<B>(&device)?;
-    let shape = model_shape(&model);
+    let x = Tensor::<B, 3>::random(model.input_shape().to_vec(), Distribution::Default, &device);
     let smoothed = SmoothedClassifier::new(model, Gaussian::new(0.25)?);
-    let x = Tensor::<B, 3>::random(shape, Distribution::Default, &device);
     let batch = workload.batch;
     let mut rng = StdRng::seed_from_u64(0);
     Ok(Box::new(move |samples| {
@@ -109,12 +108,6 @@ fn crate_timer<B: Backend>(workload: &Workload, device: B::Device) -> Result<Tim
         assert_eq!(counts.iter().sum::<u64>(), samples);
         Ok(elapsed)
     }))
-}
-
-fn model_shape<B: Backend>(model: &Model<B>) -> [usize; 3] {
-    use randomized_smoothing::models::ImageClassifier;
-    let s = model.input_shape();
-    [s[0], s[1], s[2]]
 }
 
 /// The PyTorch reference, kept running and asked for one timing at a time.

@@ -119,6 +119,26 @@ pub enum DeviceKind {
     Cuda(usize),
 }
 
+impl DeviceKind {
+    /// The device a program runs on unless told otherwise: the first GPU in a build with the
+    /// `cuda` feature, else the CPU.
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::runtime::DeviceKind;
+    ///
+    /// let expected = if cfg!(feature = "cuda") { DeviceKind::Cuda(0) } else { DeviceKind::Cpu };
+    /// assert_eq!(DeviceKind::preferred(), expected);
+    /// ```
+    pub fn preferred() -> Self {
+        if cfg!(feature = "cuda") {
+            Self::Cuda(0)
+        } else {
+            Self::Cpu
+        }
+    }
+}
+
 impl fmt::Display for DeviceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -20,8 +20,7 @@ pub fn runtime_from_args(args: &mut Vec<String>) -> Result<Runtime, Box<dyn std:
     let backend = take("--backend")?.map(|b| b.parse()).transpose()?;
     let device = match take("--device")? {
         Some(d) => d.parse()?,
-        None if cfg!(feature = "cuda") => DeviceKind::Cuda(0),
-        None => DeviceKind::Cpu,
+        None => DeviceKind::preferred(),
     };
     Ok(Runtime::new(backend, device)?)
 }

@@ -181,13 +181,12 @@ impl Normalize {
         // Each image is one row and the statistics one row repeated per pixel, rather than
         // a `[1, c, 1, 1]` broadcast: the same arithmetic, element for element, but a row
         // broadcast is the pattern every CPU backend vectorizes (Burn's Flex takes a
-        // per-element strided path for the other, 90 times slower here: docs/benchmarks.md).
+        // per-element strided path for the other, 90 times slower: docs/benchmarks.md).
+        // The rows are expanded on the device: only the `c` values cross from the host.
         let row = |values: &[f32]| {
-            let per_pixel: Vec<f32> = values
-                .iter()
-                .flat_map(|&v| std::iter::repeat_n(v, h * w))
-                .collect();
-            Tensor::<B, 2>::from_data(TensorData::new(per_pixel, [1, c * h * w]), &device)
+            Tensor::<B, 4>::from_data(TensorData::new(values.to_vec(), [1, c, 1, 1]), &device)
+                .expand([1, c, h, w])
+                .reshape([1, c * h * w])
         };
         ((x.reshape([batch, c * h * w]) - row(&self.mean)) / row(&self.std))
             .reshape([batch, c, h, w])

@@ -5,14 +5,15 @@
 
 pub(crate) mod base;
 mod noise;
+mod outcome;
+mod params;
 pub(crate) mod sampling;
 pub mod sequential;
 mod smoothed;
 
 pub use base::{BaseClassifier, LinearClassifier, LogitsClassifier};
 pub use noise::{Gaussian, Laplace, NoiseDistribution, Norm, Uniform};
+pub use outcome::{AbstainReason, Certification, Estimate, Prediction};
+pub use params::{CertifyConfig, CertifyParams, MAX_SAMPLES, PredictConfig, PredictParams};
 pub use sequential::{Sequential, SequentialConfig, SequentialParams, Verdict};
-pub use smoothed::{
-    AbstainReason, Certification, CertifyConfig, CertifyParams, Estimate, MAX_SAMPLES,
-    PredictConfig, PredictParams, Prediction, SmoothedClassifier,
-};
+pub use smoothed::SmoothedClassifier;

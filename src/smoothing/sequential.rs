@@ -19,11 +19,10 @@ use rand::Rng;
 
 use super::base::BaseClassifier;
 use super::noise::NoiseDistribution;
+use super::outcome::{AbstainReason, Certification, Estimate};
+use super::params::{MAX_SAMPLES, check_samples, smallest_n};
 use super::sampling::sample_counts;
-use super::smoothed::{
-    AbstainReason, Certification, Estimate, MAX_SAMPLES, SmoothedClassifier, check_samples,
-    smallest_n, top_class_of,
-};
+use super::smoothed::{SmoothedClassifier, top_class_of};
 use crate::error::{Error, Result, check_open_unit, check_positive};
 use crate::stats::binomial::{clopper_pearson_lower_pair, clopper_pearson_upper_pair};
 use burn::tensor::Tensor;

@@ -23,22 +23,21 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
 
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::attack::{DeepFoolConfig, PgdParams, deepfool, host_l2_norm, pgd};
 use crate::data::ImageSource;
-use crate::error::{Error, Result, check_finite_positive, check_positive};
+use crate::error::{Error, Result, check_positive};
 use crate::smoothing::NoiseDistribution;
 use crate::smoothing::base::BaseClassifier;
 use crate::smoothing::{CertifyConfig, PredictConfig, SmoothedClassifier};
 use crate::stats::seed::{GOLDEN_GAMMA, mix64};
 use crate::workflow::records::{
-    ATTACK_HEADER, AttackOutcome, AttackRecord, CERTIFY_HEADER, CertifyRecord, DEEPFOOL_HEADER,
-    DeepFoolRecord, PREDICT_HEADER, PredictRecord, read_attack_log, read_certify_log,
-    read_deepfool_log, read_predict_log,
+    ATTACK_HEADER, AttackRecord, CERTIFY_HEADER, CertifyRecord, DEEPFOOL_HEADER, DeepFoolRecord,
+    PREDICT_HEADER, PredictRecord, read_attack_log, read_certify_log, read_deepfool_log,
+    read_predict_log,
 };
 
 /// Shard `index` of `count` (`k/N` on the command line, k from 0).
@@ -274,7 +273,7 @@ fn resume_rows<R: LogRow>(path: &Path) -> Result<Vec<R>> {
 
 /// Runs `row` on every selected example not yet in the job's log, appending and flushing
 /// one line per example; returns all rows of the selection, in index order.
-fn run_job<R: LogRow, S: ImageSource + ?Sized>(
+pub(crate) fn run_job<R: LogRow, S: ImageSource + ?Sized>(
     data: &S,
     job: &Job,
     row: impl FnMut(usize) -> Result<R>,
@@ -284,7 +283,7 @@ fn run_job<R: LogRow, S: ImageSource + ?Sized>(
 }
 
 /// As [`run_job`], on the given (sorted) indices.
-fn run_indices<R: LogRow>(
+pub(crate) fn run_indices<R: LogRow>(
     indices: &[usize],
     job: &Job,
     mut row: impl FnMut(usize) -> Result<R>,
@@ -327,7 +326,7 @@ fn run_indices<R: LogRow>(
 }
 
 /// Example `idx` of `data` as a tensor on `device`.
-fn image<B: Backend, S: ImageSource + ?Sized>(
+pub(crate) fn image<B: Backend, S: ImageSource + ?Sized>(
     data: &S,
     idx: usize,
     device: &B::Device,
@@ -541,233 +540,4 @@ fn merge<R: LogRow>(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize>
     }
     out.flush()?;
     Ok(rows.len())
-}
-
-/// The attack of [`attack_dataset`]: PGD settings whose radius is replaced, per example, by
-/// a multiple of its certified radius.
-///
-/// # Example
-/// ```
-/// use randomized_smoothing::attack::PgdParams;
-/// use randomized_smoothing::workflow::jobs::AttackPlan;
-///
-/// let plan = AttackPlan::new(1.5, PgdParams::new(1.0).samples(32))?;
-/// assert_eq!(plan.multiple(), 1.5);
-/// assert!(AttackPlan::new(0.0, PgdParams::new(1.0)).is_err());
-/// # Ok::<(), randomized_smoothing::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct AttackPlan {
-    multiple: f64,
-    pgd: PgdParams,
-}
-
-impl AttackPlan {
-    /// Attacks at `multiple` times each certified radius with the other settings of `pgd`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidParameter`] unless `multiple` is finite and positive, or if `pgd` is
-    /// invalid.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::attack::PgdParams;
-    /// use randomized_smoothing::workflow::jobs::AttackPlan;
-    ///
-    /// assert!(AttackPlan::new(2.0, PgdParams::new(1.0).steps(0)).is_err());
-    /// ```
-    pub fn new(multiple: f64, pgd: PgdParams) -> Result<Self> {
-        check_finite_positive("multiple", multiple)?;
-        pgd.clone().check()?;
-        Ok(Self { multiple, pgd })
-    }
-
-    /// The multiple of the certified radius.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::{attack::PgdParams, workflow::jobs::AttackPlan};
-    ///
-    /// assert_eq!(AttackPlan::new(2.0, PgdParams::new(1.0))?.multiple(), 2.0);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
-    pub fn multiple(&self) -> f64 {
-        self.multiple
-    }
-}
-
-/// Attacks each example that a certification log certified correctly (radius R > 0) with PGD
-/// against the smoothed classifier at radius `multiple * R`, and judges the adversarial input
-/// with PREDICT; one flushed row per example in the job's log, resumable as
-/// [`certify_dataset`]'s. Gradients are taken through `logits` on the autodiff backend `T`
-/// (the base classifier's logits, any backend), PREDICT runs on `smoothed`.
-///
-/// # Errors
-/// [`Error::InvalidParameter`] for a log row outside the data set; otherwise those of
-/// [`pgd`], [`SmoothedClassifier::predict`] and the log files.
-///
-/// # Example
-/// ```
-/// use burn::backend::{Autodiff, NdArray};
-/// use burn::tensor::Tensor;
-/// use randomized_smoothing::attack::PgdParams;
-/// use randomized_smoothing::workflow::jobs::{AttackPlan, Job, Selection, Shard, attack_dataset};
-/// use randomized_smoothing::workflow::records::CertifyRecord;
-/// use randomized_smoothing::{Gaussian, LogitsClassifier, PredictParams, SmoothedClassifier};
-///
-/// // Class 1 for bright images, on both backends.
-/// fn scores<B: burn::tensor::backend::Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
-///     let m = x.flatten::<2>(1, 3).mean_dim(1).sub_scalar(0.3).mul_scalar(10.0);
-///     Tensor::cat(vec![m.zeros_like(), m], 1)
-/// }
-/// let data = randomized_smoothing::data::digits()?;
-/// let base = LogitsClassifier::new([1, 8, 8], 2, scores::<NdArray>)?;
-/// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.1)?);
-/// let row = CertifyRecord { idx: 0, label: data.label(0), predict: Some(data.label(0)),
-///                           radius: 0.2, correct: true, time: Default::default() };
-/// let output = std::env::temp_dir().join(format!("doc-attack-{}.tsv", std::process::id()));
-/// let job = Job { selection: Selection::new(1, None, Shard::whole())?, seed: 0, output: output.clone() };
-/// let plan = AttackPlan::new(2.0, PgdParams::new(1.0).samples(8).steps(2))?;
-/// let predict = PredictParams::default().n(100).check()?;
-/// let rows = attack_dataset(&smoothed, scores::<Autodiff<NdArray>>, &data, &[row], &plan, &predict,
-///                           &job, (&Default::default(), &Default::default()), |_, _, _| {})?;
-/// assert_eq!((rows.len(), rows[0].attack_radius), (1, 0.4));
-/// assert!(rows[0].distance <= 0.4 + 1e-6);
-/// # std::fs::remove_file(output).ok();
-/// # Ok::<(), randomized_smoothing::Error>(())
-/// ```
-#[allow(clippy::too_many_arguments)]
-pub fn attack_dataset<B, C, N, S, T, F>(
-    smoothed: &SmoothedClassifier<B, C, N, 4>,
-    logits: F,
-    data: &S,
-    certified: &[CertifyRecord],
-    plan: &AttackPlan,
-    predict: &PredictConfig,
-    job: &Job,
-    devices: (&B::Device, &T::Device),
-    on_row: impl FnMut(&AttackRecord, usize, usize),
-) -> Result<Vec<AttackRecord>>
-where
-    B: Backend,
-    C: BaseClassifier<B, 4>,
-    N: NoiseDistribution,
-    S: ImageSource + ?Sized,
-    T: AutodiffBackend,
-    F: Fn(Tensor<T, 4>) -> Tensor<T, 2>,
-{
-    let mut radii = BTreeMap::new();
-    for row in certified.iter().filter(|r| r.correct && r.radius > 0.0) {
-        if row.idx >= data.len() {
-            return Err(Error::InvalidParameter {
-                name: "certified",
-                reason: format!("log row {} is outside the {} examples", row.idx, data.len()),
-            });
-        }
-        radii.insert(row.idx, row.radius);
-    }
-    let indices: Vec<usize> = job
-        .selection
-        .indices(data.len())
-        .into_iter()
-        .filter(|i| radii.contains_key(i))
-        .collect();
-    run_indices(
-        &indices,
-        job,
-        |idx| {
-            let x = image::<T, S>(data, idx, devices.1)?;
-            let started = Instant::now();
-            let label = data.label(idx);
-            let radius = radii[&idx];
-            let attack_radius = plan.multiple * radius;
-            let config = plan.pgd.clone().radius(attack_radius).check()?;
-            let mut rng = StdRng::seed_from_u64(example_seed(job.seed, idx));
-            let adversarial = pgd(
-                &logits,
-                smoothed.noise(),
-                x.clone(),
-                label,
-                &config,
-                &mut rng,
-            )?;
-            let distance = host_l2_norm(adversarial.clone() - x);
-            let at = Tensor::<B, 3>::from_data(adversarial.into_data(), devices.0);
-            let predicted = smoothed.predict(at, predict, &mut rng)?.class();
-            Ok(AttackRecord {
-                idx,
-                label,
-                radius,
-                attack_radius,
-                predict: predicted,
-                outcome: AttackOutcome::of(predicted, label),
-                distance,
-                time: started.elapsed(),
-            })
-        },
-        on_row,
-    )
-}
-
-/// Runs [`deepfool`] on the base classifier `logits` for each selected example; one flushed
-/// row per example, resumable as [`certify_dataset`]'s.
-///
-/// # Errors
-/// Those of [`deepfool`] and the log files.
-///
-/// # Example
-/// ```
-/// use burn::backend::{Autodiff, NdArray};
-/// use burn::tensor::Tensor;
-/// use randomized_smoothing::attack::DeepFoolParams;
-/// use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, deepfool_dataset};
-///
-/// type T = Autodiff<NdArray>;
-/// let logits = |x: Tensor<T, 4>| {
-///     let m = x.flatten::<2>(1, 3).mean_dim(1).sub_scalar(0.3);
-///     Tensor::cat(vec![m.zeros_like(), m], 1)
-/// };
-/// let data = randomized_smoothing::data::digits()?;
-/// let output = std::env::temp_dir().join(format!("doc-deepfool-{}.tsv", std::process::id()));
-/// let job = Job { selection: Selection::new(100, Some(3), Shard::whole())?, seed: 0, output: output.clone() };
-/// let rows = deepfool_dataset(logits, &data, &DeepFoolParams::default().check()?, &job,
-///                             &Default::default(), |_, _, _| {})?;
-/// assert_eq!(rows.len(), 3);
-/// assert!(rows.iter().all(|r| r.fooled && r.distance < 8.0 * 0.3));
-/// # std::fs::remove_file(output).ok();
-/// # Ok::<(), randomized_smoothing::Error>(())
-/// ```
-pub fn deepfool_dataset<S, T, F>(
-    logits: F,
-    data: &S,
-    config: &DeepFoolConfig,
-    job: &Job,
-    device: &T::Device,
-    on_row: impl FnMut(&DeepFoolRecord, usize, usize),
-) -> Result<Vec<DeepFoolRecord>>
-where
-    S: ImageSource + ?Sized,
-    T: AutodiffBackend,
-    F: Fn(Tensor<T, 4>) -> Tensor<T, 2>,
-{
-    run_job(
-        data,
-        job,
-        |idx| {
-            let x = image::<T, S>(data, idx, device)?;
-            let started = Instant::now();
-            let result = deepfool(&logits, x, config)?;
-            Ok(DeepFoolRecord {
-                idx,
-                label: data.label(idx),
-                predict: result.original,
-                adversarial: result.class,
-                distance: result.distance,
-                iterations: result.iterations,
-                fooled: result.fooled(),
-                time: started.elapsed(),
-            })
-        },
-        on_row,
-    )
 }

@@ -7,7 +7,7 @@ use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
 use randomized_smoothing::attack::{DeepFoolParams, Objective, PgdParams};
 use randomized_smoothing::models::ImageClassifier;
-use randomized_smoothing::workflow::jobs::{AttackPlan, attack_dataset, deepfool_dataset};
+use randomized_smoothing::workflow::attacks::{AttackPlan, attack_dataset, deepfool_dataset};
 use randomized_smoothing::workflow::records::{
     AttackOutcome, deepfool_robust_accuracy, read_certify_log,
 };

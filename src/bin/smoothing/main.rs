@@ -104,11 +104,7 @@ struct MergeArgs {
 
 /// Runs `work` on the backend and device the command line chose, after saying which.
 fn on_backend(cli: &Cli, work: Work) -> Result<(), Failure> {
-    let device = cli.device.unwrap_or(if cfg!(feature = "cuda") {
-        DeviceKind::Cuda(0)
-    } else {
-        DeviceKind::Cpu
-    });
+    let device = cli.device.unwrap_or_else(DeviceKind::preferred);
     let runtime = Runtime::new(cli.backend, device)?;
     eprintln!("backend: {runtime}");
     runtime.run(work)
