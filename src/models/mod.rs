@@ -30,6 +30,7 @@
 
 mod arch;
 mod files;
+pub mod kernels;
 mod normalize;
 #[cfg(feature = "pytorch")]
 mod pytorch;

@@ -49,7 +49,7 @@ fn conv_bn<B: Backend>(
     bn: &Option<BatchNorm<B>>,
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
-    let y = conv.forward(x);
+    let y = super::kernels::conv2d(conv, x);
     match bn {
         Some(bn) => bn.forward(y),
         None => y,
@@ -678,7 +678,7 @@ impl<B: Backend> ImageClassifier<B> for ResNet<B> {
         let x = self.normalize.forward(images);
         let x = relu(conv_bn(&self.conv1, &self.bn1, x));
         // Padding the max pool with zeros equals PyTorch's -inf padding: inputs are >= 0.
-        let mut x = self.maxpool.forward(x);
+        let mut x = super::kernels::max_pool2d(&self.maxpool, x);
         for block in self
             .layer1
             .iter()

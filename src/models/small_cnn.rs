@@ -8,7 +8,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-use super::{ImageClassifier, Normalize};
+use super::{ImageClassifier, Normalize, kernels};
 use crate::error::{Error, Result, check_positive};
 
 /// Configuration of [`SmallCnn`].
@@ -123,9 +123,15 @@ pub struct SmallCnn<B: Backend> {
 impl<B: Backend> ImageClassifier<B> for SmallCnn<B> {
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = self.normalize.forward(images);
-        let x = self.relu.forward(self.conv1.forward(x));
-        let x = self.pool.forward(self.relu.forward(self.conv2.forward(x)));
-        let x = self.pool.forward(self.relu.forward(self.conv3.forward(x)));
+        let x = self.relu.forward(kernels::conv2d(&self.conv1, x));
+        let x = kernels::max_pool2d(
+            &self.pool,
+            self.relu.forward(kernels::conv2d(&self.conv2, x)),
+        );
+        let x = kernels::max_pool2d(
+            &self.pool,
+            self.relu.forward(kernels::conv2d(&self.conv3, x)),
+        );
         self.head.forward(self.gap.forward(x).flatten::<2>(1, 3))
     }
 
