@@ -28,6 +28,8 @@ use randomized_smoothing::workflow::plot::{Curve, plot_certified_accuracy};
 use randomized_smoothing::workflow::train::{TrainParams, train};
 use randomized_smoothing::{CertifyParams, Gaussian, SmoothedClassifier};
 
+mod common;
+
 const SIGMA: f64 = 0.25;
 // 24 filters and 40 epochs rather than 16 and 20: at r = 0.75, where nearly every noisy
 // sample must be right, the larger network trained longer certifies about twice as many
@@ -139,20 +141,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         samples / start.elapsed().as_secs_f64(),
         output.display()
     );
-    let radii = [0.0, 0.25, 0.5, 0.75];
-    let approx = approximate_certified_accuracy(&outcomes, &radii)?;
-    println!("| radius | certified accuracy | lower bound (Appendix D, rho = 0.001) |");
-    println!("| --- | --- | --- |");
-    for (r, a) in radii.iter().zip(&approx) {
-        let bound = certified_accuracy_lower_bound(
-            *a,
-            outcomes.len() as u64,
-            certify.alpha(),
-            0.001,
-            AccuracyBound::Binomial,
-        )?;
-        println!("| {r:.2} | {a:.3} | {bound:.3} |");
-    }
+    common::print_certified_accuracy(&outcomes, &[0.0, 0.25, 0.5, 0.75], certify.alpha())?;
 
     // Certified accuracy against radius, with its Appendix D lower bound, as SVG and PNG.
     let grid: Vec<f64> = (0..=90).map(|i| i as f64 * 0.01).collect();

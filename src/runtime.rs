@@ -37,8 +37,9 @@ use crate::error::{Error, Result};
 /// A Burn backend the crate can be built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
-    /// Burn's Flex CPU backend (feature `flex`, default): GEMM convolutions, the fastest of
-    /// Burn's pure-Rust CPU backends for certification and training on most models.
+    /// Burn's Flex CPU backend (feature `flex`, default): the fastest of Burn's pure-Rust CPU
+    /// backends for certification and training, with the crate's convolution and pooling
+    /// kernels ([`crate::models::kernels`]) in inference.
     Flex,
     /// Burn's NdArray CPU backend (feature `ndarray`).
     NdArray,

@@ -331,7 +331,6 @@ pub(crate) fn bound_top_two(
     }
 }
 
-/// The indices of the largest and second-largest counts (lowest index first among ties).
 /// The index of the largest count (lowest index among ties): the selected candidate.
 pub(crate) fn top_class_of(counts: &[u64]) -> usize {
     top_two(counts).0

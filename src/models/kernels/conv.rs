@@ -96,7 +96,7 @@ struct Geometry {
 
 impl Geometry {
     /// The geometry of `conv` applied to `input`, or `None` where the kernel does not apply:
-    /// another backend, another dtype, groups, `Same` padding with dilation, an empty batch,
+    /// another backend, another dtype, groups, `Same` padding with dilation, an empty tensor,
     /// or shapes Burn itself would reject (which then reports them).
     fn of<B: Backend>(conv: &Conv2d<B>, input: &Tensor<B, 4>) -> Option<Self> {
         if !on_host::<B>(&input.device()) || conv.groups != 1 {
@@ -110,7 +110,8 @@ impl Geometry {
         let [out_channels, in_channels, kh, kw] = weight.dims();
         let [sh, sw] = conv.stride;
         let [dh, dw] = conv.dilation;
-        if batch == 0 || in_channels != channels || [kh, kw, sh, sw, dh, dw].contains(&0) {
+        let sizes = [batch, channels, out_channels, kh, kw, sh, sw, dh, dw];
+        if in_channels != channels || sizes.contains(&0) {
             return None;
         }
         let (top, left, bottom, right) = match conv.padding {
