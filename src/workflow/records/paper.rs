@@ -1,0 +1,207 @@
+//! The paper's two log formats: `certify.py`'s certification log and `predict.py`'s
+//! prediction log.
+
+use std::io::Read;
+use std::time::Duration;
+
+use super::{duration, flag, format_duration, format_radius, prediction, read_rows, unsigned};
+use crate::certificate::accuracy::Outcome;
+use crate::error::Result;
+
+/// The header line of a certification log.
+///
+/// # Example
+/// ```
+/// assert!(randomized_smoothing::workflow::records::CERTIFY_HEADER.starts_with("idx\tlabel"));
+/// ```
+pub const CERTIFY_HEADER: &str = "idx\tlabel\tpredict\tradius\tcorrect\ttime";
+
+/// One row of a certification log.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use randomized_smoothing::workflow::records::CertifyRecord;
+///
+/// let abstained = CertifyRecord { idx: 0, label: 1, predict: None, radius: 0.0, correct: false,
+///                                 time: Duration::from_secs(15) };
+/// assert_eq!(abstained.to_line(), "0\t1\t-1\t0.0\t0\t0:00:15.000000");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertifyRecord {
+    /// Index of the example in its data set.
+    pub idx: usize,
+    /// True label.
+    pub label: usize,
+    /// Certified class, `None` on abstention.
+    pub predict: Option<usize>,
+    /// Certified radius (0 on abstention).
+    pub radius: f64,
+    /// Whether the certified class is the label.
+    pub correct: bool,
+    /// Time spent on the example.
+    pub time: Duration,
+}
+
+impl CertifyRecord {
+    /// The row as the paper's `certify.py` writes it (no trailing newline).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use randomized_smoothing::workflow::records::CertifyRecord;
+    ///
+    /// let r = CertifyRecord { idx: 20, label: 7, predict: Some(7), radius: 1.23456, correct: true,
+    ///                         time: Duration::from_millis(151_238) };
+    /// assert_eq!(r.to_line(), "20\t7\t7\t1.23\t1\t0:02:31.238000");
+    /// ```
+    pub fn to_line(&self) -> String {
+        let predict = self.predict.map_or("-1".to_string(), |p| p.to_string());
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            self.idx,
+            self.label,
+            predict,
+            format_radius(self.radius),
+            u8::from(self.correct),
+            format_duration(self.time)
+        )
+    }
+
+    /// The row as an [`Outcome`] for the accuracy functions.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use randomized_smoothing::workflow::records::CertifyRecord;
+    ///
+    /// let r = CertifyRecord { idx: 0, label: 2, predict: Some(2), radius: 0.5, correct: true,
+    ///                         time: Duration::ZERO };
+    /// assert!(r.outcome().certified_at(0.5));
+    /// ```
+    pub fn outcome(&self) -> Outcome {
+        Outcome {
+            correct: self.correct,
+            radius: self.radius,
+        }
+    }
+}
+
+/// The header line of a prediction log.
+///
+/// # Example
+/// ```
+/// assert_eq!(randomized_smoothing::workflow::records::PREDICT_HEADER, "idx\tlabel\tpredict\tcorrect\ttime");
+/// ```
+pub const PREDICT_HEADER: &str = "idx\tlabel\tpredict\tcorrect\ttime";
+
+/// One row of a prediction log, as the paper's `predict.py` writes it.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use randomized_smoothing::workflow::records::PredictRecord;
+///
+/// let row = PredictRecord { idx: 5, label: 3, predict: None, correct: false, time: Duration::from_millis(150) };
+/// assert_eq!(row.to_line(), "5\t3\t-1\t0\t0:00:00.150000");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictRecord {
+    /// Index of the example in its data set.
+    pub idx: usize,
+    /// True label.
+    pub label: usize,
+    /// Predicted class, `None` on abstention.
+    pub predict: Option<usize>,
+    /// Whether the prediction is the label.
+    pub correct: bool,
+    /// Time spent on the example.
+    pub time: Duration,
+}
+
+impl PredictRecord {
+    /// The row as a tab-separated line (no trailing newline).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use randomized_smoothing::workflow::records::PredictRecord;
+    ///
+    /// let row = PredictRecord { idx: 0, label: 1, predict: Some(1), correct: true, time: Duration::ZERO };
+    /// assert_eq!(row.to_line(), "0\t1\t1\t1\t0:00:00.000000");
+    /// ```
+    pub fn to_line(&self) -> String {
+        let predict = self.predict.map_or("-1".to_string(), |p| p.to_string());
+        format!(
+            "{}\t{}\t{predict}\t{}\t{}",
+            self.idx,
+            self.label,
+            u8::from(self.correct),
+            format_duration(self.time)
+        )
+    }
+}
+
+/// Reads a certification log: the header, then one row per example.
+///
+/// # Errors
+/// [`Error::MalformedData`] naming the line for a missing or different header, a row with
+/// the wrong number of fields (as in a truncated file), or a field that does not parse;
+/// [`Error::Io`] if reading fails.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::workflow::records::read_certify_log;
+///
+/// let log = "idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t3\t3\t0.378\t1\t15.4\n40\t4\t-1\t0.0\t0\t15.7\n";
+/// let rows = read_certify_log(log.as_bytes())?;
+/// assert_eq!((rows.len(), rows[1].predict), (2, None));
+/// assert!(read_certify_log("idx\tlabel\n".as_bytes()).is_err());
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
+    read_rows(reader, "certification log", CERTIFY_HEADER, |f, bad| {
+        let radius: f64 = f[3]
+            .parse()
+            .map_err(|_| bad(format!("radius {:?} is not a number", f[3])))?;
+        if radius.is_nan() || radius < 0.0 {
+            return Err(bad(format!("radius {radius} is not a non-negative number")));
+        }
+        Ok(CertifyRecord {
+            idx: unsigned(f, 0, bad)?,
+            label: unsigned(f, 1, bad)?,
+            predict: prediction(f, 2, bad)?,
+            radius,
+            correct: flag(f, 4, bad)?,
+            time: duration(f, 5, bad)?,
+        })
+    })
+}
+
+/// Reads a prediction log in the format of the paper's `predict.py` (header
+/// `idx label predict correct time`, tab-separated; `predict` is -1 on abstention).
+///
+/// # Errors
+/// As [`read_certify_log`].
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::workflow::records::read_predict_log;
+///
+/// let log = "idx\tlabel\tpredict\tcorrect\ttime\n0\t3\t3\t1\t0:00:01.500000\n1\t4\t-1\t0\t0:00:01.400000\n";
+/// let rows = read_predict_log(log.as_bytes())?;
+/// assert_eq!((rows.len(), rows[0].correct, rows[1].predict), (2, true, None));
+/// assert!(read_predict_log("idx\tlabel\tpredict\tcorrect\ttime\n0\t3\n".as_bytes()).is_err());
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn read_predict_log(reader: impl Read) -> Result<Vec<PredictRecord>> {
+    read_rows(reader, "prediction log", PREDICT_HEADER, |f, bad| {
+        Ok(PredictRecord {
+            idx: unsigned(f, 0, bad)?,
+            label: unsigned(f, 1, bad)?,
+            predict: prediction(f, 2, bad)?,
+            correct: flag(f, 3, bad)?,
+            time: duration(f, 4, bad)?,
+        })
+    })
+}
