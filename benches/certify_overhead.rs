@@ -15,6 +15,7 @@ use burn::tensor::{Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use randomized_smoothing::models::kernels::{conv2d, max_pool2d};
 use randomized_smoothing::{
     BaseClassifier, CertifyParams, Gaussian, LogitsClassifier, SmoothedClassifier,
 };
@@ -49,8 +50,10 @@ impl<B: Backend> SmallCnn<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = self.pool.forward(self.relu.forward(self.conv1.forward(x)));
-        let x = self.pool.forward(self.relu.forward(self.conv2.forward(x)));
+        // The crate's kernels, as its own models run them on Flex and NdArray (Burn's layers
+        // elsewhere).
+        let x = max_pool2d(&self.pool, self.relu.forward(conv2d(&self.conv1, x)));
+        let x = max_pool2d(&self.pool, self.relu.forward(conv2d(&self.conv2, x)));
         self.head.forward(self.gap.forward(x).flatten::<2>(1, 3))
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! # the paper's model (its models/cifar10/resnet110/noise_0.25/checkpoint.pth.tar), every
-//! # 20th test image as in the paper: about an hour per image on a 2-core CPU, seconds on a GPU
+//! # 20th test image as in the paper: 100,100 ResNet-110 passes, 8 to 10 minutes per image on a
+//! # 2-core CPU (docs/benchmarks.md), seconds on a GPU
 //! cargo run --release --example cifar10 -- --data cifar-10-batches-bin \
 //!     --checkpoint checkpoint.pth.tar --sigma 0.25 --skip 20
 //! cargo run --release --features cuda --example cifar10 -- --data cifar-10-batches-bin \
