@@ -97,7 +97,7 @@ impl DeepFoolParams {
     /// Validates the settings.
     ///
     /// # Errors
-    /// [`Error::ZeroCount`] for zero iterations; [`Error::InvalidParameter`] for a negative
+    /// [`Error::ZeroCount`](crate::Error::ZeroCount) for zero iterations; [`Error::InvalidParameter`](crate::Error::InvalidParameter) for a negative
     /// or non-finite overshoot, fewer than two candidates or an empty pixel range.
     ///
     /// # Example
@@ -227,7 +227,7 @@ impl<B: AutodiffBackend, const K: usize> DeepFool<B, K> {
 /// logits in one backward pass over a batch of copies.
 ///
 /// # Errors
-/// As [`pgd`].
+/// As [`pgd`](fn@super::pgd).
 ///
 /// # Example
 /// ```

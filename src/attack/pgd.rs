@@ -169,8 +169,8 @@ impl PgdParams {
     /// Validates the settings.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] unless the radius and step size are finite and positive
-    /// and the pixel range is finite and non-empty; [`Error::ZeroCount`] for zero steps,
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) unless the radius and step size are finite and positive
+    /// and the pixel range is finite and non-empty; [`Error::ZeroCount`](crate::Error::ZeroCount) for zero steps,
     /// samples or batch size.
     ///
     /// # Example
@@ -299,9 +299,9 @@ impl PgdConfig {
 /// box. Nothing is read back to the host inside the loop.
 ///
 /// # Errors
-/// [`Error::InvalidParameter`] if the ranks of `x` and the batches do not match or `x` lies
-/// outside the pixel range; [`Error::NonFiniteInput`]; [`Error::InvalidClass`] for a label
-/// outside the logits; [`Error::BatchLengthMismatch`] if `logits` returns the wrong number
+/// [`Error::InvalidParameter`](crate::Error::InvalidParameter) if the ranks of `x` and the batches do not match or `x` lies
+/// outside the pixel range; [`Error::NonFiniteInput`](crate::Error::NonFiniteInput); [`Error::InvalidClass`](crate::Error::InvalidClass) for a label
+/// outside the logits; [`Error::BatchLengthMismatch`](crate::Error::BatchLengthMismatch) if `logits` returns the wrong number
 /// of rows.
 ///
 /// # Example

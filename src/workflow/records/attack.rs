@@ -130,7 +130,7 @@ impl AttackRecord {
 /// Reads a PGD attack log ([`ATTACK_HEADER`]).
 ///
 /// # Errors
-/// As [`read_certify_log`].
+/// As [`read_certify_log`](super::read_certify_log).
 ///
 /// # Example
 /// ```
@@ -258,7 +258,7 @@ impl DeepFoolRecord {
 /// the base classifier's true robust accuracy.
 ///
 /// # Errors
-/// [`Error::ZeroCount`] for no rows; [`Error::InvalidParameter`] for a NaN or negative `r`.
+/// [`Error::ZeroCount`](crate::Error::ZeroCount) for no rows; [`Error::InvalidParameter`](crate::Error::InvalidParameter) for a NaN or negative `r`.
 ///
 /// # Example
 /// ```
@@ -290,7 +290,7 @@ pub fn deepfool_robust_accuracy(rows: &[DeepFoolRecord], r: f64) -> Result<f64> 
 /// Reads a DeepFool log ([`DEEPFOOL_HEADER`]).
 ///
 /// # Errors
-/// As [`read_certify_log`].
+/// As [`read_certify_log`](super::read_certify_log).
 ///
 /// # Example
 /// ```

@@ -145,9 +145,9 @@ impl PredictRecord {
 /// Reads a certification log: the header, then one row per example.
 ///
 /// # Errors
-/// [`Error::MalformedData`] naming the line for a missing or different header, a row with
+/// [`Error::MalformedData`](crate::Error::MalformedData) naming the line for a missing or different header, a row with
 /// the wrong number of fields (as in a truncated file), or a field that does not parse;
-/// [`Error::Io`] if reading fails.
+/// [`Error::Io`](crate::Error::Io) if reading fails.
 ///
 /// # Example
 /// ```
