@@ -11,13 +11,12 @@
 //! It computes the same sums as Burn's convolution in another order, so outputs agree to
 //! rounding (about 1e-6 relative), not bit for bit.
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::{f32_values, on_host};
+use super::{Window, explicit_padding, f32_values, on_host};
 
 /// Output pixels per GEMM: images whose output is smaller are stacked side by side until one
 /// product has about this many rows. Measured on the ResNets' and the digits CNN's layers:
@@ -34,8 +33,7 @@ const PIXELS_PER_PRODUCT: usize = 256;
 /// # Example
 /// ```
 /// use burn::backend::Flex;
-/// use burn::nn::PaddingConfig2d;
-/// use burn::nn::conv::Conv2dConfig;
+/// /// use burn::nn::conv::Conv2dConfig;
 /// use burn::tensor::{Distribution, Tensor};
 /// use randomized_smoothing::models::kernels;
 ///
@@ -84,14 +82,7 @@ struct Geometry {
     height: usize,
     width: usize,
     out_channels: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    dilation: [usize; 2],
-    /// Zero rows above and zero columns left of the input (those below and right only
-    /// shorten or lengthen the output).
-    pad_start: [usize; 2],
-    out_height: usize,
-    out_width: usize,
+    window: Window,
 }
 
 impl Geometry {
@@ -108,67 +99,55 @@ impl Geometry {
         }
         let [batch, channels, height, width] = input.dims();
         let [out_channels, in_channels, kh, kw] = weight.dims();
-        let [sh, sw] = conv.stride;
-        let [dh, dw] = conv.dilation;
-        let sizes = [batch, channels, out_channels, kh, kw, sh, sw, dh, dw];
-        if in_channels != channels || sizes.contains(&0) {
+        if in_channels != channels || [batch, channels, out_channels].contains(&0) {
             return None;
         }
-        let (top, left, bottom, right) = match conv.padding {
-            PaddingConfig2d::Valid => (0, 0, 0, 0),
-            PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
-            // Burn's rule, which leaves dilation out: that case stays with Burn.
-            PaddingConfig2d::Same if dh == 1 && dw == 1 => {
-                let ((top, bottom), (left, right)) = (same(height, kh, sh), same(width, kw, sw));
-                (top, left, bottom, right)
-            }
-            PaddingConfig2d::Same => return None,
-        };
         if let Some(bias) = &conv.bias
             && (bias.dims() != [out_channels] || bias.val().dtype() != DType::F32)
         {
             return None;
         }
-        let out = |size: usize, before: usize, after: usize, k: usize, s: usize, d: usize| {
-            let span = d * (k - 1) + 1;
-            let padded = size + before + after;
-            (padded >= span).then(|| (padded - span) / s + 1)
+        let [sh, sw] = conv.stride;
+        let padding = match explicit_padding(&conv.padding) {
+            Some(padding) => padding,
+            // Burn's rule, which leaves dilation out: that case stays with Burn.
+            None if conv.dilation == [1, 1] && sh * sw > 0 => {
+                let ((top, bottom), (left, right)) = (same(height, kh, sh), same(width, kw, sw));
+                [top, left, bottom, right]
+            }
+            None => return None,
         };
-        let out_height = out(height, top, bottom, kh, sh, dh)?;
-        let out_width = out(width, left, right, kw, sw, dw)?;
+        let window = Window::new(
+            [height, width],
+            [kh, kw],
+            conv.stride,
+            conv.dilation,
+            padding,
+        )?;
         Some(Self {
             batch,
             channels,
             height,
             width,
             out_channels,
-            kernel: [kh, kw],
-            stride: [sh, sw],
-            dilation: [dh, dw],
-            pad_start: [top, left],
-            out_height,
-            out_width,
+            window,
         })
     }
 
     fn output_shape(&self) -> [usize; 4] {
-        [
-            self.batch,
-            self.out_channels,
-            self.out_height,
-            self.out_width,
-        ]
+        let [out_height, out_width] = self.window.out;
+        [self.batch, self.out_channels, out_height, out_width]
     }
 
     /// Output pixels per image.
     fn pixels(&self) -> usize {
-        self.out_height * self.out_width
+        self.window.pixels()
     }
 
     /// Rows of the im2col matrix: one per (input channel, kernel row, kernel column), in the
     /// order of the weight's memory, so that the weight is the GEMM's matrix as it lies.
     fn depth(&self) -> usize {
-        self.channels * self.kernel[0] * self.kernel[1]
+        self.channels * self.window.kernel[0] * self.window.kernel[1]
     }
 
     /// The convolution of NCHW `x` with OIHW `weight` plus `bias`, as NCHW.
@@ -276,11 +255,14 @@ impl Geometry {
     /// `offset`: row (c, i, j), column p = (y, x) holds `x[c, y*sh + i*dh - top, x*sw + j*dw -
     /// left]`, or 0 in the padding.
     fn im2col(&self, x: &[f32], columns: &mut [f32], width: usize, offset: usize) {
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
-        let [dh, dw] = self.dilation;
-        let [top, left] = self.pad_start;
-        let (ow, pixels) = (self.out_width, self.pixels());
+        let Window {
+            kernel: [kh, kw],
+            stride: [sh, sw],
+            dilation: [dh, dw],
+            pad_start: [top, left],
+            out: [_, ow],
+        } = self.window;
+        let pixels = self.pixels();
         // Output columns whose input column lies inside the image, for kernel column j:
         // left <= ox*sw + j*dw < width + left.
         let valid_columns = |j: usize| {
@@ -345,12 +327,13 @@ impl Geometry {
         [down, right]: [usize; 2],
         (low, high): (usize, usize),
     ) {
-        let (w, top, left) = (self.width, self.pad_start[0], self.pad_start[1]);
+        let [top, left] = self.window.pad_start;
+        let (w, out_height) = (self.width, self.window.out[0]);
         // Output rows landing in the image: top <= oy + down < height + top.
-        let first = top.saturating_sub(down).min(self.out_height);
+        let first = top.saturating_sub(down).min(out_height);
         let end = (self.height + top)
             .saturating_sub(down)
-            .clamp(first, self.out_height);
+            .clamp(first, out_height);
         row[..first * w].fill(0.0);
         row[end * w..].fill(0.0);
         if first == end {
@@ -376,6 +359,7 @@ impl Geometry {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex, NdArray};
+    use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::{Distribution, ElementConversion};
 

@@ -21,6 +21,7 @@ mod pool;
 pub use conv::conv2d;
 pub use pool::max_pool2d;
 
+use burn::nn::PaddingConfig2d;
 use burn::tensor::TensorData;
 use burn::tensor::backend::Backend;
 
@@ -39,4 +40,61 @@ fn on_host<B: Backend>(device: &B::Device) -> bool {
 fn f32_values(data: &TensorData) -> &[f32] {
     data.as_slice::<f32>()
         .expect("kernels run on tensors checked to hold f32")
+}
+
+/// Where a window (a convolution's kernel, a pooling window) slides over an image plane: the
+/// geometry the convolution and the pooling share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Window {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    /// Padding rows above and columns left of the input (those below and right only lengthen
+    /// the output).
+    pad_start: [usize; 2],
+    /// Output height and width.
+    out: [usize; 2],
+}
+
+impl Window {
+    /// The window over an input of `[height, width]` with `padding` (top, left, bottom,
+    /// right), or `None` for a zero size or a window wider than the padded input.
+    fn new(
+        [height, width]: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        [top, left, bottom, right]: [usize; 4],
+    ) -> Option<Self> {
+        if [kernel, stride, dilation].concat().contains(&0) {
+            return None;
+        }
+        let out = |size: usize, before: usize, after: usize, axis: usize| {
+            let span = dilation[axis] * (kernel[axis] - 1) + 1;
+            let padded = size + before + after;
+            (padded >= span).then(|| (padded - span) / stride[axis] + 1)
+        };
+        Some(Self {
+            kernel,
+            stride,
+            dilation,
+            pad_start: [top, left],
+            out: [out(height, top, bottom, 0)?, out(width, left, right, 1)?],
+        })
+    }
+
+    /// Output pixels per plane.
+    fn pixels(&self) -> usize {
+        self.out[0] * self.out[1]
+    }
+}
+
+/// `Valid` and `Explicit` padding as (top, left, bottom, right); `None` for `Same`, which
+/// the layers resolve against the input size.
+fn explicit_padding(padding: &PaddingConfig2d) -> Option<[usize; 4]> {
+    match *padding {
+        PaddingConfig2d::Valid => Some([0; 4]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([top, left, bottom, right]),
+        PaddingConfig2d::Same => None,
+    }
 }

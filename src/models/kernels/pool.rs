@@ -3,13 +3,12 @@
 //! Flex 0.21 pools a `[1000, 16, 8, 8]` batch 2x2 in about 5 ms, 20 ns per output, a quarter
 //! of the digits CNN's forward pass; this loop takes a fraction of that.
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::{f32_values, on_host};
+use super::{Window, explicit_padding, f32_values, on_host};
 
 /// Output values per parallel task: small planes (2x2, 4x4) are grouped so that a task
 /// outweighs rayon's scheduling.
@@ -36,12 +35,12 @@ const VALUES_PER_TASK: usize = 4096;
 /// y.into_data().assert_eq(&TensorData::from([[[[5.0f32, 8.0]]]]), false);
 /// ```
 pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, input: Tensor<B, 4>) -> Tensor<B, 4> {
-    match Window::of(pool, &input) {
-        Some(window) => {
+    match Pooling::of(pool, &input) {
+        Some(pooling) => {
             let device = input.device();
             let x = input.into_data();
-            let output = window.pool(f32_values(&x));
-            Tensor::from_data(TensorData::new(output, window.output_shape()), &device)
+            let output = pooling.pool(f32_values(&x));
+            Tensor::from_data(TensorData::new(output, pooling.output_shape()), &device)
         }
         None => pool.forward(input),
     }
@@ -49,21 +48,16 @@ pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, input: Tensor<B, 4>) -> Tensor<B
 
 /// Shapes and options of one pooling the loop can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Window {
+struct Pooling {
     planes: usize,
     channels: usize,
     height: usize,
     width: usize,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    dilation: [usize; 2],
-    pad_start: [usize; 2],
-    out_height: usize,
-    out_width: usize,
+    window: Window,
 }
 
-impl Window {
-    /// The window of `pool` over `input`, or `None` where the loop does not apply: another
+impl Pooling {
+    /// The pooling of `pool` over `input`, or `None` where the loop does not apply: another
     /// backend or dtype, `Same` padding, ceiling rounding, an empty batch, or shapes Burn
     /// itself would reject (which then reports them).
     fn of<B: Backend>(pool: &MaxPool2d, input: &Tensor<B, 4>) -> Option<Self> {
@@ -71,50 +65,47 @@ impl Window {
             return None;
         }
         let [batch, channels, height, width] = input.dims();
-        let (top, left, bottom, right) = match pool.padding {
-            PaddingConfig2d::Valid => (0, 0, 0, 0),
-            PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
-            PaddingConfig2d::Same => return None,
-        };
-        let [kh, kw] = pool.kernel_size;
-        let [sh, sw] = pool.stride;
-        let [dh, dw] = pool.dilation;
-        if batch * channels == 0 || [kh, kw, sh, sw, dh, dw].contains(&0) {
-            return None;
-        }
+        let padding = explicit_padding(&pool.padding)?;
+        let window = Window::new(
+            [height, width],
+            pool.kernel_size,
+            pool.stride,
+            pool.dilation,
+            padding,
+        )?;
         // A window wholly inside the padding would have no input to take the maximum of.
-        let (reach_h, reach_w) = (dh * (kh - 1), dw * (kw - 1));
-        if top.max(bottom) > reach_h || left.max(right) > reach_w {
+        let [top, left, bottom, right] = padding;
+        let [dh, dw] = pool.dilation;
+        let [kh, kw] = pool.kernel_size;
+        if batch * channels == 0
+            || top.max(bottom) > dh * (kh - 1)
+            || left.max(right) > dw * (kw - 1)
+        {
             return None;
         }
-        let out = |size: usize, before: usize, after: usize, k: usize, s: usize, d: usize| {
-            let span = d * (k - 1) + 1;
-            let padded = size + before + after;
-            (padded >= span).then(|| (padded - span) / s + 1)
-        };
         Some(Self {
             planes: batch * channels,
             channels,
             height,
             width,
-            kernel: [kh, kw],
-            stride: [sh, sw],
-            dilation: [dh, dw],
-            pad_start: [top, left],
-            out_height: out(height, top, bottom, kh, sh, dh)?,
-            out_width: out(width, left, right, kw, sw, dw)?,
+            window,
         })
     }
 
     fn output_shape(&self) -> [usize; 4] {
-        let batch = self.planes / self.channels;
-        [batch, self.channels, self.out_height, self.out_width]
+        let [out_height, out_width] = self.window.out;
+        [
+            self.planes / self.channels,
+            self.channels,
+            out_height,
+            out_width,
+        ]
     }
 
     /// The maxima over every window of every plane of `x`.
     fn pool(&self, x: &[f32]) -> Vec<f32> {
         let plane_in = self.height * self.width;
-        let plane_out = self.out_height * self.out_width;
+        let plane_out = self.window.pixels();
         assert_eq!(x.len(), self.planes * plane_in, "input matches its window");
         let planes_per_task = (VALUES_PER_TASK / plane_out).max(1);
         let mut output = vec![0.0f32; self.planes * plane_out];
@@ -132,11 +123,14 @@ impl Window {
     }
 
     fn pool_plane(&self, x: &[f32], out: &mut [f32]) {
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
-        let [dh, dw] = self.dilation;
-        let [top, left] = self.pad_start;
-        for (oy, out) in out.chunks_exact_mut(self.out_width).enumerate() {
+        let Window {
+            kernel: [kh, kw],
+            stride: [sh, sw],
+            dilation: [dh, dw],
+            pad_start: [top, left],
+            out: [_, out_width],
+        } = self.window;
+        for (oy, out) in out.chunks_exact_mut(out_width).enumerate() {
             for (ox, value) in out.iter_mut().enumerate() {
                 let mut max = f32::NEG_INFINITY;
                 for i in 0..kh {
@@ -163,6 +157,7 @@ impl Window {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex, NdArray};
+    use burn::nn::PaddingConfig2d;
     use burn::nn::pool::MaxPool2dConfig;
     use burn::tensor::Distribution;
 
@@ -170,7 +165,7 @@ mod tests {
         let device = Default::default();
         B::seed(&device, 3);
         let x = Tensor::<B, 4>::random(input, Distribution::Normal(0.0, 1.0), &device);
-        assert!(Window::of(pool, &x).is_some(), "the loop applies");
+        assert!(Pooling::of(pool, &x).is_some(), "the loop applies");
         let ours = max_pool2d(pool, x.clone());
         // A maximum is exact: any difference is a wrong window.
         ours.into_data()
@@ -209,7 +204,7 @@ mod tests {
             .with_padding(PaddingConfig2d::Same)
             .init();
         for pool in [&ceil, &same] {
-            assert_eq!(Window::of(pool, &x), None);
+            assert_eq!(Pooling::of(pool, &x), None);
             assert_eq!(
                 max_pool2d(pool, x.clone()).dims(),
                 pool.forward(x.clone()).dims()
@@ -217,6 +212,6 @@ mod tests {
         }
         let x = Tensor::<Autodiff<Flex>, 4>::zeros([1, 2, 6, 6], &device);
         let plain = MaxPool2dConfig::new([2, 2]).init();
-        assert_eq!(Window::of(&plain, &x), None);
+        assert_eq!(Pooling::of(&plain, &x), None);
     }
 }
