@@ -34,9 +34,7 @@ use randomized_smoothing::models::{
     Architecture, Model, PytorchCheckpoint, load_model, save_model,
 };
 use randomized_smoothing::runtime::BackendTask;
-use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset};
 use randomized_smoothing::workflow::train::{TrainParams, train};
-use randomized_smoothing::{CertifyParams, Gaussian, SmoothedClassifier};
 
 mod common;
 
@@ -49,60 +47,35 @@ const USAGE: &str = "cifar10 --data DIR --sigma S (--checkpoint FILE | --epochs 
 /// The run, as the flags give it.
 struct Cifar10 {
     data: PathBuf,
-    sigma: f64,
     checkpoint: Option<PathBuf>,
     epochs: Option<usize>,
     save: Option<PathBuf>,
     arch: Architecture,
-    certify: CertifyParams,
-    job: Job,
+    run: common::CertifyRun,
 }
 
 fn main() -> Result<(), Failure> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = common::runtime_from_args(&mut args)?;
+    let run = common::CertifyRun::from_args(&mut args, "cifar10", 400)?;
     let mut flag = |name: &str| common::take_flag::<String>(&mut args, name);
     let data = flag("--data")?.ok_or(USAGE)?.into();
-    let sigma: f64 = flag("--sigma")?.ok_or(USAGE)?.parse()?;
     let checkpoint = flag("--checkpoint")?.map(PathBuf::from);
     let epochs = flag("--epochs")?.map(|e| e.parse()).transpose()?;
     let save = flag("--save")?.map(PathBuf::from);
     let arch = flag("--arch")?.unwrap_or("cifar_resnet20".into()).parse()?;
-    let number = |value: Option<String>, default: u64| value.map_or(Ok(default), |v| v.parse());
-    let certify = CertifyParams::default()
-        .n0(number(flag("--n0")?, 100)?)
-        .n(number(flag("--n")?, 100_000)?)
-        .alpha(flag("--alpha")?.map_or(Ok(0.001), |a| a.parse())?)
-        .batch_size(number(flag("--batch")?, 400)? as usize);
-    let skip = number(flag("--skip")?, 1)? as usize;
-    let max = flag("--max")?.map(|m| m.parse()).transpose()?;
-    let seed = number(flag("--seed")?, 0)?;
-    let output = flag("--out")?.map_or_else(
-        || PathBuf::from(format!("target/cifar10/certify_sigma_{sigma}.tsv")),
-        PathBuf::from,
-    );
     common::no_more_args(&args, USAGE)?;
     if checkpoint.is_some() == epochs.is_some() {
         return Err(format!("give either --checkpoint or --epochs\nusage: {USAGE}").into());
     }
-    if let Some(dir) = output.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let job = Job {
-        selection: Selection::new(skip, max, Shard::whole())?,
-        seed,
-        output,
-    };
     println!("backend: {runtime}");
     runtime.run(Cifar10 {
         data,
-        sigma,
         checkpoint,
         epochs,
         save,
         arch,
-        certify,
-        job,
+        run,
     })
 }
 
@@ -119,38 +92,8 @@ impl BackendTask for Cifar10 {
             (None, Some(epochs)) => self.train::<B>(epochs, &test, &device)?,
             (None, None) => unreachable!("main asks for one of the two"),
         };
-        // Inference only from here: batch norm folded into the convolutions.
-        let smoothed = SmoothedClassifier::new(model.fold_batch_norm(), Gaussian::new(self.sigma)?);
-        let certify = self.certify.check()?;
-        let total = self.job.selection.indices(test.len()).len();
-        eprintln!(
-            "certifying {total} test images: sigma = {}, n0 = {}, n = {}, alpha = {}",
-            self.sigma,
-            certify.n0(),
-            certify.n(),
-            certify.alpha()
-        );
-        let rows = certify_dataset(
-            &smoothed,
-            &test,
-            &certify,
-            &self.job,
-            &device,
-            |row, done, total| {
-                let class = row.predict.map_or("abstain".into(), |c| c.to_string());
-                eprintln!(
-                    "  {done}/{total}: image {} label {} predicted {class} radius {:.3} in {:.1} s",
-                    row.idx,
-                    row.label,
-                    row.radius,
-                    row.time.as_secs_f64()
-                );
-            },
-        )?;
-        println!("log: {}\n", self.job.output.display());
-        let outcomes: Vec<_> = rows.iter().map(|r| r.outcome()).collect();
         let radii = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5];
-        common::print_certified_accuracy(&outcomes, &radii, certify.alpha())
+        self.run.run(model, &test, &device, &radii)
     }
 }
 
@@ -165,9 +108,9 @@ impl Cifar10 {
     ) -> Result<Model<B>, Failure> {
         let train_set = load_cifar10(&self.data, true)?;
         // The backend's generator initializes the weights: seeded, the run is reproducible.
-        B::seed(device, self.job.seed);
+        B::seed(device, self.run.job.seed);
         let model = self.arch.init::<Autodiff<B>>(10, device)?;
-        let params = TrainParams::new(self.sigma)
+        let params = TrainParams::new(self.run.sigma)
             .epochs(epochs)
             .augment(4, true)
             .check()?;
@@ -176,16 +119,24 @@ impl Cifar10 {
             self.arch,
             train_set.len()
         );
-        let trained = train(model, &train_set, test, &params, None, self.job.seed, |e| {
-            eprintln!(
-                "  epoch {:>3}: {:.0} s, lr {:.4}, train acc {:.3}, test acc under noise {:.3}",
-                e.epoch,
-                e.time.as_secs_f64(),
-                e.lr,
-                e.train_acc,
-                e.test_acc
-            );
-        })?
+        let trained = train(
+            model,
+            &train_set,
+            test,
+            &params,
+            None,
+            self.run.job.seed,
+            |e| {
+                eprintln!(
+                    "  epoch {:>3}: {:.0} s, lr {:.4}, train acc {:.3}, test acc under noise {:.3}",
+                    e.epoch,
+                    e.time.as_secs_f64(),
+                    e.lr,
+                    e.train_acc,
+                    e.test_acc
+                );
+            },
+        )?
         .valid();
         if let Some(path) = &self.save {
             save_model(&trained, path)?;

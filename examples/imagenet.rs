@@ -26,8 +26,6 @@ use burn::tensor::backend::Backend;
 use randomized_smoothing::data::{ImageFolder, ImageSource};
 use randomized_smoothing::models::{Architecture, PytorchCheckpoint};
 use randomized_smoothing::runtime::BackendTask;
-use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset};
-use randomized_smoothing::{CertifyParams, Gaussian, SmoothedClassifier};
 
 mod common;
 
@@ -40,11 +38,9 @@ const USAGE: &str = "imagenet --data DIR --sigma S (--checkpoint FILE | --random
 /// The run, as the flags give it.
 struct Imagenet {
     data: ImageFolder,
-    sigma: f64,
     /// `None` for `--random-weights`.
     checkpoint: Option<PathBuf>,
-    certify: CertifyParams,
-    job: Job,
+    run: common::CertifyRun,
 }
 
 fn main() -> Result<(), Failure> {
@@ -57,31 +53,16 @@ fn main() -> Result<(), Failure> {
         }
         None => false,
     };
+    let run = common::CertifyRun::from_args(&mut args, "imagenet", 100)?;
     let mut flag = |name: &str| common::take_flag::<String>(&mut args, name);
     let folder: PathBuf = flag("--data")?.ok_or(USAGE)?.into();
-    let sigma: f64 = flag("--sigma")?.ok_or(USAGE)?.parse()?;
     let checkpoint = flag("--checkpoint")?.map(PathBuf::from);
-    let number = |value: Option<String>, default: u64| value.map_or(Ok(default), |v| v.parse());
-    let resize = number(flag("--resize")?, 256)? as u32;
-    let crop = number(flag("--crop")?, 224)? as u32;
-    let certify = CertifyParams::default()
-        .n0(number(flag("--n0")?, 100)?)
-        .n(number(flag("--n")?, 100_000)?)
-        .alpha(flag("--alpha")?.map_or(Ok(0.001), |a| a.parse())?)
-        .batch_size(number(flag("--batch")?, 100)? as usize);
-    let skip = number(flag("--skip")?, 1)? as usize;
-    let max = flag("--max")?.map(|m| m.parse()).transpose()?;
-    let seed = number(flag("--seed")?, 0)?;
-    let output = flag("--out")?.map_or_else(
-        || PathBuf::from(format!("target/imagenet/certify_sigma_{sigma}.tsv")),
-        PathBuf::from,
-    );
+    let size = |value: Option<String>, default: u32| value.map_or(Ok(default), |v| v.parse());
+    let resize = size(flag("--resize")?, 256)?;
+    let crop = size(flag("--crop")?, 224)?;
     common::no_more_args(&args, USAGE)?;
     if checkpoint.is_some() == random_weights {
         return Err(format!("give either --checkpoint or --random-weights\nusage: {USAGE}").into());
-    }
-    if let Some(dir) = output.parent() {
-        std::fs::create_dir_all(dir)?;
     }
     let data = ImageFolder::open(&folder)?.with_sizes(resize, crop)?;
     println!("backend: {runtime}");
@@ -93,14 +74,8 @@ fn main() -> Result<(), Failure> {
     );
     runtime.run(Imagenet {
         data,
-        sigma,
         checkpoint,
-        certify,
-        job: Job {
-            selection: Selection::new(skip, max, Shard::whole())?,
-            seed,
-            output,
-        },
+        run,
     })
 }
 
@@ -112,42 +87,12 @@ impl BackendTask for Imagenet {
             Some(path) => PytorchCheckpoint::open(path)?.model::<B>(&device)?,
             None => {
                 eprintln!("random weights: a dry run, its certificates mean nothing");
-                B::seed(&device, self.job.seed);
+                B::seed(&device, self.run.job.seed);
                 let resnet50 = Architecture::ResNet50;
                 resnet50.init::<B>(resnet50.default_classes(), &device)?
             }
         };
-        // Inference only: batch norm folded into the convolutions.
-        let smoothed = SmoothedClassifier::new(model.fold_batch_norm(), Gaussian::new(self.sigma)?);
-        let certify = self.certify.check()?;
-        let total = self.job.selection.indices(self.data.len()).len();
-        eprintln!(
-            "certifying {total} images: sigma = {}, n0 = {}, n = {}, alpha = {}",
-            self.sigma,
-            certify.n0(),
-            certify.n(),
-            certify.alpha()
-        );
-        let rows = certify_dataset(
-            &smoothed,
-            &self.data,
-            &certify,
-            &self.job,
-            &device,
-            |row, done, total| {
-                let class = row.predict.map_or("abstain".into(), |c| c.to_string());
-                eprintln!(
-                    "  {done}/{total}: image {} label {} predicted {class} radius {:.3} in {:.1} s",
-                    row.idx,
-                    row.label,
-                    row.radius,
-                    row.time.as_secs_f64()
-                );
-            },
-        )?;
-        println!("log: {}\n", self.job.output.display());
-        let outcomes: Vec<_> = rows.iter().map(|r| r.outcome()).collect();
         let radii = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0];
-        common::print_certified_accuracy(&outcomes, &radii, certify.alpha())
+        self.run.run(model, &self.data, &device, &radii)
     }
 }
