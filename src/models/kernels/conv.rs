@@ -33,7 +33,8 @@ const PIXELS_PER_PRODUCT: usize = 256;
 /// # Example
 /// ```
 /// use burn::backend::Flex;
-/// /// use burn::nn::conv::Conv2dConfig;
+/// use burn::nn::PaddingConfig2d;
+/// use burn::nn::conv::Conv2dConfig;
 /// use burn::tensor::{Distribution, Tensor};
 /// use randomized_smoothing::models::kernels;
 ///
