@@ -3,6 +3,8 @@
 //! pass of the same small CNN at the same batch size, on 3x32x32 inputs, on each CPU backend
 //! compiled in (Flex, NdArray, and LibTorch with `--features tch`).
 //!
+//! A first group times the Gaussian noise alone against rand_distr's sampler.
+//!
 //! Run with `cargo bench --bench certify_overhead` (`-- flex` for one backend's group);
 //! figures go in docs/benchmarks.md.
 
@@ -14,10 +16,12 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
-use rand::rngs::StdRng;
+use rand::rngs::{StdRng, Xoshiro256PlusPlus};
+use rand_distr::{Distribution as _, StandardNormal};
 use randomized_smoothing::models::kernels::{conv2d, max_pool2d};
 use randomized_smoothing::{
-    BaseClassifier, CertifyParams, Gaussian, LogitsClassifier, SmoothedClassifier,
+    BaseClassifier, CertifyParams, Gaussian, LogitsClassifier, NoiseDistribution,
+    SmoothedClassifier,
 };
 use std::time::Duration;
 
@@ -56,6 +60,33 @@ impl<B: Backend> SmallCnn<B> {
         let x = max_pool2d(&self.pool, self.relu.forward(conv2d(&self.conv2, x)));
         self.head.forward(self.gap.forward(x).flatten::<2>(1, 3))
     }
+}
+
+/// The noise alone, one core: a CIFAR-sized row of 3,072 values from the crate's Gaussian
+/// (its vectorized ziggurat) against rand_distr's scalar `StandardNormal`, the sampler it
+/// replaced, on the same generator.
+fn bench_normals(c: &mut Criterion) {
+    let mut group = c.benchmark_group("normals/row_3072");
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1))
+        .throughput(Throughput::Elements(3072));
+    let mut row = vec![0.5f32; 3072];
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
+    let gaussian = Gaussian::new(0.25).unwrap();
+    group.bench_function("crate_ziggurat", |b| {
+        b.iter(|| gaussian.add_to(&mut row, &mut rng))
+    });
+    group.bench_function("rand_distr", |b| {
+        b.iter(|| {
+            for v in row.iter_mut() {
+                let z: f32 = StandardNormal.sample(&mut rng);
+                *v += 0.25 * z;
+            }
+        })
+    });
+    group.finish();
 }
 
 fn bench(c: &mut Criterion) {
@@ -131,5 +162,5 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str, device: B::Device
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench_normals, bench);
 criterion_main!(benches);

@@ -3,11 +3,12 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use rand::{Rng, RngExt};
-use rand_distr::{Distribution as _, StandardNormal};
+use rand_distr::Distribution as _;
 
 use crate::certificate::l1::{laplace_radius_unchecked, uniform_radius_unchecked};
 use crate::certificate::radius::radius_unchecked;
 use crate::error::{Result, check_sigma};
+use crate::stats::ziggurat::add_scaled_normals;
 
 /// A noise distribution for randomized smoothing, with the certified radius it implies.
 ///
@@ -191,12 +192,9 @@ impl NoiseDistribution for Gaussian {
         Tensor::random(shape, Distribution::Normal(0.0, self.sigma), device)
     }
 
+    /// Standard normals from the crate's vectorized ziggurat, scaled by sigma.
     fn add_to<R: Rng>(&self, values: &mut [f32], rng: &mut R) {
-        let sigma = self.sigma as f32;
-        for v in values {
-            let z: f32 = StandardNormal.sample(rng);
-            *v += sigma * z;
-        }
+        add_scaled_normals(values, self.sigma as f32, rng);
     }
 
     /// `sigma / 2 * (PhiInv(p_a_lower) - PhiInv(p_b_upper))`; infinite when `p_a_lower = 1`.
