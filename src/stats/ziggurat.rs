@@ -18,9 +18,9 @@
 //! The method is exact: the layers of equal area cover the density, and each stage is a
 //! rejection step. Its only approximations are `f32` rounding (of the layer edges and of
 //! the variate, as for any `f32` noise) and a position within the layer resolved to 24 bits
-//! (a grid of at most `2.4e-7`). The word's bits are kept apart (Doornik 2005 showed the bias
-//! of the original's reusing one integer for the layer and the position): bits 0-9 choose
-//! the layer, bit 10 the sign, bits 40-63 the position.
+//! (a grid no coarser than `2.6e-7`, in the base layer). The word's bits are kept apart
+//! (Doornik 2005 showed the bias of the original's reusing one integer for the layer and the
+//! position): bits 0-9 choose the layer, bit 10 the sign, bits 40-63 the position.
 //!
 //! The passes are compiled for AVX-512 and AVX2 as well as the baseline target and chosen at
 //! run time. They use only integer arithmetic and single IEEE multiplications, so every
