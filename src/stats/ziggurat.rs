@@ -48,30 +48,39 @@ fn density(x: f64) -> f64 {
 }
 
 /// The layers' right edges `x[0] > x[1] = r > ... > x[1023] > x[1024] = 0` (`x[0]` is the base
-/// layer's width, `LAYER_AREA / f(r)`, which folds its tail in), and per layer its own edge
-/// and the next one's as two `f32` in one word, so the fast pass loads both at once.
+/// layer's width, `LAYER_AREA / f(r)`, which folds its tail in).
+fn layer_edges() -> [f64; LAYERS + 1] {
+    let mut edges = [0.0f64; LAYERS + 1];
+    edges[0] = LAYER_AREA / density(TAIL_START);
+    edges[1] = TAIL_START;
+    // Layer i spans the heights f(x[i]) to f(x[i + 1]) over [0, x[i]] with area LAYER_AREA:
+    // f(x[i + 1]) = f(x[i]) + LAYER_AREA / x[i].
+    for i in 1..LAYERS - 1 {
+        edges[i + 1] = (-2.0 * (density(edges[i]) + LAYER_AREA / edges[i]).ln()).sqrt();
+    }
+    edges
+}
+
+/// Per layer, its own edge and the next one's as two `f32` in one word, so that the fast pass
+/// loads both at once; and the density at each edge, which the wedge test needs.
 struct Tables {
-    edges: [f64; LAYERS + 1],
     edge_pairs: [u64; LAYERS],
+    heights: [f64; LAYERS + 1],
 }
 
 fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
     TABLES.get_or_init(|| {
-        let mut edges = [0.0f64; LAYERS + 1];
-        edges[0] = LAYER_AREA / density(TAIL_START);
-        edges[1] = TAIL_START;
-        // Layer i spans the heights f(x[i]) to f(x[i + 1]) over [0, x[i]] with area
-        // LAYER_AREA: f(x[i + 1]) = f(x[i]) + LAYER_AREA / x[i].
-        for i in 1..LAYERS - 1 {
-            edges[i + 1] = (-2.0 * (density(edges[i]) + LAYER_AREA / edges[i]).ln()).sqrt();
-        }
+        let edges = layer_edges();
         let mut edge_pairs = [0u64; LAYERS];
         for (i, pair) in edge_pairs.iter_mut().enumerate() {
             let (outer, inner) = (edges[i] as f32, edges[i + 1] as f32);
             *pair = u64::from(outer.to_bits()) | (u64::from(inner.to_bits()) << 32);
         }
-        Tables { edges, edge_pairs }
+        Tables {
+            edge_pairs,
+            heights: edges.map(density),
+        }
     })
 }
 
@@ -167,7 +176,7 @@ fn finish<R: Rng + ?Sized>(t: &Tables, mut layer: usize, mut point: f32, rng: &m
             }
         }
         // The wedge: a height uniform in the layer, kept if it lies under the density.
-        let (low, high) = (density(t.edges[layer]), density(t.edges[layer + 1]));
+        let (low, high) = (t.heights[layer], t.heights[layer + 1]);
         if low + rng.random::<f64>() * (high - low) < density(f64::from(point)) {
             return point;
         }
@@ -191,10 +200,7 @@ pub(crate) fn add_scaled_normals<R: Rng + ?Sized>(values: &mut [f32], scale: f32
     let mut lanes = Lanes::from_rng(rng);
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-        {
+        if has_avx512() {
             // SAFETY: the CPU has the features the function is compiled for.
             return unsafe { blocks_avx512(t, &mut lanes, values, scale, rng) };
         }
@@ -204,6 +210,14 @@ pub(crate) fn add_scaled_normals<R: Rng + ?Sized>(values: &mut [f32], scale: f32
         }
     }
     blocks(t, &mut lanes, values, scale, rng)
+}
+
+/// Whether the CPU has the AVX-512 features [`blocks_avx512`] is compiled for.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -263,10 +277,9 @@ fn blocks<R: Rng + ?Sized>(
         while mask != 0 {
             let k = mask.trailing_zeros() as usize;
             mask &= mask - 1;
-            let word = words[k];
-            let layer = layer_of(word);
-            let point = point_of(word, f32::from_bits(t.edge_pairs[layer] as u32));
-            variates[k] = with_sign(finish(t, layer, point, rng), sign_of(word));
+            // The fast pass left the signed point there.
+            let (word, point) = (words[k], variates[k].abs());
+            variates[k] = with_sign(finish(t, layer_of(word), point, rng), sign_of(word));
         }
         for (value, variate) in chunk.iter_mut().zip(&variates) {
             *value += scale * variate;
@@ -305,15 +318,15 @@ mod tests {
 
     #[test]
     fn the_layers_close_at_the_mode() {
-        let t = tables();
+        let edges = layer_edges();
         // The recurrence's last layer reaches the density's top, f = 1, with the same area.
-        let top = t.edges[LAYERS - 1];
+        let top = edges[LAYERS - 1];
         assert!((top * (1.0 - density(top)) - LAYER_AREA).abs() < 1e-12);
         // And the base layer's area is the rectangle up to r plus the tail.
         let tail = (std::f64::consts::PI / 2.0).sqrt() * 2.0 * (1.0 - normal_cdf(TAIL_START));
         assert!((TAIL_START * density(TAIL_START) + tail - LAYER_AREA).abs() < 1e-15);
         // 99.57% of words land in a layer's inner rectangle.
-        let inner: f64 = (0..LAYERS).map(|i| t.edges[i + 1] / t.edges[i]).sum();
+        let inner: f64 = (0..LAYERS).map(|i| edges[i + 1] / edges[i]).sum();
         assert!((inner / LAYERS as f64 - 0.99572).abs() < 1e-5);
     }
 
@@ -395,7 +408,8 @@ mod tests {
         }
         // A narrow band, one layer's wedge [x[300], x[299]): part of its mass is accepted by
         // the wedge test alone, so a test that rejects too often shows here.
-        let (inner, outer) = (tables().edges[300] as f32, tables().edges[299] as f32);
+        let edges = layer_edges();
+        let (inner, outer) = (edges[300] as f32, edges[299] as f32);
         let p = normal_cdf(f64::from(outer)) - normal_cdf(f64::from(inner));
         let got = z.iter().filter(|v| **v >= inner && **v < outer).count() as f64;
         let se = (n as f64 * p).sqrt();
@@ -437,10 +451,7 @@ mod tests {
         if std::arch::is_x86_feature_detected!("avx2") {
             assert_eq!(run(1), portable);
         }
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-        {
+        if has_avx512() {
             assert_eq!(run(2), portable);
         }
     }
