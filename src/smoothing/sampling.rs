@@ -21,26 +21,76 @@ use crate::stats::seed::split_mix;
 /// interleave draws and lose reproducibility.
 static BACKEND_RNG: Mutex<()> = Mutex::new(());
 
-/// Batch `index` of `rows` noisy copies of `x` (`[1, input_shape...]`) from the noise stream
-/// `seed`: a function of `(seed, index)` alone, whatever else samples meanwhile. It is built
-/// in the model's layout because a reshape copies on some backends.
-fn perturbed_batch<B: Backend, N: NoiseDistribution, const D: usize>(
-    noise: &N,
-    x: &Tensor<B, D>,
-    x_host: Option<&[f32]>,
-    rows: usize,
-    seed: u64,
-    index: u64,
-) -> Tensor<B, D> {
-    let device = x.device();
-    let mut shape = x.dims();
-    shape[0] = rows;
-    let batch_seed = split_mix(seed ^ split_mix(index));
-    if let Some(x_host) = x_host {
-        let values = cpu_perturbed_batch(noise, x_host, rows, batch_seed);
-        return Tensor::from_data(TensorData::new(values, shape), &device);
+/// One input, checked and ready to be perturbed batch after batch: `[1, input_shape...]`
+/// values on the host when the crate draws the noise there ([`noise_on_host`]), a tensor on
+/// the device otherwise.
+///
+/// The input is read to the host exactly once per procedure (the check for non-finite values
+/// needs it), however many batches and sampling rounds follow.
+pub(crate) struct CleanInput<B: Backend, const D: usize> {
+    shape: [usize; D],
+    device: B::Device,
+    values: Source<B, D>,
+}
+
+enum Source<B: Backend, const D: usize> {
+    Host(Vec<f32>),
+    Device(Tensor<B, D>),
+}
+
+impl<B: Backend, const D: usize> CleanInput<B, D> {
+    /// Reads `x` once, checks that every value is finite, and makes it a batch of one of
+    /// `shape` (`[1, input_shape...]`, as many values as `x`).
+    pub(crate) fn new<const K: usize>(x: Tensor<B, K>, shape: [usize; D]) -> Result<Self> {
+        let device = x.device();
+        let values = if noise_on_host::<B>(&device) {
+            // Read before any reshape: `into_data` then takes NdArray's buffer without a copy
+            // when this is its only handle (a reshaped view is copied value by value).
+            let values: Vec<f32> = x.into_data().iter::<f32>().collect();
+            check_finite(values.iter().map(|&v| f64::from(v)))?;
+            Source::Host(values)
+        } else {
+            check_finite(x.to_data().iter::<f64>())?;
+            Source::Device(x.reshape(shape))
+        };
+        Ok(Self {
+            shape,
+            device,
+            values,
+        })
     }
-    x.clone().expand(shape) + device_noise::<B, N, D>(noise, shape, &device, batch_seed)
+
+    /// Batch `index` of `rows` noisy copies from the noise stream `seed`: a function of
+    /// `(seed, index)` alone, whatever else samples meanwhile. It is built in the model's
+    /// layout because a reshape copies on some backends.
+    fn perturbed_batch<N: NoiseDistribution>(
+        &self,
+        noise: &N,
+        rows: usize,
+        seed: u64,
+        index: u64,
+    ) -> Tensor<B, D> {
+        let mut shape = self.shape;
+        shape[0] = rows;
+        let batch_seed = split_mix(seed ^ split_mix(index));
+        match &self.values {
+            Source::Host(x) => {
+                let values = cpu_perturbed_batch(noise, x, rows, batch_seed);
+                Tensor::from_data(TensorData::new(values, shape), &self.device)
+            }
+            Source::Device(x) => {
+                x.clone().expand(shape)
+                    + device_noise::<B, N, D>(noise, shape, &self.device, batch_seed)
+            }
+        }
+    }
+}
+
+fn check_finite(mut values: impl Iterator<Item = f64>) -> Result<()> {
+    match values.find(|v| !v.is_finite()) {
+        Some(bad) => Err(Error::NonFiniteInput(bad)),
+        None => Ok(()),
+    }
 }
 
 /// Noise of `shape` drawn on `device` from the backend's generator, seeded with `seed`
@@ -97,12 +147,12 @@ pub(crate) fn noise_on_host<B: Backend>(device: &B::Device) -> bool {
     HOST_BACKENDS.contains(&B::name(device).as_str())
 }
 
-/// Counts the base classifier's decisions on `num` noisy copies of `x` (`[1, input_shape...]`), in batches
-/// of at most `batch_size`, with noise stream `seed`.
+/// Counts the base classifier's decisions on `num` noisy copies of `x`, in batches of at
+/// most `batch_size`, with noise stream `seed`.
 pub(crate) fn sample_counts<B, C, N, const D: usize>(
     base: &C,
     noise: &N,
-    x: &Tensor<B, D>,
+    x: &CleanInput<B, D>,
     num: u64,
     batch_size: usize,
     seed: u64,
@@ -112,18 +162,15 @@ where
     C: BaseClassifier<B, D>,
     N: NoiseDistribution,
 {
-    let device = x.device();
+    let device = &x.device;
     let classes = base.num_classes();
-    // On a CPU backend the input is read once, to fill batches around it on all cores.
-    let x_host: Option<Vec<f32>> =
-        noise_on_host::<B>(&device).then(|| x.to_data().iter::<f32>().collect());
-    let class_ids = Tensor::<B, 1, Int>::arange(0..classes as i64, &device).reshape([1, classes]);
-    let mut counts = Tensor::<B, 1, Int>::zeros([classes], &device);
+    let class_ids = Tensor::<B, 1, Int>::arange(0..classes as i64, device).reshape([1, classes]);
+    let mut counts = Tensor::<B, 1, Int>::zeros([classes], device);
     let mut remaining = num;
     let mut index = 0;
     while remaining > 0 {
         let rows = remaining.min(batch_size as u64) as usize;
-        let inputs = perturbed_batch(noise, x, x_host.as_deref(), rows, seed, index);
+        let inputs = x.perturbed_batch(noise, rows, seed, index);
         index += 1;
         let decisions = base.classify(inputs);
         let got = decisions.dims()[0];

@@ -11,7 +11,7 @@ use super::base::BaseClassifier;
 use super::noise::NoiseDistribution;
 use super::outcome::{AbstainReason, Certification, Estimate, Prediction};
 use super::params::{CertifyConfig, PredictConfig, check_samples};
-use super::sampling::sample_counts;
+use super::sampling::{CleanInput, sample_counts};
 use crate::error::{Error, Result, check_positive};
 use crate::stats::binomial::{clopper_pearson_lower_pair, clopper_pearson_upper_pair};
 use crate::stats::hung_fithian::{TopTwoTest, top_two};
@@ -108,9 +108,9 @@ where
     }
 
     /// Checks `x` against the classifier's input shape and for non-finite values, and
-    /// makes it a batch of one, `[1, input_shape...]`. Reads `x` to the host once (never the
-    /// noisy samples).
-    pub(crate) fn prepare<const K: usize>(&self, x: Tensor<B, K>) -> Result<Tensor<B, D>> {
+    /// makes it a batch of one, `[1, input_shape...]`, read once for all the sampling that
+    /// follows (never the noisy samples).
+    pub(crate) fn prepare<const K: usize>(&self, x: Tensor<B, K>) -> Result<CleanInput<B, D>> {
         let dims = x.dims();
         let expected = self.base.input_shape();
         if dims.as_slice() != expected || expected.len() + 1 != D {
@@ -119,12 +119,9 @@ where
                 got: dims.to_vec(),
             });
         }
-        if let Some(bad) = x.to_data().iter::<f64>().find(|v| !v.is_finite()) {
-            return Err(Error::NonFiniteInput(bad));
-        }
         let mut shape = [1; D];
         shape[1..].copy_from_slice(expected);
-        Ok(x.reshape(shape))
+        CleanInput::new(x, shape)
     }
 
     /// Counts the base classifier's decisions on `num` noisy copies of `x`: the paper's
