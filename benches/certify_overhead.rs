@@ -15,8 +15,8 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rand::SeedableRng;
 use rand::rngs::{StdRng, Xoshiro256PlusPlus};
+use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution as _, StandardNormal};
 use randomized_smoothing::models::kernels::{conv2d, max_pool2d};
 use randomized_smoothing::{
@@ -134,7 +134,7 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str, device: B::Device
             b.iter_batched(
                 fresh_input,
                 |x| {
-                    null.sample_counts(x, batch as u64, batch, &mut rng)
+                    null.sample_counts(x, batch as u64, batch, rng.next_u64())
                         .unwrap()
                 },
                 BatchSize::SmallInput,
@@ -150,7 +150,7 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str, device: B::Device
                     fresh_input,
                     |x| {
                         smoothed
-                            .sample_counts(x, batch as u64, batch, &mut rng)
+                            .sample_counts(x, batch as u64, batch, rng.next_u64())
                             .unwrap()
                     },
                     BatchSize::SmallInput,
@@ -169,7 +169,7 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str, device: B::Device
         group.bench_with_input(BenchmarkId::new("certify", batch), &batch, |b, _| {
             b.iter_batched(
                 fresh_input,
-                |x| smoothed.certify(x, &config, &mut rng).unwrap(),
+                |x| smoothed.certify(x, &config, rng.next_u64()).unwrap(),
                 BatchSize::SmallInput,
             )
         });

@@ -23,8 +23,6 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use randomized_smoothing::data::{Dataset, digits, load_mnist};
 use randomized_smoothing::models::{Model, SmallCnnConfig, load_model, transfer};
 use randomized_smoothing::workflow::train::{TrainParams, train};
@@ -131,21 +129,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (class == Some(label)).then(|| radius.unwrap_or(0.0))
         };
         let seed = 1_000 + i as u64;
-        let c = smoothed.certify(x(), &fixed, &mut StdRng::seed_from_u64(seed))?;
+        let c = smoothed.certify(x(), &fixed, seed)?;
         let fixed_r = correct_radius(c.class(), c.radius());
         fixed_radius.push(fixed_r);
-        let c = smoothed.certify(x(), &two_sided, &mut StdRng::seed_from_u64(seed))?;
+        let c = smoothed.certify(x(), &two_sided, seed)?;
         two_sided_radius.push(correct_radius(c.class(), c.radius()));
-        let b = smoothed.certify_budgeted(x(), &budgeted, &mut StdRng::seed_from_u64(seed))?;
+        let b = smoothed.certify_budgeted(x(), &budgeted, seed)?;
         budgeted_radius.push(correct_radius(b.verdict.class(), b.verdict.radius()));
         budgeted_samples += b.samples;
         for (k, &r) in radii.iter().enumerate() {
-            let d = smoothed.certify_at_radius(
-                x(),
-                r,
-                &sequential,
-                &mut StdRng::seed_from_u64(seed),
-            )?;
+            let d = smoothed.certify_at_radius(x(), r, &sequential, seed)?;
             let certified = d.verdict == Verdict::Certified && d.estimate.candidate == label;
             let fixed_certified = fixed_r.is_some_and(|radius| radius >= r);
             let entry = &mut at_radius[k];

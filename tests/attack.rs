@@ -70,9 +70,7 @@ fn pgd_on_a_linear_classifier_is_tight<B: AutodiffBackend>(device: &B::Device) {
                 device,
             )
         };
-        let c = smoothed
-            .certify(input(), &certify, &mut StdRng::seed_from_u64(trial))
-            .unwrap();
+        let c = smoothed.certify(input(), &certify, trial).unwrap();
         assert_eq!(c.class(), Some(1));
         let r = c.radius().unwrap();
         assert!(r < 0.5 && r > 0.45, "certified {r}");
@@ -83,15 +81,8 @@ fn pgd_on_a_linear_classifier_is_tight<B: AutodiffBackend>(device: &B::Device) {
                 .pixel_range(None)
                 .check()
                 .unwrap();
-            let adversarial = pgd(
-                |b| f.logits(b),
-                &noise,
-                input(),
-                1,
-                &config,
-                &mut StdRng::seed_from_u64(100 + trial),
-            )
-            .unwrap();
+            let adversarial =
+                pgd(|b| f.logits(b), &noise, input(), 1, &config, 100 + trial).unwrap();
             let moved: Vec<f32> = (adversarial.clone() - input())
                 .into_data()
                 .to_vec()
@@ -103,11 +94,7 @@ fn pgd_on_a_linear_classifier_is_tight<B: AutodiffBackend>(device: &B::Device) {
                 .sqrt();
             assert!(length <= radius * (1.0 + 1e-5), "moved {length} > {radius}");
             let p = smoothed
-                .predict(
-                    adversarial,
-                    &predict,
-                    &mut StdRng::seed_from_u64(200 + trial),
-                )
+                .predict(adversarial, &predict, 200 + trial)
                 .unwrap();
             if p.class() == Some(0) {
                 if inside {
@@ -156,17 +143,8 @@ fn bad_inputs_are_errors<B: AutodiffBackend>(device: &B::Device) {
     let f = LinearClassifier::<B>::new(&[1.0, 0.0], 0.0, device).unwrap();
     let noise = Gaussian::new(0.25).unwrap();
     let config = PgdParams::new(0.5).samples(8).check().unwrap();
-    let run = |x: Tensor<B, 1>, label: usize| {
-        pgd(
-            |b| f.logits(b),
-            &noise,
-            x,
-            label,
-            &config,
-            &mut StdRng::seed_from_u64(0),
-        )
-        .err()
-    };
+    let run =
+        |x: Tensor<B, 1>, label: usize| pgd(|b| f.logits(b), &noise, x, label, &config, 0).err();
     let ok = || Tensor::<B, 1>::from_floats([0.5, 0.5], device);
     assert!(matches!(
         run(Tensor::from_floats([f32::NAN, 0.5], device), 1),
@@ -191,7 +169,7 @@ fn bad_inputs_are_errors<B: AutodiffBackend>(device: &B::Device) {
         ok(),
         0,
         &config,
-        &mut StdRng::seed_from_u64(0),
+        0,
     );
     assert!(matches!(
         rank,
@@ -276,9 +254,7 @@ fn attacks_on_a_trained_digits_model() {
                 .into_scalar();
             assert_eq!(class as usize, df.class);
         }
-        let c = smoothed
-            .certify(x().inner(), &certify, &mut StdRng::seed_from_u64(i as u64))
-            .unwrap();
+        let c = smoothed.certify(x().inner(), &certify, i as u64).unwrap();
         let Some(r) = c.radius().filter(|_| c.class() == Some(label)) else {
             continue;
         };
@@ -295,21 +271,10 @@ fn attacks_on_a_trained_digits_model() {
                 .objective(objective)
                 .check()
                 .unwrap();
-            let adversarial = pgd(
-                |b| model.forward(b),
-                &noise,
-                x(),
-                label,
-                &config,
-                &mut StdRng::seed_from_u64(i as u64),
-            )
-            .unwrap();
+            let adversarial =
+                pgd(|b| model.forward(b), &noise, x(), label, &config, i as u64).unwrap();
             let p = smoothed
-                .predict(
-                    adversarial.inner(),
-                    &predict,
-                    &mut StdRng::seed_from_u64(i as u64 + 1),
-                )
+                .predict(adversarial.inner(), &predict, i as u64 + 1)
                 .unwrap();
             let fooled = p.class().is_some_and(|c| c != label);
             if inside {

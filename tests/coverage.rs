@@ -7,8 +7,10 @@ mod common;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use common::{BinomialSampler, consistent_with_rate};
-use rand::SeedableRng;
+use std::marker::PhantomData;
+
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use randomized_smoothing::stats::binomial::{clopper_pearson_lower, clopper_pearson_upper};
 use randomized_smoothing::stats::normal::{normal_cdf, normal_quantile};
 use randomized_smoothing::{
@@ -49,12 +51,13 @@ fn clopper_pearson_coverage() {
 
 /// A base classifier with known class probabilities at x = 0 under N(0, 1) noise: the class
 /// is the bucket of the noisy value between thresholds.
-struct Buckets {
+struct Buckets<B> {
     thresholds: Vec<f32>,
     probabilities: Vec<f64>,
+    backend: PhantomData<B>,
 }
 
-impl Buckets {
+impl<B> Buckets<B> {
     fn new(probabilities: &[f64]) -> Self {
         let mut acc = 0.0;
         let thresholds = probabilities[..probabilities.len() - 1]
@@ -72,11 +75,14 @@ impl Buckets {
         Self {
             thresholds,
             probabilities,
+            backend: PhantomData,
         }
     }
 }
 
-impl<B: Backend> BaseClassifier<B, 2> for Buckets {
+impl<B: Backend> BaseClassifier<2> for Buckets<B> {
+    type Backend = B;
+
     fn input_shape(&self) -> &[usize] {
         &[1]
     }
@@ -97,9 +103,9 @@ impl<B: Backend> BaseClassifier<B, 2> for Buckets {
 /// CERTIFY's certificates are wrong (the bound exceeds the candidate's true probability) at
 /// rate at most alpha. The point estimate in place of the bound fails the same test.
 fn certify_false_certification_rate<B: Backend>(device: &B::Device) {
-    let base = Buckets::new(&[0.15, 0.7, 0.15]);
+    let base = Buckets::<B>::new(&[0.15, 0.7, 0.15]);
     let truth = base.probabilities.clone();
-    let g = SmoothedClassifier::<B, _, _, 2>::new(base, Gaussian::new(1.0).unwrap());
+    let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
     let alpha = 0.1;
     let config = CertifyParams::default()
         .n0(20)
@@ -113,7 +119,7 @@ fn certify_false_certification_rate<B: Backend>(device: &B::Device) {
     let trials = 1_000u64;
     let (mut false_certificates, mut point_estimate_misses) = (0, 0);
     for _ in 0..trials {
-        let c = g.certify(x.clone(), &config, &mut rng).unwrap();
+        let c = g.certify(x.clone(), &config, rng.next_u64()).unwrap();
         let e = c.estimate();
         let p_true = truth[e.candidate];
         if let Certification::Certified { .. } = c {
@@ -135,8 +141,8 @@ fn certify_false_certification_rate<B: Backend>(device: &B::Device) {
 /// (Proposition 1), here with two close top classes. Answering the top count without the
 /// test fails the same check.
 fn predict_wrong_class_rate<B: Backend>(device: &B::Device) {
-    let base = Buckets::new(&[0.45, 0.4, 0.15]);
-    let g = SmoothedClassifier::<B, _, _, 2>::new(base, Gaussian::new(1.0).unwrap());
+    let base = Buckets::<B>::new(&[0.45, 0.4, 0.15]);
+    let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
     let alpha = 0.05;
     let config = PredictParams::default()
         .n(200)
@@ -149,7 +155,7 @@ fn predict_wrong_class_rate<B: Backend>(device: &B::Device) {
     let trials = 1_000u64;
     let (mut wrong, mut untested_wrong) = (0, 0);
     for _ in 0..trials {
-        let p = g.predict(x.clone(), &config, &mut rng).unwrap();
+        let p = g.predict(x.clone(), &config, rng.next_u64()).unwrap();
         wrong += u64::from(p.class().is_some_and(|c| c != 0));
         untested_wrong += u64::from(p.test().top != 0);
     }
@@ -183,9 +189,9 @@ mod beyond_the_paper {
     /// runner-up's observed frequency for p_b, with no bound, fails the same test.
     #[test]
     fn two_sided_certificate_is_valid() {
-        let base = Buckets::new(&[0.5, 0.3, 0.1, 0.1]);
+        let base = Buckets::<B>::new(&[0.5, 0.3, 0.1, 0.1]);
         let truth = base.probabilities.clone();
-        let g = SmoothedClassifier::<B, _, _, 2>::new(base, Gaussian::new(1.0).unwrap());
+        let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
         let alpha = 0.1;
         let n = 500;
         let config = CertifyParams::default()
@@ -201,7 +207,7 @@ mod beyond_the_paper {
         let trials = 1_000u64;
         let (mut wrong, mut naive_wrong, mut certified) = (0, 0, 0);
         for _ in 0..trials {
-            let c = g.certify(x.clone(), &config, &mut rng).unwrap();
+            let c = g.certify(x.clone(), &config, rng.next_u64()).unwrap();
             let e = c.estimate();
             let max_other = (0..truth.len())
                 .filter(|&k| k != e.candidate)
@@ -212,7 +218,7 @@ mod beyond_the_paper {
                 wrong += u64::from(e.p_a_lower > truth[e.candidate] || e.p_b_upper < max_other);
             }
             // The naive version: p_a_lower at alpha, p_b the runner-up's frequency.
-            let counts = g.sample_counts(x.clone(), n, 500, &mut rng).unwrap();
+            let counts = g.sample_counts(x.clone(), n, 500, rng.next_u64()).unwrap();
             let runner_up = (1..4).map(|k| counts[k]).max().unwrap();
             let p_a = clopper_pearson_lower(counts[0], n, alpha).unwrap();
             naive_wrong += u64::from(p_a > truth[0] || (runner_up as f64 / n as f64) < truth[1]);
@@ -233,33 +239,25 @@ mod beyond_the_paper {
     /// radius at alpha/2.
     #[test]
     fn two_sided_certificate_is_at_least_the_papers_at_half_alpha() {
-        let base = Buckets::new(&[0.45, 0.2, 0.2, 0.15]);
-        let g = SmoothedClassifier::<B, _, _, 2>::new(base, Gaussian::new(1.0).unwrap());
+        let base = Buckets::<B>::new(&[0.45, 0.2, 0.2, 0.15]);
+        let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
         let x = Tensor::<B, 1>::zeros([1], &Default::default());
         let params = CertifyParams::default().n(10_000).batch_size(10_000);
         let one = params.alpha(0.0005).check().unwrap();
         let two = params.alpha(0.001).two_sided(true).check().unwrap();
         for seed in 0..5 {
-            let paper = g
-                .certify(x.clone(), &one, &mut StdRng::seed_from_u64(seed))
-                .unwrap();
-            let ours = g
-                .certify(x.clone(), &two, &mut StdRng::seed_from_u64(seed))
-                .unwrap();
+            let paper = g.certify(x.clone(), &one, seed).unwrap();
+            let ours = g.certify(x.clone(), &two, seed).unwrap();
             assert_eq!(paper.class(), None, "p_a < 1/2: the paper abstains");
             let r = ours.radius().expect("two-sided certifies");
             // sigma/2 (PhiInv(0.45) - PhiInv(0.2)) = 0.358 at the true probabilities.
             assert!(0.25 < r && r < 0.358, "{r}");
         }
-        let base = Buckets::new(&[0.8, 0.1, 0.1]);
-        let g = SmoothedClassifier::<B, _, _, 2>::new(base, Gaussian::new(1.0).unwrap());
+        let base = Buckets::<B>::new(&[0.8, 0.1, 0.1]);
+        let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
         for seed in 0..5 {
-            let paper = g
-                .certify(x.clone(), &one, &mut StdRng::seed_from_u64(seed))
-                .unwrap();
-            let ours = g
-                .certify(x.clone(), &two, &mut StdRng::seed_from_u64(seed))
-                .unwrap();
+            let paper = g.certify(x.clone(), &one, seed).unwrap();
+            let ours = g.certify(x.clone(), &two, seed).unwrap();
             assert_eq!(
                 ours.estimate().count,
                 paper.estimate().count,
@@ -332,13 +330,13 @@ mod beyond_the_paper {
         let uniform = SmoothedClassifier::new(linear(), Uniform::new(lambda).unwrap());
         let (mut laplace_wrong, mut uniform_wrong, mut gaussian_formula_wrong) = (0, 0, 0);
         for _ in 0..trials {
-            let c = laplace.certify(x.clone(), &config, &mut rng).unwrap();
+            let c = laplace.certify(x.clone(), &config, rng.next_u64()).unwrap();
             laplace_wrong += u64::from(c.radius().is_some_and(|r| r > t));
             let e = c.estimate();
             let sigma = lambda * std::f64::consts::SQRT_2;
             let r = gaussian_radius(sigma, e.p_a_lower, e.p_b_upper).unwrap_or(0.0);
             gaussian_formula_wrong += u64::from(r > t);
-            let c = uniform.certify(x.clone(), &config, &mut rng).unwrap();
+            let c = uniform.certify(x.clone(), &config, rng.next_u64()).unwrap();
             uniform_wrong += u64::from(c.radius().is_some_and(|r| r > t));
         }
         assert!(
@@ -362,9 +360,9 @@ mod beyond_the_paper {
     fn sequential_test_is_valid_over_all_looks() {
         let (sigma, r) = (1.0, 0.5);
         let p_star = normal_cdf(r / sigma);
-        let base = Buckets::new(&[p_star, 1.0 - p_star]);
+        let base = Buckets::<B>::new(&[p_star, 1.0 - p_star]);
         let p_true = base.probabilities[0];
-        let g = SmoothedClassifier::<B, _, _, 2>::new(base, Gaussian::new(sigma).unwrap());
+        let g = SmoothedClassifier::new(base, Gaussian::new(sigma).unwrap());
         let alpha = 0.1;
         let config = SequentialParams::default()
             .n0(10)
@@ -381,7 +379,7 @@ mod beyond_the_paper {
         let mut wrong = 0;
         for _ in 0..trials {
             let d = g
-                .certify_at_radius(x.clone(), r, &config, &mut rng)
+                .certify_at_radius(x.clone(), r, &config, rng.next_u64())
                 .unwrap();
             wrong += u64::from(d.verdict == Verdict::Certified && d.estimate.candidate == 0);
         }
@@ -414,23 +412,21 @@ mod beyond_the_paper {
     #[test]
     fn sequential_procedures_save_samples_and_stay_valid() {
         let x = Tensor::<B, 1>::zeros([1], &Default::default());
-        let clear = Buckets::new(&[0.99, 0.01]);
-        let g = SmoothedClassifier::<B, _, _, 2>::new(clear, Gaussian::new(1.0).unwrap());
+        let clear = Buckets::<B>::new(&[0.99, 0.01]);
+        let g = SmoothedClassifier::new(clear, Gaussian::new(1.0).unwrap());
         let config = SequentialParams::default()
             .batch_size(10_000)
             .check()
             .unwrap();
-        let d = g
-            .certify_at_radius(x.clone(), 0.5, &config, &mut StdRng::seed_from_u64(1))
-            .unwrap();
+        let d = g.certify_at_radius(x.clone(), 0.5, &config, 1).unwrap();
         assert_eq!(
             (d.verdict, d.looks, d.samples),
             (Verdict::Certified, 1, 200)
         );
 
-        let middling = Buckets::new(&[0.8, 0.2]);
+        let middling = Buckets::<B>::new(&[0.8, 0.2]);
         let p_true = middling.probabilities[0];
-        let g = SmoothedClassifier::<B, _, _, 2>::new(middling, Gaussian::new(1.0).unwrap());
+        let g = SmoothedClassifier::new(middling, Gaussian::new(1.0).unwrap());
         let alpha = 0.1;
         let config = SequentialParams::default()
             .samples(100, 25_600)
@@ -443,7 +439,9 @@ mod beyond_the_paper {
         let trials = 400u64;
         let (mut wrong, mut samples) = (0, 0);
         for _ in 0..trials {
-            let s = g.certify_budgeted(x.clone(), &config, &mut rng).unwrap();
+            let s = g
+                .certify_budgeted(x.clone(), &config, rng.next_u64())
+                .unwrap();
             wrong += u64::from(s.verdict.class().is_some() && s.estimate.p_a_lower > p_true);
             samples += s.samples;
         }

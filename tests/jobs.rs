@@ -61,8 +61,7 @@ fn read(path: &PathBuf) -> Vec<CertifyRecord> {
     read_certify_log(std::fs::File::open(path).unwrap()).unwrap()
 }
 
-type Smoothed =
-    SmoothedClassifier<B, LogitsClassifier<fn(Tensor<B, 4>) -> Tensor<B, 2>, 4>, Gaussian, 4>;
+type Smoothed = SmoothedClassifier<LogitsClassifier<B, fn(Tensor<B, 4>) -> Tensor<B, 2>, 4>>;
 
 /// Runs (or resumes) a job and returns the number of rows it added.
 fn run(

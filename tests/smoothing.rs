@@ -4,17 +4,14 @@ mod common;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use randomized_smoothing::{
     AbstainReason, BaseClassifier, CertifyParams, Gaussian, LinearClassifier, PredictParams,
     SmoothedClassifier,
 };
 
-fn smoothed<B: Backend>(
-    device: &B::Device,
-    sigma: f64,
-) -> SmoothedClassifier<B, LinearClassifier<B>, Gaussian, 2> {
+fn smoothed<B: Backend>(device: &B::Device, sigma: f64) -> SmoothedClassifier<LinearClassifier<B>> {
     // Boundary x0 + x1 = 1; distance of (a, a) to it is |2a - 1| / sqrt(2).
     let base = LinearClassifier::new(&[1.0, 1.0], -1.0, device).unwrap();
     SmoothedClassifier::new(base, Gaussian::new(sigma).unwrap())
@@ -35,13 +32,7 @@ fn certify_radius_close_to_distance<B: Backend>(device: &B::Device) {
     for (sigma, a, seed) in [(0.25, 0.8, 1), (0.5, 0.0, 2), (1.0, 1.9, 3)] {
         let g = smoothed::<B>(device, sigma);
         let dist = ((2.0 * a as f64 - 1.0) / 2f64.sqrt()).abs();
-        let c = g
-            .certify(
-                point::<B>(device, a),
-                &config,
-                &mut StdRng::seed_from_u64(seed),
-            )
-            .unwrap();
+        let c = g.certify(point::<B>(device, a), &config, seed).unwrap();
         assert_eq!(c.class(), Some(usize::from(a > 0.5)));
         let r = c.radius().unwrap();
         assert!(
@@ -61,7 +52,9 @@ fn predict_matches_base_away_from_boundary<B: Backend>(device: &B::Device) {
     let g = smoothed::<B>(device, 0.5);
     let mut rng = StdRng::seed_from_u64(4);
     for a in [-1.0f32, 0.2, 0.8, 2.0] {
-        let p = g.predict(point::<B>(device, a), &config, &mut rng).unwrap();
+        let p = g
+            .predict(point::<B>(device, a), &config, rng.next_u64())
+            .unwrap();
         assert_eq!(p.class(), Some(usize::from(a > 0.5)), "at {a}: {p:?}");
     }
 }
@@ -73,7 +66,7 @@ fn abstains_on_boundary<B: Backend>(device: &B::Device) {
     let mut rng = StdRng::seed_from_u64(5);
     let config = PredictParams::default().n(2_000).check().unwrap();
     let p = g
-        .predict(point::<B>(device, 0.5), &config, &mut rng)
+        .predict(point::<B>(device, 0.5), &config, rng.next_u64())
         .unwrap();
     assert!(
         matches!(
@@ -87,7 +80,7 @@ fn abstains_on_boundary<B: Backend>(device: &B::Device) {
     );
     let config = CertifyParams::default().n(2_000).check().unwrap();
     let c = g
-        .certify(point::<B>(device, 0.5), &config, &mut rng)
+        .certify(point::<B>(device, 0.5), &config, rng.next_u64())
         .unwrap();
     assert_eq!(c.class(), None);
     assert!(c.estimate().p_a_lower < 0.5);
@@ -98,12 +91,7 @@ fn counts_follow_exact_probabilities<B: Backend>(device: &B::Device) {
     let g = smoothed::<B>(device, 0.5);
     let n = 50_000u64;
     let counts = g
-        .sample_counts(
-            point::<B>(device, 0.7),
-            n,
-            7_000,
-            &mut StdRng::seed_from_u64(6),
-        )
+        .sample_counts(point::<B>(device, 0.7), n, 7_000, 6)
         .unwrap();
     let p = g.base().class_probabilities(&[0.7, 0.7], 0.5).unwrap()[1];
     let sd = (n as f64 * p * (1.0 - p)).sqrt();
@@ -122,14 +110,7 @@ fn reproducible_from_seed<B: Backend>(device: &B::Device) {
         .batch_size(700)
         .check()
         .unwrap();
-    let run = |seed| {
-        g.certify(
-            point::<B>(device, 0.9),
-            &config,
-            &mut StdRng::seed_from_u64(seed),
-        )
-        .unwrap()
-    };
+    let run = |seed| g.certify(point::<B>(device, 0.9), &config, seed).unwrap();
     assert_eq!(run(7), run(7));
     assert_ne!(run(7).estimate().count, run(8).estimate().count);
 }
@@ -141,7 +122,9 @@ fn selection_and_estimation_use_fresh_noise<B: Backend>(device: &B::Device) {
         inner: LinearClassifier<B>,
         seen: std::cell::RefCell<Vec<Vec<u64>>>,
     }
-    impl<B: Backend> BaseClassifier<B, 2> for Recorder<B> {
+    impl<B: Backend> BaseClassifier<2> for Recorder<B> {
+        type Backend = B;
+
         fn input_shape(&self) -> &[usize] {
             self.inner.input_shape()
         }
@@ -167,12 +150,7 @@ fn selection_and_estimation_use_fresh_noise<B: Backend>(device: &B::Device) {
         .batch_size(500)
         .check()
         .unwrap();
-    g.certify(
-        point::<B>(device, 0.6),
-        &config,
-        &mut StdRng::seed_from_u64(9),
-    )
-    .unwrap();
+    g.certify(point::<B>(device, 0.6), &config, 9).unwrap();
     let seen = g.base().seen.borrow();
     assert_eq!(seen.len(), 2);
     assert_ne!(seen[0], seen[1]);
@@ -194,7 +172,9 @@ fn noisy_inputs<B: Backend>(device: &B::Device, seed: u64) -> Vec<f32> {
         seen: std::cell::RefCell<Vec<f32>>,
         _backend: std::marker::PhantomData<B>,
     }
-    impl<B: Backend> BaseClassifier<B, 2> for Reader<B> {
+    impl<B: Backend> BaseClassifier<2> for Reader<B> {
+        type Backend = B;
+
         fn input_shape(&self) -> &[usize] {
             &self.shape
         }
@@ -217,8 +197,7 @@ fn noisy_inputs<B: Backend>(device: &B::Device, seed: u64) -> Vec<f32> {
     };
     let g = SmoothedClassifier::new(reader, Gaussian::new(0.5).unwrap());
     let x = Tensor::<B, 1>::from_floats([0.1, 0.2, 0.3], device);
-    g.sample_counts(x, 250, 100, &mut StdRng::seed_from_u64(seed))
-        .unwrap();
+    g.sample_counts(x, 250, 100, seed).unwrap();
     g.base().seen.take()
 }
 

@@ -18,7 +18,6 @@
 //! ```
 //! use burn::backend::{Autodiff, NdArray};
 //! use burn::tensor::Tensor;
-//! use rand::{SeedableRng, rngs::StdRng};
 //! use randomized_smoothing::attack::{PgdParams, pgd};
 //! use randomized_smoothing::{Gaussian, LinearClassifier};
 //!
@@ -28,7 +27,7 @@
 //! let f = LinearClassifier::<B>::new(&[1.0, 0.0], 0.0, &device)?;
 //! let x = Tensor::<B, 1>::from_floats([0.3, 0.0], &device);
 //! let config = PgdParams::new(0.5).samples(64).pixel_range(None).check()?;
-//! let adversarial = pgd(|b| f.logits(b), &Gaussian::new(0.25)?, x, 1, &config, &mut StdRng::seed_from_u64(0))?;
+//! let adversarial = pgd(|b| f.logits(b), &Gaussian::new(0.25)?, x, 1, &config, 0)?;
 //! let moved: Vec<f32> = adversarial.into_data().to_vec().unwrap();
 //! assert!((moved[0] - (0.3 - 0.5)).abs() < 1e-3 && moved[1].abs() < 1e-3);
 //! # Ok::<(), randomized_smoothing::Error>(())

@@ -4,13 +4,12 @@
 use burn::tensor::Tensor;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
-use rand::Rng;
 
 use super::{batch_shape, check_input, check_logits, check_range, l2_norm};
 use crate::error::{Result, check_finite_positive, check_positive};
 use crate::smoothing::NoiseDistribution;
 use crate::smoothing::sampling::device_noise;
-use crate::stats::seed::split_mix;
+use crate::stats::seed::{Streams, split_mix};
 
 /// What PGD ascends at each step.
 ///
@@ -294,7 +293,7 @@ impl PgdConfig {
 ///
 /// `x` is one input without batch dimension; `logits` maps a batch `[rows, x's shape...]` to
 /// `[rows, classes]`. Each step draws `m` fresh noise samples on the device (a stream seeded
-/// from `rng`, so the attack is reproducible), sums their gradients in batches, takes a step
+/// from `seed`, so the attack is reproducible), sums their gradients in batches, takes a step
 /// of fixed length along the normalized gradient and projects back onto the ball, then the
 /// box. Nothing is read back to the host inside the loop.
 ///
@@ -308,7 +307,6 @@ impl PgdConfig {
 /// ```
 /// use burn::backend::{Autodiff, NdArray};
 /// use burn::tensor::Tensor;
-/// use rand::{SeedableRng, rngs::StdRng};
 /// use randomized_smoothing::attack::{PgdParams, pgd};
 /// use randomized_smoothing::Gaussian;
 ///
@@ -321,30 +319,29 @@ impl PgdConfig {
 /// };
 /// let x = Tensor::<B, 1>::from_floats([0.7; 4], &device);
 /// let config = PgdParams::new(0.2).samples(16).check()?;
-/// let adv = pgd(logits, &Gaussian::new(0.1)?, x.clone(), 1, &config, &mut StdRng::seed_from_u64(1))?;
+/// let adv = pgd(logits, &Gaussian::new(0.1)?, x.clone(), 1, &config, 1)?;
 /// // It moved the full radius, straight down (the gradient's direction), within the box.
 /// let d: Vec<f32> = (adv - x).into_data().to_vec().unwrap();
 /// assert!(d.iter().all(|v| (v + 0.1).abs() < 1e-4), "{d:?}");
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
-pub fn pgd<B, N, F, R, const K: usize, const D: usize>(
+pub fn pgd<B, N, F, const K: usize, const D: usize>(
     logits: F,
     noise: &N,
     x: Tensor<B, K>,
     label: usize,
     config: &PgdConfig,
-    rng: &mut R,
+    seed: u64,
 ) -> Result<Tensor<B, K>>
 where
     B: AutodiffBackend,
     N: NoiseDistribution,
     F: Fn(Tensor<B, D>) -> Tensor<B, 2>,
-    R: Rng + ?Sized,
 {
     check_input::<B, K, D>(&x, config.pixel_range())?;
     let device = x.device();
     let dims = x.dims();
-    let seed = rng.next_u64();
+    let seed = Streams::new(seed).next();
     let x0 = x.inner();
     let mut delta = x0.zeros_like();
     let radius = config.radius() as f32;

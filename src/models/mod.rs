@@ -92,7 +92,9 @@ pub trait ImageClassifier<B: Backend>: Module<B> {
 /// models go through `LogitsClassifier`.)
 macro_rules! image_base_classifier {
     ($($model:ident),*) => {$(
-        impl<B: Backend> BaseClassifier<B, 4> for $model<B> {
+        impl<B: Backend> BaseClassifier<4> for $model<B> {
+            type Backend = B;
+
             fn input_shape(&self) -> &[usize] {
                 ImageClassifier::input_shape(self)
             }

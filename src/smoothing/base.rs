@@ -2,10 +2,13 @@
 //!
 //! A [`BaseClassifier`] takes a batch of inputs in the model's own layout (rank `D`: the
 //! batch dimension, then the input's shape) and answers one class index per input, all on
-//! the backend's device. [`LogitsClassifier`] makes any function from an input
+//! the device of its backend (an associated type, so the smoothed classifier needs no
+//! parameter of its own for it). [`LogitsClassifier`] makes any function from an input
 //! batch to logits, such as a Burn module's `forward`, a base classifier;
 //! [`LinearClassifier`] is the two-class linear model whose smoothed version the paper
 //! analyses in closed form (Propositions 3 to 5), used to test the certification exactly.
+
+use std::marker::PhantomData;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -24,6 +27,10 @@ use crate::stats::special::normal_cdf;
 ///   sampling loop.
 /// - It is deterministic given its input or, if random, independent of the noise.
 ///
+/// The rank `D` is a parameter of the trait rather than an associated constant because stable
+/// Rust cannot yet use an associated constant as a tensor's rank; a classifier implements the
+/// trait for one rank, so callers never name it.
+///
 /// # Example
 /// ```
 /// use burn::backend::NdArray;
@@ -35,7 +42,10 @@ use crate::stats::special::normal_cdf;
 /// assert_eq!(f.num_classes(), 2);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
-pub trait BaseClassifier<B: Backend, const D: usize> {
+pub trait BaseClassifier<const D: usize> {
+    /// The Burn backend whose tensors the classifier takes and answers.
+    type Backend: Backend;
+
     /// Shape of one input (no batch dimension), e.g. `[3, 32, 32]`.
     ///
     /// # Example
@@ -58,7 +68,7 @@ pub trait BaseClassifier<B: Backend, const D: usize> {
     /// use randomized_smoothing::{BaseClassifier, LogitsClassifier};
     ///
     /// let f = LogitsClassifier::new([4], 4, |x: Tensor<NdArray, 2>| x)?;
-    /// assert_eq!(BaseClassifier::<NdArray, 2>::num_classes(&f), 4);
+    /// assert_eq!(f.num_classes(), 4);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     fn num_classes(&self) -> usize;
@@ -77,7 +87,7 @@ pub trait BaseClassifier<B: Backend, const D: usize> {
     /// assert_eq!(classes.into_data().to_vec::<i64>().unwrap(), vec![0, 1]);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
-    fn classify(&self, inputs: Tensor<B, D>) -> Tensor<B, 1, Int>;
+    fn classify(&self, inputs: Tensor<Self::Backend, D>) -> Tensor<Self::Backend, 1, Int>;
 }
 
 /// Any function from a batch of inputs of rank `D` to logits `[batch, num_classes]`, as a
@@ -105,14 +115,26 @@ pub trait BaseClassifier<B: Backend, const D: usize> {
 /// assert_eq!(classes.dims(), [5]);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
-#[derive(Clone)]
-pub struct LogitsClassifier<F, const D: usize> {
+pub struct LogitsClassifier<B, F, const D: usize> {
     forward: F,
     input_shape: Vec<usize>,
     num_classes: usize,
+    backend: PhantomData<fn() -> B>,
 }
 
-impl<F, const D: usize> std::fmt::Debug for LogitsClassifier<F, D> {
+// By hand: a derive would ask `B: Clone`.
+impl<B, F: Clone, const D: usize> Clone for LogitsClassifier<B, F, D> {
+    fn clone(&self) -> Self {
+        Self {
+            forward: self.forward.clone(),
+            input_shape: self.input_shape.clone(),
+            num_classes: self.num_classes,
+            backend: PhantomData,
+        }
+    }
+}
+
+impl<B, F, const D: usize> std::fmt::Debug for LogitsClassifier<B, F, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogitsClassifier")
             .field("input_shape", &self.input_shape)
@@ -121,7 +143,11 @@ impl<F, const D: usize> std::fmt::Debug for LogitsClassifier<F, D> {
     }
 }
 
-impl<F, const D: usize> LogitsClassifier<F, D> {
+impl<B, F, const D: usize> LogitsClassifier<B, F, D>
+where
+    B: Backend,
+    F: Fn(Tensor<B, D>) -> Tensor<B, 2>,
+{
     /// Wraps `forward`, which maps `[batch, input_shape...]` (rank `D`) to logits.
     ///
     /// # Errors
@@ -138,15 +164,7 @@ impl<F, const D: usize> LogitsClassifier<F, D> {
     /// let bad = LogitsClassifier::new([32, 32], 10, |x: Tensor<NdArray, 4>| x.flatten::<2>(1, 3));
     /// assert!(bad.is_err());
     /// ```
-    pub fn new<B>(
-        input_shape: impl Into<Vec<usize>>,
-        num_classes: usize,
-        forward: F,
-    ) -> Result<Self>
-    where
-        B: Backend,
-        F: Fn(Tensor<B, D>) -> Tensor<B, 2>,
-    {
+    pub fn new(input_shape: impl Into<Vec<usize>>, num_classes: usize, forward: F) -> Result<Self> {
         let input_shape = input_shape.into();
         if input_shape.len() + 1 != D || input_shape.contains(&0) {
             return Err(Error::InvalidParameter {
@@ -162,15 +180,18 @@ impl<F, const D: usize> LogitsClassifier<F, D> {
             forward,
             input_shape,
             num_classes,
+            backend: PhantomData,
         })
     }
 }
 
-impl<B, F, const D: usize> BaseClassifier<B, D> for LogitsClassifier<F, D>
+impl<B, F, const D: usize> BaseClassifier<D> for LogitsClassifier<B, F, D>
 where
     B: Backend,
     F: Fn(Tensor<B, D>) -> Tensor<B, 2>,
 {
+    type Backend = B;
+
     fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }
@@ -375,7 +396,9 @@ impl<B: Backend> LinearClassifier<B> {
     }
 }
 
-impl<B: Backend> BaseClassifier<B, 2> for LinearClassifier<B> {
+impl<B: Backend> BaseClassifier<2> for LinearClassifier<B> {
+    type Backend = B;
+
     fn input_shape(&self) -> &[usize] {
         &self.shape
     }

@@ -159,7 +159,7 @@ pub(crate) fn sample_counts<B, C, N, const D: usize>(
 ) -> Result<Vec<u64>>
 where
     B: Backend,
-    C: BaseClassifier<B, D>,
+    C: BaseClassifier<D, Backend = B>,
     N: NoiseDistribution,
 {
     let device = &x.device;

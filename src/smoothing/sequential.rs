@@ -15,8 +15,6 @@
 //! `alpha`, however the stopping rule uses the data. The upper bounds are at the same level,
 //! so a true certificate is given up early with probability at most `alpha` as well.
 
-use rand::Rng;
-
 use super::base::BaseClassifier;
 use super::noise::NoiseDistribution;
 use super::outcome::{AbstainReason, Certification, Estimate};
@@ -25,8 +23,8 @@ use super::sampling::sample_counts;
 use super::smoothed::{SmoothedClassifier, top_class_of};
 use crate::error::{Error, Result, check_open_unit, check_positive};
 use crate::stats::binomial::{clopper_pearson_lower_pair, clopper_pearson_upper_pair};
+use crate::stats::seed::Streams;
 use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
 
 /// Unchecked hyperparameters of the sequential procedures; [`check`](Self::check) them into
 /// a [`SequentialConfig`].
@@ -309,22 +307,22 @@ pub struct Sequential<T> {
     pub looks: usize,
 }
 
-impl<B, C, N, const D: usize> SmoothedClassifier<B, C, N, D>
-where
-    B: Backend,
-    C: BaseClassifier<B, D>,
-    N: NoiseDistribution,
-{
+impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     /// Runs the looks of `config` on `x`, calling `stop` at each with the estimate (bounds at
     /// `1 - alpha / K`) and whether it is the last look; returns what `stop` returned first.
-    fn sequential<const K: usize, T, R: Rng + ?Sized>(
+    fn sequential<const D: usize, const K: usize, T>(
         &self,
-        x: Tensor<B, K>,
+        x: Tensor<C::Backend, K>,
         config: &SequentialConfig,
-        rng: &mut R,
+        seed: u64,
         mut stop: impl FnMut(&Estimate, (f64, f64), bool) -> Option<T>,
-    ) -> Result<Sequential<T>> {
+    ) -> Result<Sequential<T>>
+    where
+        C: BaseClassifier<D>,
+    {
         let x = self.prepare(x)?;
+        // The selection and each look draw from successive streams of the seed.
+        let mut streams = Streams::new(seed);
         let batch = config.batch_size();
         let selection = sample_counts(
             self.base(),
@@ -332,7 +330,7 @@ where
             &x,
             config.n0(),
             batch,
-            rng.next_u64(),
+            streams.next(),
         )?;
         let candidate = top_class_of(&selection);
         let looks = config.looks();
@@ -345,7 +343,7 @@ where
                 &x,
                 n - drawn,
                 batch,
-                rng.next_u64(),
+                streams.next(),
             )?;
             count += counts[candidate];
             drawn = n;
@@ -386,7 +384,6 @@ where
     /// ```
     /// use burn::backend::NdArray;
     /// use burn::tensor::Tensor;
-    /// use rand::{SeedableRng, rngs::StdRng};
     /// use randomized_smoothing::{Gaussian, LinearClassifier, SequentialParams, SmoothedClassifier, Verdict};
     ///
     /// let device = Default::default();
@@ -394,20 +391,23 @@ where
     /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
     /// let config = SequentialParams::default().check()?;
     /// let x = Tensor::<NdArray, 1>::from_floats([1.5], &device);
-    /// let d = smoothed.certify_at_radius(x.clone(), 0.5, &config, &mut StdRng::seed_from_u64(0))?;
+    /// let d = smoothed.certify_at_radius(x.clone(), 0.5, &config, 0)?;
     /// assert_eq!(d.verdict, Verdict::Certified);
     /// assert!(d.samples <= 500); // against 100,100 for CERTIFY
-    /// let d = smoothed.certify_at_radius(x, 2.0, &config, &mut StdRng::seed_from_u64(0))?;
+    /// let d = smoothed.certify_at_radius(x, 2.0, &config, 0)?;
     /// assert_eq!(d.verdict, Verdict::NotCertified);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
-    pub fn certify_at_radius<const K: usize, R: Rng + ?Sized>(
+    pub fn certify_at_radius<const D: usize, const K: usize>(
         &self,
-        x: Tensor<B, K>,
+        x: Tensor<C::Backend, K>,
         radius: f64,
         config: &SequentialConfig,
-        rng: &mut R,
-    ) -> Result<Sequential<Verdict>> {
+        seed: u64,
+    ) -> Result<Sequential<Verdict>>
+    where
+        C: BaseClassifier<D>,
+    {
         if !(radius.is_finite() && radius >= 0.0) {
             return Err(Error::InvalidParameter {
                 name: "radius",
@@ -417,7 +417,7 @@ where
         let noise = self.noise();
         // Whether p_a (with its complement) certifies the radius.
         let reaches = |(p, q): (f64, f64)| p > 0.5 && noise.radius(p, q) >= radius;
-        self.sequential(x, config, rng, |e, p_a_upper, last| {
+        self.sequential(x, config, seed, |e, p_a_upper, last| {
             if reaches((e.p_a_lower, e.p_b_upper)) {
                 Some(Verdict::Certified)
             } else if !reaches(p_a_upper) {
@@ -448,7 +448,6 @@ where
     /// ```
     /// use burn::backend::NdArray;
     /// use burn::tensor::Tensor;
-    /// use rand::{SeedableRng, rngs::StdRng};
     /// use randomized_smoothing::{Gaussian, LinearClassifier, SequentialParams, SmoothedClassifier};
     ///
     /// let device = Default::default();
@@ -457,22 +456,25 @@ where
     /// let config = SequentialParams::default().tolerance(0.05).check()?;
     /// // Near the boundary: the radius settles early, far below 0.3.
     /// let x = Tensor::<NdArray, 1>::from_floats([0.3], &device);
-    /// let s = smoothed.certify_budgeted(x, &config, &mut StdRng::seed_from_u64(1))?;
+    /// let s = smoothed.certify_budgeted(x, &config, 1)?;
     /// assert!(s.verdict.radius().unwrap() < 0.3 && s.samples < 100_100);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
-    pub fn certify_budgeted<const K: usize, R: Rng + ?Sized>(
+    pub fn certify_budgeted<const D: usize, const K: usize>(
         &self,
-        x: Tensor<B, K>,
+        x: Tensor<C::Backend, K>,
         config: &SequentialConfig,
-        rng: &mut R,
-    ) -> Result<Sequential<Certification>> {
+        seed: u64,
+    ) -> Result<Sequential<Certification>>
+    where
+        C: BaseClassifier<D>,
+    {
         let noise = self.noise();
         let radius = |p: f64, q: f64| if p > 0.5 { noise.radius(p, q) } else { 0.0 };
         let n_max = *config.looks().last().expect("at least one look");
         let (best, best_complement) =
             clopper_pearson_lower_pair(n_max, n_max, config.alpha_per_look());
-        self.sequential(x, config, rng, |e, (p_a_upper, _), last| {
+        self.sequential(x, config, seed, |e, (p_a_upper, _), last| {
             let decide = || {
                 if e.p_a_lower > 0.5 {
                     Certification::Certified {

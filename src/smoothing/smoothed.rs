@@ -1,34 +1,35 @@
 //! The smoothed classifier and the paper's PREDICT and CERTIFY procedures (Section 3.2,
 //! Appendix C).
 
-use std::marker::PhantomData;
-
 use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
-use rand::Rng;
 
 use super::base::BaseClassifier;
-use super::noise::NoiseDistribution;
+use super::noise::{Gaussian, NoiseDistribution};
 use super::outcome::{AbstainReason, Certification, Estimate, Prediction};
 use super::params::{CertifyConfig, PredictConfig, check_samples};
 use super::sampling::{CleanInput, sample_counts};
 use crate::error::{Error, Result, check_positive};
 use crate::stats::binomial::{clopper_pearson_lower_pair, clopper_pearson_upper_pair};
 use crate::stats::hung_fithian::{TopTwoTest, top_two};
+use crate::stats::seed::Streams;
 
 /// A base classifier smoothed by a noise distribution: `g(x) = argmax_c P(f(x + e) = c)`.
 ///
-/// PREDICT and CERTIFY estimate `g` by Monte Carlo. Their randomness comes from the `rng`
-/// passed to each call: it seeds the backend's generator for every batch, so a result is
-/// reproducible from the rng's state for a given batch size, also when several threads
-/// sample at once. (Code outside this crate that draws from the same backend's generator
-/// at the same moment can still interleave; the results stay valid, not reproducible.)
+/// Generic over the base classifier and the noise only: the backend and the input's rank
+/// come from the classifier ([`BaseClassifier`]), and the noise is Gaussian unless named.
+///
+/// PREDICT and CERTIFY estimate `g` by Monte Carlo. Their randomness is a function of the
+/// `seed` passed to each call: it seeds the noise of every batch (on the host for CPU
+/// devices, the backend's generator otherwise), so a result is reproducible from the seed
+/// for a given batch size, also when several threads sample at once. (Code outside this
+/// crate that draws from the same backend's generator at the same moment can still
+/// interleave; the results stay valid, not reproducible.) Calls that should be independent,
+/// such as one per example of a data set, need distinct seeds.
 ///
 /// # Example
 /// ```
 /// use burn::backend::NdArray;
 /// use burn::tensor::Tensor;
-/// use rand::{SeedableRng, rngs::StdRng};
 /// use randomized_smoothing::{CertifyParams, Gaussian, LinearClassifier, SmoothedClassifier};
 ///
 /// let device = Default::default();
@@ -36,25 +37,19 @@ use crate::stats::hung_fithian::{TopTwoTest, top_two};
 /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
 /// let x = Tensor::<NdArray, 1>::from_floats([2.0, 0.0], &device); // 2.0 from the boundary
 /// let config = CertifyParams::default().n(10_000).batch_size(2_000).check()?;
-/// let c = smoothed.certify(x, &config, &mut StdRng::seed_from_u64(0))?;
+/// let c = smoothed.certify(x, &config, 0)?;
 /// assert_eq!(c.class(), Some(1));
 /// let r = c.radius().unwrap();
 /// assert!(1.5 < r && r < 2.0); // a sound radius, below the exact 2.0
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct SmoothedClassifier<B, C, N, const D: usize> {
+pub struct SmoothedClassifier<C, N = Gaussian> {
     base: C,
     noise: N,
-    backend: PhantomData<fn() -> B>,
 }
 
-impl<B, C, N, const D: usize> SmoothedClassifier<B, C, N, D>
-where
-    B: Backend,
-    C: BaseClassifier<B, D>,
-    N: NoiseDistribution,
-{
+impl<C, N> SmoothedClassifier<C, N> {
     /// Smooths `base` with `noise`.
     ///
     /// # Example
@@ -68,11 +63,7 @@ where
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn new(base: C, noise: N) -> Self {
-        Self {
-            base,
-            noise,
-            backend: PhantomData,
-        }
+        Self { base, noise }
     }
 
     /// The base classifier.
@@ -106,11 +97,19 @@ where
     pub fn noise(&self) -> &N {
         &self.noise
     }
+}
 
+impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     /// Checks `x` against the classifier's input shape and for non-finite values, and
     /// makes it a batch of one, `[1, input_shape...]`, read once for all the sampling that
     /// follows (never the noisy samples).
-    pub(crate) fn prepare<const K: usize>(&self, x: Tensor<B, K>) -> Result<CleanInput<B, D>> {
+    pub(crate) fn prepare<const D: usize, const K: usize>(
+        &self,
+        x: Tensor<C::Backend, K>,
+    ) -> Result<CleanInput<C::Backend, D>>
+    where
+        C: BaseClassifier<D>,
+    {
         let dims = x.dims();
         let expected = self.base.input_shape();
         if dims.as_slice() != expected || expected.len() + 1 != D {
@@ -136,29 +135,32 @@ where
     /// ```
     /// use burn::backend::NdArray;
     /// use burn::tensor::Tensor;
-    /// use rand::{SeedableRng, rngs::StdRng};
     /// use randomized_smoothing::{Gaussian, LinearClassifier, SmoothedClassifier};
     ///
     /// let device = Default::default();
     /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &device)?;
     /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(1.0)?);
     /// let x = Tensor::<NdArray, 1>::from_floats([0.0], &device);
-    /// let counts = smoothed.sample_counts(x, 1_000, 100, &mut StdRng::seed_from_u64(1))?;
+    /// let counts = smoothed.sample_counts(x, 1_000, 100, 1)?;
     /// assert_eq!(counts.iter().sum::<u64>(), 1_000);
     /// assert!(counts[0] > 400 && counts[1] > 400); // on the boundary: about half each
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
-    pub fn sample_counts<const K: usize, R: Rng + ?Sized>(
+    pub fn sample_counts<const D: usize, const K: usize>(
         &self,
-        x: Tensor<B, K>,
+        x: Tensor<C::Backend, K>,
         num: u64,
         batch_size: usize,
-        rng: &mut R,
-    ) -> Result<Vec<u64>> {
+        seed: u64,
+    ) -> Result<Vec<u64>>
+    where
+        C: BaseClassifier<D>,
+    {
         check_samples("num", num)?;
         check_positive("batch_size", batch_size as u64)?;
         let x = self.prepare(x)?;
-        sample_counts(&self.base, &self.noise, &x, num, batch_size, rng.next_u64())
+        let mut streams = Streams::new(seed);
+        sample_counts(&self.base, &self.noise, &x, num, batch_size, streams.next())
     }
 
     /// PREDICT: the smoothed classifier's class at `x`, or an abstention.
@@ -175,7 +177,6 @@ where
     /// ```
     /// use burn::backend::NdArray;
     /// use burn::tensor::Tensor;
-    /// use rand::{SeedableRng, rngs::StdRng};
     /// use randomized_smoothing::{Gaussian, LinearClassifier, PredictParams, SmoothedClassifier};
     ///
     /// let device = Default::default();
@@ -183,24 +184,28 @@ where
     /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
     /// let config = PredictParams::default().n(1_000).check()?;
     /// let x = Tensor::<NdArray, 1>::from_floats([-1.0], &device);
-    /// let p = smoothed.predict(x, &config, &mut StdRng::seed_from_u64(2))?;
+    /// let p = smoothed.predict(x, &config, 2)?;
     /// assert_eq!(p.class(), Some(0));
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
-    pub fn predict<const K: usize, R: Rng + ?Sized>(
+    pub fn predict<const D: usize, const K: usize>(
         &self,
-        x: Tensor<B, K>,
+        x: Tensor<C::Backend, K>,
         config: &PredictConfig,
-        rng: &mut R,
-    ) -> Result<Prediction> {
+        seed: u64,
+    ) -> Result<Prediction>
+    where
+        C: BaseClassifier<D>,
+    {
         let x = self.prepare(x)?;
+        let mut streams = Streams::new(seed);
         let counts = sample_counts(
             &self.base,
             &self.noise,
             &x,
             config.n(),
             config.batch_size(),
-            rng.next_u64(),
+            streams.next(),
         )?;
         let test = TopTwoTest::from_counts(&counts)?;
         Ok(if test.rejects(config.alpha()) {
@@ -231,7 +236,6 @@ where
     /// ```
     /// use burn::backend::NdArray;
     /// use burn::tensor::Tensor;
-    /// use rand::{SeedableRng, rngs::StdRng};
     /// use randomized_smoothing::{CertifyParams, Gaussian, LinearClassifier, SmoothedClassifier};
     ///
     /// let device = Default::default();
@@ -240,17 +244,22 @@ where
     /// let config = CertifyParams::default().n(1_000).check()?;
     /// // On the decision boundary nothing can be certified.
     /// let x = Tensor::<NdArray, 1>::from_floats([0.0], &device);
-    /// let c = smoothed.certify(x, &config, &mut StdRng::seed_from_u64(3))?;
+    /// let c = smoothed.certify(x, &config, 3)?;
     /// assert_eq!(c.class(), None);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
-    pub fn certify<const K: usize, R: Rng + ?Sized>(
+    pub fn certify<const D: usize, const K: usize>(
         &self,
-        x: Tensor<B, K>,
+        x: Tensor<C::Backend, K>,
         config: &CertifyConfig,
-        rng: &mut R,
-    ) -> Result<Certification> {
+        seed: u64,
+    ) -> Result<Certification>
+    where
+        C: BaseClassifier<D>,
+    {
         let x = self.prepare(x)?;
+        // Selection and estimation draw from two streams of the seed: independent samples.
+        let mut streams = Streams::new(seed);
         let batch = config.batch_size();
         let selection = sample_counts(
             &self.base,
@@ -258,7 +267,7 @@ where
             &x,
             config.n0(),
             batch,
-            rng.next_u64(),
+            streams.next(),
         )?;
         let candidate = top_two(&selection).0;
         let estimation = sample_counts(
@@ -267,7 +276,7 @@ where
             &x,
             config.n(),
             batch,
-            rng.next_u64(),
+            streams.next(),
         )?;
         let estimate = bound_top_two(
             &estimation,

@@ -16,3 +16,19 @@ pub(crate) fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
+
+/// The independent noise streams of one procedure call, derived from the call's seed in
+/// order: CERTIFY's selection then estimation, a sequential test's selection then each look.
+pub(crate) struct Streams(rand::rngs::StdRng);
+
+impl Streams {
+    /// The streams of `seed`.
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(rand::SeedableRng::seed_from_u64(seed))
+    }
+
+    /// The seed of the next stream.
+    pub(crate) fn next(&mut self) -> u64 {
+        rand::Rng::next_u64(&mut self.0)
+    }
+}

@@ -7,8 +7,6 @@ use std::time::Instant;
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use super::jobs::{Job, example_seed, image, run_indices, run_job};
 use super::records::{AttackOutcome, AttackRecord, CertifyRecord, DeepFoolRecord};
@@ -18,6 +16,7 @@ use crate::error::{Error, Result, check_finite_positive};
 use crate::smoothing::NoiseDistribution;
 use crate::smoothing::base::BaseClassifier;
 use crate::smoothing::{PredictConfig, SmoothedClassifier};
+use crate::stats::seed::split_mix;
 
 /// The attack of [`attack_dataset`]: PGD settings whose radius is replaced, per example, by
 /// a multiple of its certified radius.
@@ -115,7 +114,7 @@ impl AttackPlan {
 /// ```
 #[allow(clippy::too_many_arguments)]
 pub fn attack_dataset<B, C, N, S, T, F>(
-    smoothed: &SmoothedClassifier<B, C, N, 4>,
+    smoothed: &SmoothedClassifier<C, N>,
     logits: F,
     data: &S,
     certified: &[CertifyRecord],
@@ -127,7 +126,7 @@ pub fn attack_dataset<B, C, N, S, T, F>(
 ) -> Result<Vec<AttackRecord>>
 where
     B: Backend,
-    C: BaseClassifier<B, 4>,
+    C: BaseClassifier<4, Backend = B>,
     N: NoiseDistribution,
     S: ImageSource + ?Sized,
     T: AutodiffBackend,
@@ -159,18 +158,12 @@ where
             let radius = radii[&idx];
             let attack_radius = plan.multiple * radius;
             let config = plan.pgd.clone().radius(attack_radius).check()?;
-            let mut rng = StdRng::seed_from_u64(example_seed(job.seed, idx));
-            let adversarial = pgd(
-                &logits,
-                smoothed.noise(),
-                x.clone(),
-                label,
-                &config,
-                &mut rng,
-            )?;
+            // The attack and the prediction at its result draw independent noise.
+            let seed = example_seed(job.seed, idx);
+            let adversarial = pgd(&logits, smoothed.noise(), x.clone(), label, &config, seed)?;
             let distance = host_l2_norm(adversarial.clone() - x);
             let at = Tensor::<B, 3>::from_data(adversarial.into_data(), devices.0);
-            let predicted = smoothed.predict(at, predict, &mut rng)?.class();
+            let predicted = smoothed.predict(at, predict, split_mix(seed))?.class();
             Ok(AttackRecord {
                 idx,
                 label,

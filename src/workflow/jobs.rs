@@ -25,8 +25,6 @@ use std::time::Instant;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use crate::data::ImageSource;
 use crate::error::{Error, Result, check_positive};
@@ -371,7 +369,7 @@ pub(crate) fn image<B: Backend, S: ImageSource + ?Sized>(
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn certify_dataset<B, C, N, S, const D: usize>(
-    smoothed: &SmoothedClassifier<B, C, N, D>,
+    smoothed: &SmoothedClassifier<C, N>,
     data: &S,
     config: &CertifyConfig,
     job: &Job,
@@ -380,7 +378,7 @@ pub fn certify_dataset<B, C, N, S, const D: usize>(
 ) -> Result<Vec<CertifyRecord>>
 where
     B: Backend,
-    C: BaseClassifier<B, D>,
+    C: BaseClassifier<D, Backend = B>,
     N: NoiseDistribution,
     S: ImageSource + ?Sized,
 {
@@ -391,11 +389,7 @@ where
             // Timed from the loaded image on, as the paper's certify.py times.
             let x = image::<B, S>(data, idx, device)?;
             let started = Instant::now();
-            let certification = smoothed.certify(
-                x,
-                config,
-                &mut StdRng::seed_from_u64(example_seed(job.seed, idx)),
-            )?;
+            let certification = smoothed.certify(x, config, example_seed(job.seed, idx))?;
             let label = data.label(idx);
             Ok(CertifyRecord {
                 idx,
@@ -441,7 +435,7 @@ where
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn predict_dataset<B, C, N, S, const D: usize>(
-    smoothed: &SmoothedClassifier<B, C, N, D>,
+    smoothed: &SmoothedClassifier<C, N>,
     data: &S,
     config: &PredictConfig,
     job: &Job,
@@ -450,7 +444,7 @@ pub fn predict_dataset<B, C, N, S, const D: usize>(
 ) -> Result<Vec<PredictRecord>>
 where
     B: Backend,
-    C: BaseClassifier<B, D>,
+    C: BaseClassifier<D, Backend = B>,
     N: NoiseDistribution,
     S: ImageSource + ?Sized,
 {
@@ -460,11 +454,7 @@ where
         |idx| {
             let x = image::<B, S>(data, idx, device)?;
             let started = Instant::now();
-            let prediction = smoothed.predict(
-                x,
-                config,
-                &mut StdRng::seed_from_u64(example_seed(job.seed, idx)),
-            )?;
+            let prediction = smoothed.predict(x, config, example_seed(job.seed, idx))?;
             let label = data.label(idx);
             Ok(PredictRecord {
                 idx,

@@ -231,7 +231,7 @@ pub(crate) fn progress(len: u64, unit: &str) -> ProgressBar {
 /// progress bar.
 pub(crate) struct Run<B: Backend> {
     pub(crate) data: Box<dyn ImageSource>,
-    pub(crate) smoothed: SmoothedClassifier<B, Model<B>, Gaussian, 4>,
+    pub(crate) smoothed: SmoothedClassifier<Model<B>>,
     pub(crate) job: Job,
     pub(crate) bar: ProgressBar,
 }
