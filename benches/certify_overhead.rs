@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution as _, StandardNormal};
 use randomized_smoothing::models::kernels::{conv2d, max_pool2d};
 use randomized_smoothing::{
-    BaseClassifier, CertifyParams, Gaussian, LogitsClassifier, NoiseDistribution,
+    BaseClassifier, CertifyConfig, Gaussian, LogitsClassifier, NoiseDistribution,
     SmoothedClassifier,
 };
 use std::time::Duration;
@@ -159,7 +159,7 @@ fn bench_backend<B: Backend>(c: &mut Criterion, backend: &str, device: B::Device
         );
         // Full CERTIFY with n0 = batch / 4 and n = 4 batches, reported per sample.
         let n = 4 * batch as u64;
-        let config = CertifyParams::default()
+        let config = CertifyConfig::default()
             .n0(batch as u64 / 4)
             .n(n)
             .batch_size(batch)

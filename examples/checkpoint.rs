@@ -18,7 +18,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use randomized_smoothing::models::{ImageClassifier, PytorchCheckpoint};
 use randomized_smoothing::runtime::BackendTask;
-use randomized_smoothing::{Certification, CertifyParams, Gaussian, SmoothedClassifier};
+use randomized_smoothing::{Certification, CertifyConfig, Gaussian, SmoothedClassifier};
 
 mod common;
 
@@ -79,7 +79,7 @@ fn certify_images<B: Backend>(run: &Run, device: &B::Device) -> Result<(), Failu
     );
     let shape = model.input_shape().to_vec();
     let smoothed = SmoothedClassifier::new(model, Gaussian::new(sigma)?);
-    let config = CertifyParams::default().n(n).batch_size(400).check()?;
+    let config = CertifyConfig::default().n(n).batch_size(400).check()?;
     B::seed(device, 1);
     for i in 0..images {
         let x = Tensor::<B, 3>::random(

@@ -34,7 +34,7 @@ use randomized_smoothing::models::{
     Architecture, Model, PytorchCheckpoint, load_model, save_model,
 };
 use randomized_smoothing::runtime::BackendTask;
-use randomized_smoothing::workflow::train::{TrainParams, train};
+use randomized_smoothing::workflow::train::{TrainConfig, train};
 
 mod common;
 
@@ -110,7 +110,7 @@ impl Cifar10 {
         // The backend's generator initializes the weights: seeded, the run is reproducible.
         B::seed(device, self.run.job.seed);
         let model = self.arch.init::<Autodiff<B>>(10, device)?;
-        let params = TrainParams::new(self.run.sigma)
+        let params = TrainConfig::new(self.run.sigma)
             .epochs(epochs)
             .augment(4, true)
             .check()?;

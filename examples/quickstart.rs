@@ -25,8 +25,8 @@ use randomized_smoothing::data::digits;
 use randomized_smoothing::models::SmallCnnConfig;
 use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset};
 use randomized_smoothing::workflow::plot::{Curve, plot_certified_accuracy};
-use randomized_smoothing::workflow::train::{TrainParams, train};
-use randomized_smoothing::{CertifyParams, Gaussian, SmoothedClassifier};
+use randomized_smoothing::workflow::train::{TrainConfig, train};
+use randomized_smoothing::{CertifyConfig, Gaussian, SmoothedClassifier};
 
 mod common;
 
@@ -67,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // of Burn's pure-Rust CPU backends for this network (docs/benchmarks.md).
     <Autodiff<Flex> as Backend>::seed(&Default::default(), seed);
     let trained_on = model.init::<Autodiff<Flex>>(&Default::default())?;
-    let config = TrainParams::new(SIGMA)
+    let config = TrainConfig::new(SIGMA)
         .epochs(EPOCHS)
         .batch_size(64)
         .lr(0.1)
@@ -93,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let base = trained.valid();
     let smoothed = SmoothedClassifier::new(base, Gaussian::new(SIGMA)?);
-    let certify = CertifyParams::default()
+    let certify = CertifyConfig::default()
         .n0(100)
         .n(10_000)
         .alpha(0.001)

@@ -25,9 +25,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use randomized_smoothing::data::{Dataset, digits, load_mnist};
 use randomized_smoothing::models::{Model, SmallCnnConfig, load_model, transfer};
-use randomized_smoothing::workflow::train::{TrainParams, train};
+use randomized_smoothing::workflow::train::{TrainConfig, train};
 use randomized_smoothing::{
-    CertifyParams, Gaussian, SequentialParams, SmoothedClassifier, Verdict,
+    CertifyConfig, Gaussian, SequentialConfig, SmoothedClassifier, Verdict,
 };
 
 // Inference (and so all sampling) on the GPU with `--features cuda`, else on Flex;
@@ -49,7 +49,7 @@ fn digits_setup(every: usize) -> Result<Setup, Box<dyn std::error::Error>> {
         .with_std(vec![0.35]);
     <Autodiff<Flex> as Backend>::seed(&Default::default(), 0);
     let model = config.init::<Autodiff<Flex>>(&Default::default())?;
-    let params = TrainParams::new(SIGMA)
+    let params = TrainConfig::new(SIGMA)
         .epochs(20)
         .batch_size(64)
         .lr(0.1)
@@ -100,13 +100,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();
     let smoothed = SmoothedClassifier::new(base, Gaussian::new(sigma)?);
 
-    let fixed = CertifyParams::default().batch_size(1_000).check()?;
-    let two_sided = CertifyParams::default()
+    let fixed = CertifyConfig::default().batch_size(1_000).check()?;
+    let two_sided = CertifyConfig::default()
         .batch_size(1_000)
         .two_sided(true)
         .check()?;
-    let sequential = SequentialParams::default().batch_size(1_000).check()?;
-    let budgeted = SequentialParams::default()
+    let sequential = SequentialConfig::default().batch_size(1_000).check()?;
+    let budgeted = SequentialConfig::default()
         .batch_size(1_000)
         .tolerance(0.02)
         .check()?;

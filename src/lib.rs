@@ -13,9 +13,9 @@ pub mod workflow;
 
 pub use error::{Error, IoError, Result};
 pub use smoothing::{
-    AbstainReason, BaseClassifier, Certification, CertifyConfig, CertifyParams, Estimate, Gaussian,
-    Laplace, LinearClassifier, LogitsClassifier, MAX_SAMPLES, NoiseDistribution, Norm,
-    PredictConfig, PredictParams, Prediction, Sequential, SequentialConfig, SequentialParams,
-    SmoothedClassifier, Uniform, Verdict,
+    AbstainReason, BaseClassifier, Certification, CertifyConfig, CertifyValidConfig, Estimate,
+    Gaussian, Laplace, LinearClassifier, LogitsClassifier, MAX_SAMPLES, NoiseDistribution, Norm,
+    PredictConfig, PredictValidConfig, Prediction, Sequential, SequentialConfig,
+    SequentialValidConfig, SmoothedClassifier, Uniform, Verdict,
 };
 pub use stats::hung_fithian::TopTwoTest;

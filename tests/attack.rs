@@ -10,12 +10,12 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use randomized_smoothing::attack::{DeepFoolParams, Objective, PgdParams, deepfool, pgd};
+use randomized_smoothing::attack::{DeepFoolConfig, Objective, PgdConfig, deepfool, pgd};
 use randomized_smoothing::data::digits;
 use randomized_smoothing::models::{ImageClassifier, SmallCnnConfig};
-use randomized_smoothing::workflow::train::{TrainParams, train};
+use randomized_smoothing::workflow::train::{TrainConfig, train};
 use randomized_smoothing::{
-    CertifyParams, Error, Gaussian, LinearClassifier, PredictParams, SmoothedClassifier,
+    CertifyConfig, Error, Gaussian, LinearClassifier, PredictConfig, SmoothedClassifier,
 };
 
 /// Generates a test per autodiff backend for generic `fn name<B: AutodiffBackend>(device)`.
@@ -48,8 +48,8 @@ fn pgd_on_a_linear_classifier_is_tight<B: AutodiffBackend>(device: &B::Device) {
     let mut rng = StdRng::seed_from_u64(7);
     let sigma = 0.25;
     let noise = Gaussian::new(sigma).unwrap();
-    let certify = CertifyParams::default().batch_size(10_000).check().unwrap();
-    let predict = PredictParams::default()
+    let certify = CertifyConfig::default().batch_size(10_000).check().unwrap();
+    let predict = PredictConfig::default()
         .n(10_000)
         .batch_size(10_000)
         .check()
@@ -76,7 +76,7 @@ fn pgd_on_a_linear_classifier_is_tight<B: AutodiffBackend>(device: &B::Device) {
         assert!(r < 0.5 && r > 0.45, "certified {r}");
         certified += 1;
         for (radius, inside) in [(r, true), (0.55, false)] {
-            let config = PgdParams::new(radius)
+            let config = PgdConfig::new(radius)
                 .samples(64)
                 .pixel_range(None)
                 .check()
@@ -126,7 +126,7 @@ fn deepfool_finds_the_linear_boundary<B: AutodiffBackend>(device: &B::Device) {
             TensorData::new(x.iter().map(|&v| v as f32).collect(), [6]),
             device,
         );
-        let config = DeepFoolParams::default().pixel_range(None).check().unwrap();
+        let config = DeepFoolConfig::default().pixel_range(None).check().unwrap();
         let r = deepfool(|b| f.logits(b), input, &config).unwrap();
         assert!(r.fooled() && r.iterations == 1, "{r:?}");
         assert!(
@@ -142,7 +142,7 @@ fn deepfool_finds_the_linear_boundary<B: AutodiffBackend>(device: &B::Device) {
 fn bad_inputs_are_errors<B: AutodiffBackend>(device: &B::Device) {
     let f = LinearClassifier::<B>::new(&[1.0, 0.0], 0.0, device).unwrap();
     let noise = Gaussian::new(0.25).unwrap();
-    let config = PgdParams::new(0.5).samples(8).check().unwrap();
+    let config = PgdConfig::new(0.5).samples(8).check().unwrap();
     let run =
         |x: Tensor<B, 1>, label: usize| pgd(|b| f.logits(b), &noise, x, label, &config, 0).err();
     let ok = || Tensor::<B, 1>::from_floats([0.5, 0.5], device);
@@ -175,7 +175,7 @@ fn bad_inputs_are_errors<B: AutodiffBackend>(device: &B::Device) {
         rank,
         Err(Error::InvalidParameter { name: "x", .. })
     ));
-    let df = DeepFoolParams::default().check().unwrap();
+    let df = DeepFoolConfig::default().check().unwrap();
     assert!(matches!(
         deepfool(
             |b| f.logits(b),
@@ -200,7 +200,7 @@ fn attacks_on_a_trained_digits_model() {
         .with_filters(16)
         .with_mean(vec![0.3])
         .with_std(vec![0.35]);
-    let params = TrainParams::new(0.25)
+    let params = TrainConfig::new(0.25)
         .epochs(8)
         .batch_size(64)
         .lr(0.1)
@@ -219,12 +219,12 @@ fn attacks_on_a_trained_digits_model() {
     let inference = model.valid();
     let noise = Gaussian::new(0.25).unwrap();
     let smoothed = SmoothedClassifier::new(inference, noise);
-    let certify = CertifyParams::default()
+    let certify = CertifyConfig::default()
         .n(10_000)
         .batch_size(2_000)
         .check()
         .unwrap();
-    let predict = PredictParams::default()
+    let predict = PredictConfig::default()
         .n(2_000)
         .batch_size(2_000)
         .check()
@@ -242,7 +242,7 @@ fn attacks_on_a_trained_digits_model() {
         let df = deepfool(
             |b| model.forward(b),
             x(),
-            &DeepFoolParams::default().check().unwrap(),
+            &DeepFoolConfig::default().check().unwrap(),
         )
         .unwrap();
         if df.fooled() {
@@ -265,7 +265,7 @@ fn attacks_on_a_trained_digits_model() {
             (r, Objective::LossOfMean, true),
             (2.5, Objective::LossOfMean, false),
         ] {
-            let config = PgdParams::new(radius)
+            let config = PgdConfig::new(radius)
                 .samples(32)
                 .steps(10)
                 .objective(objective)

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use randomized_smoothing::stats::binomial::{clopper_pearson_lower, clopper_pearson_upper};
 use randomized_smoothing::stats::normal::{normal_cdf, normal_quantile};
 use randomized_smoothing::{
-    BaseClassifier, Certification, CertifyParams, Gaussian, PredictParams, SmoothedClassifier,
+    BaseClassifier, Certification, CertifyConfig, Gaussian, PredictConfig, SmoothedClassifier,
 };
 
 /// The Clopper-Pearson bounds miss the true p at rate at most alpha; the Wald interval
@@ -107,7 +107,7 @@ fn certify_false_certification_rate<B: Backend>(device: &B::Device) {
     let truth = base.probabilities.clone();
     let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
     let alpha = 0.1;
-    let config = CertifyParams::default()
+    let config = CertifyConfig::default()
         .n0(20)
         .n(100)
         .alpha(alpha)
@@ -144,7 +144,7 @@ fn predict_wrong_class_rate<B: Backend>(device: &B::Device) {
     let base = Buckets::<B>::new(&[0.45, 0.4, 0.15]);
     let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
     let alpha = 0.05;
-    let config = PredictParams::default()
+    let config = PredictConfig::default()
         .n(200)
         .alpha(alpha)
         .batch_size(200)
@@ -179,7 +179,7 @@ mod beyond_the_paper {
     use randomized_smoothing::certificate::radius::gaussian_radius;
     use randomized_smoothing::stats::binomial::clopper_pearson_lower;
     use randomized_smoothing::{
-        Laplace, LinearClassifier, NoiseDistribution, SequentialParams, Uniform, Verdict,
+        Laplace, LinearClassifier, NoiseDistribution, SequentialConfig, Uniform, Verdict,
     };
 
     type B = NdArray;
@@ -194,7 +194,7 @@ mod beyond_the_paper {
         let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
         let alpha = 0.1;
         let n = 500;
-        let config = CertifyParams::default()
+        let config = CertifyConfig::default()
             .n0(20)
             .n(n)
             .alpha(alpha)
@@ -242,7 +242,7 @@ mod beyond_the_paper {
         let base = Buckets::<B>::new(&[0.45, 0.2, 0.2, 0.15]);
         let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
         let x = Tensor::<B, 1>::zeros([1], &Default::default());
-        let params = CertifyParams::default().n(10_000).batch_size(10_000);
+        let params = CertifyConfig::default().n(10_000).batch_size(10_000);
         let one = params.alpha(0.0005).check().unwrap();
         let two = params.alpha(0.001).two_sided(true).check().unwrap();
         for seed in 0..5 {
@@ -314,7 +314,7 @@ mod beyond_the_paper {
     fn l1_certificates_are_valid_on_a_half_space() {
         let device = Default::default();
         let alpha = 0.1;
-        let config = CertifyParams::default()
+        let config = CertifyConfig::default()
             .n0(20)
             .n(200)
             .alpha(alpha)
@@ -364,7 +364,7 @@ mod beyond_the_paper {
         let p_true = base.probabilities[0];
         let g = SmoothedClassifier::new(base, Gaussian::new(sigma).unwrap());
         let alpha = 0.1;
-        let config = SequentialParams::default()
+        let config = SequentialConfig::default()
             .n0(10)
             .samples(100, 3_200)
             .alpha(alpha)
@@ -414,7 +414,7 @@ mod beyond_the_paper {
         let x = Tensor::<B, 1>::zeros([1], &Default::default());
         let clear = Buckets::<B>::new(&[0.99, 0.01]);
         let g = SmoothedClassifier::new(clear, Gaussian::new(1.0).unwrap());
-        let config = SequentialParams::default()
+        let config = SequentialConfig::default()
             .batch_size(10_000)
             .check()
             .unwrap();
@@ -428,7 +428,7 @@ mod beyond_the_paper {
         let p_true = middling.probabilities[0];
         let g = SmoothedClassifier::new(middling, Gaussian::new(1.0).unwrap());
         let alpha = 0.1;
-        let config = SequentialParams::default()
+        let config = SequentialConfig::default()
             .samples(100, 25_600)
             .alpha(alpha)
             .tolerance(0.1)

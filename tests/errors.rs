@@ -15,8 +15,8 @@ use randomized_smoothing::stats::binomial::{
 };
 use randomized_smoothing::stats::normal::normal_quantile;
 use randomized_smoothing::{
-    BaseClassifier, CertifyParams, Error, Gaussian, LinearClassifier, LogitsClassifier,
-    MAX_SAMPLES, PredictParams, SmoothedClassifier,
+    BaseClassifier, CertifyConfig, Error, Gaussian, LinearClassifier, LogitsClassifier,
+    MAX_SAMPLES, PredictConfig, SmoothedClassifier,
 };
 
 type B = NdArray;
@@ -43,7 +43,7 @@ fn sigma_must_be_finite_and_positive() {
 #[test]
 fn alpha_must_lie_in_open_unit_interval() {
     for a in [0.0, 1.0, -0.5, 2.0, f64::NAN] {
-        let certify = CertifyParams::default().alpha(a).check();
+        let certify = CertifyConfig::default().alpha(a).check();
         assert!(
             matches!(
                 certify,
@@ -51,7 +51,7 @@ fn alpha_must_lie_in_open_unit_interval() {
             ),
             "{a}"
         );
-        let predict = PredictParams::default().alpha(a).check();
+        let predict = PredictConfig::default().alpha(a).check();
         assert!(
             matches!(
                 predict,
@@ -79,11 +79,11 @@ fn zero_counts_are_rejected() {
     fn zero<T>(r: Result<T, Error>, what: &'static str) {
         assert_eq!(r.map(|_| ()), Err(Error::ZeroCount(what)));
     }
-    zero(CertifyParams::default().n0(0).check(), "n0");
-    zero(CertifyParams::default().n(0).check(), "n");
-    zero(CertifyParams::default().batch_size(0).check(), "batch_size");
-    zero(PredictParams::default().n(0).check(), "n");
-    zero(PredictParams::default().batch_size(0).check(), "batch_size");
+    zero(CertifyConfig::default().n0(0).check(), "n0");
+    zero(CertifyConfig::default().n(0).check(), "n");
+    zero(CertifyConfig::default().batch_size(0).check(), "batch_size");
+    zero(PredictConfig::default().n(0).check(), "n");
+    zero(PredictConfig::default().batch_size(0).check(), "batch_size");
     assert_eq!(
         clopper_pearson_lower(0, 0, 0.1),
         Err(Error::ZeroCount("trials"))
@@ -102,7 +102,7 @@ fn zero_counts_are_rejected() {
 #[test]
 fn sample_sizes_that_can_never_succeed_are_rejected() {
     // alpha^(1/n) <= 1/2: for alpha = 0.001, n = 9 gives 0.464 and n = 10 gives 0.501.
-    let err = CertifyParams::default()
+    let err = CertifyConfig::default()
         .n(9)
         .alpha(0.001)
         .check()
@@ -116,9 +116,9 @@ fn sample_sizes_that_can_never_succeed_are_rejected() {
             min_n: 10
         }
     );
-    assert!(CertifyParams::default().n(10).alpha(0.001).check().is_ok());
+    assert!(CertifyConfig::default().n(10).alpha(0.001).check().is_ok());
     // Two-sided test: p = 2^(1 - n) <= alpha needs n >= 11 at alpha = 0.001.
-    let err = PredictParams::default()
+    let err = PredictConfig::default()
         .n(10)
         .alpha(0.001)
         .check()
@@ -132,8 +132,8 @@ fn sample_sizes_that_can_never_succeed_are_rejected() {
             min_n: 11
         }
     );
-    assert!(PredictParams::default().n(11).alpha(0.001).check().is_ok());
-    let too_many = CertifyParams::default().n(MAX_SAMPLES + 1).check();
+    assert!(PredictConfig::default().n(11).alpha(0.001).check().is_ok());
+    let too_many = CertifyConfig::default().n(MAX_SAMPLES + 1).check();
     assert!(matches!(
         too_many,
         Err(Error::InvalidParameter { name: "n", .. })
@@ -142,12 +142,12 @@ fn sample_sizes_that_can_never_succeed_are_rejected() {
 
 #[test]
 fn non_finite_inputs_are_rejected() {
-    let config = CertifyParams::default().n(100).check().unwrap();
+    let config = CertifyConfig::default().n(100).check().unwrap();
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let x = Tensor::<B, 1>::from_floats([0.5, bad], &Default::default());
         let err = linear().certify(x.clone(), &config, 0).unwrap_err();
         assert!(matches!(err, Error::NonFiniteInput(_)), "{err}");
-        let predict = PredictParams::default().n(100).check().unwrap();
+        let predict = PredictConfig::default().n(100).check().unwrap();
         assert!(matches!(
             linear().predict(x, &predict, 0),
             Err(Error::NonFiniteInput(_))
@@ -157,7 +157,7 @@ fn non_finite_inputs_are_rejected() {
 
 #[test]
 fn wrong_input_shapes_are_rejected() {
-    let config = CertifyParams::default().n(100).check().unwrap();
+    let config = CertifyConfig::default().n(100).check().unwrap();
     let device = Default::default();
     let err = linear()
         .certify(Tensor::<B, 1>::zeros([3], &device), &config, 0)
@@ -218,7 +218,7 @@ impl BaseClassifier<2> for Broken {
 
 #[test]
 fn broken_base_classifiers_are_caught() {
-    let config = CertifyParams::default()
+    let config = CertifyConfig::default()
         .n(100)
         .batch_size(30)
         .check()

@@ -11,8 +11,8 @@ use rand::rngs::StdRng;
 use randomized_smoothing::data::{ImageFolder, ImageSource};
 use randomized_smoothing::models::SmallCnnConfig;
 use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset};
-use randomized_smoothing::workflow::train::{TrainParams, train};
-use randomized_smoothing::{CertifyParams, Error, Gaussian, LogitsClassifier, SmoothedClassifier};
+use randomized_smoothing::workflow::train::{TrainConfig, train};
+use randomized_smoothing::{CertifyConfig, Error, Gaussian, LogitsClassifier, SmoothedClassifier};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rs-folder-{}-{name}", std::process::id()));
@@ -194,7 +194,7 @@ fn jobs_and_training_read_folders_lazily() {
     })
     .unwrap();
     let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.05).unwrap());
-    let config = CertifyParams::default().n(1_000).check().unwrap();
+    let config = CertifyConfig::default().n(1_000).check().unwrap();
     let job = Job {
         selection: Selection::new(1, None, Shard::whole()).unwrap(),
         seed: 0,
@@ -215,7 +215,7 @@ fn jobs_and_training_read_folders_lazily() {
         .with_filters(4)
         .init::<Autodiff<Flex>>(&Default::default())
         .unwrap();
-    let params = TrainParams::new(0.25)
+    let params = TrainConfig::new(0.25)
         .epochs(2)
         .batch_size(2)
         .check()

@@ -9,7 +9,7 @@ use randomized_smoothing::data::{Dataset, digits};
 use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset, merge_logs};
 use randomized_smoothing::workflow::records::{CertifyRecord, read_certify_log};
 use randomized_smoothing::{
-    CertifyConfig, CertifyParams, Error, Gaussian, LogitsClassifier, SmoothedClassifier,
+    CertifyConfig, CertifyValidConfig, Error, Gaussian, LogitsClassifier, SmoothedClassifier,
 };
 
 type B = NdArray;
@@ -22,10 +22,10 @@ fn quadrants(x: Tensor<B, 4>) -> Tensor<B, 2> {
 
 type Forward = fn(Tensor<B, 4>) -> Tensor<B, 2>;
 
-fn setup() -> (Forward, Dataset, CertifyConfig) {
+fn setup() -> (Forward, Dataset, CertifyValidConfig) {
     let forward = quadrants as Forward;
     let (_, test) = digits().unwrap().split_at(1_700).unwrap();
-    let config = CertifyParams::default()
+    let config = CertifyConfig::default()
         .n0(20)
         .n(300)
         .alpha(0.01)
@@ -67,7 +67,7 @@ type Smoothed = SmoothedClassifier<LogitsClassifier<B, fn(Tensor<B, 4>) -> Tenso
 fn run(
     smoothed: &Smoothed,
     data: &Dataset,
-    config: &CertifyConfig,
+    config: &CertifyValidConfig,
     selection: Selection,
     output: &Path,
 ) -> Result<usize, Error> {
@@ -88,7 +88,7 @@ fn run(
     Ok(added)
 }
 
-fn smoothed() -> (Smoothed, Dataset, CertifyConfig) {
+fn smoothed() -> (Smoothed, Dataset, CertifyValidConfig) {
     let (forward, data, config) = setup();
     let base = LogitsClassifier::new([1, 8, 8], 4, forward).unwrap();
     (

@@ -14,7 +14,7 @@ use randomized_smoothing::models::{
     load_model, pytorch_keys, save_model,
 };
 use randomized_smoothing::{
-    BaseClassifier, Certification, CertifyParams, Error, Gaussian, SmoothedClassifier,
+    BaseClassifier, Certification, CertifyConfig, Error, Gaussian, SmoothedClassifier,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -374,7 +374,7 @@ fn loaded_checkpoint_certifies() {
     let (inputs, _, _) = golden::<B>("cifar_resnet20.io.pt", &device);
     let x: Tensor<B, 3> = inputs.narrow(0, 0, 1).reshape([3, 32, 32]);
     let smoothed = SmoothedClassifier::new(model, Gaussian::new(0.12).unwrap());
-    let config = CertifyParams::default()
+    let config = CertifyConfig::default()
         .n0(20)
         .n(200)
         .alpha(0.01)

@@ -7,7 +7,7 @@ use burn::tensor::{Int, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use randomized_smoothing::{
-    AbstainReason, BaseClassifier, CertifyParams, Gaussian, LinearClassifier, PredictParams,
+    AbstainReason, BaseClassifier, CertifyConfig, Gaussian, LinearClassifier, PredictConfig,
     SmoothedClassifier,
 };
 
@@ -24,7 +24,7 @@ fn point<B: Backend>(device: &B::Device, a: f32) -> Tensor<B, 1> {
 /// Proposition 4 in Monte Carlo: the certified radius is sound (below the distance to the
 /// boundary) and close to it with n = 20,000 (the Clopper-Pearson bound costs a few percent).
 fn certify_radius_close_to_distance<B: Backend>(device: &B::Device) {
-    let config = CertifyParams::default()
+    let config = CertifyConfig::default()
         .n(20_000)
         .batch_size(5_000)
         .check()
@@ -44,7 +44,7 @@ fn certify_radius_close_to_distance<B: Backend>(device: &B::Device) {
 
 /// Proposition 3: away from the boundary PREDICT returns the base classifier's class.
 fn predict_matches_base_away_from_boundary<B: Backend>(device: &B::Device) {
-    let config = PredictParams::default()
+    let config = PredictConfig::default()
         .n(2_000)
         .batch_size(1_000)
         .check()
@@ -64,7 +64,7 @@ fn predict_matches_base_away_from_boundary<B: Backend>(device: &B::Device) {
 fn abstains_on_boundary<B: Backend>(device: &B::Device) {
     let g = smoothed::<B>(device, 0.5);
     let mut rng = StdRng::seed_from_u64(5);
-    let config = PredictParams::default().n(2_000).check().unwrap();
+    let config = PredictConfig::default().n(2_000).check().unwrap();
     let p = g
         .predict(point::<B>(device, 0.5), &config, rng.next_u64())
         .unwrap();
@@ -78,7 +78,7 @@ fn abstains_on_boundary<B: Backend>(device: &B::Device) {
         ),
         "{p:?}"
     );
-    let config = CertifyParams::default().n(2_000).check().unwrap();
+    let config = CertifyConfig::default().n(2_000).check().unwrap();
     let c = g
         .certify(point::<B>(device, 0.5), &config, rng.next_u64())
         .unwrap();
@@ -105,7 +105,7 @@ fn counts_follow_exact_probabilities<B: Backend>(device: &B::Device) {
 /// A result is a function of the rng's state (and batch size); another seed gives other noise.
 fn reproducible_from_seed<B: Backend>(device: &B::Device) {
     let g = smoothed::<B>(device, 1.0);
-    let config = CertifyParams::default()
+    let config = CertifyConfig::default()
         .n(5_000)
         .batch_size(700)
         .check()
@@ -144,7 +144,7 @@ fn selection_and_estimation_use_fresh_noise<B: Backend>(device: &B::Device) {
         seen: Default::default(),
     };
     let g = SmoothedClassifier::new(base, Gaussian::new(1.0).unwrap());
-    let config = CertifyParams::default()
+    let config = CertifyConfig::default()
         .n0(500)
         .n(500)
         .batch_size(500)

@@ -5,7 +5,7 @@ use burn::backend::{Autodiff, Flex};
 use randomized_smoothing::Error;
 use randomized_smoothing::data::digits;
 use randomized_smoothing::models::SmallCnnConfig;
-use randomized_smoothing::workflow::train::{TrainParams, train};
+use randomized_smoothing::workflow::train::{TrainConfig, train};
 
 // The CPU build's training backend.
 type B = Autodiff<Flex>;
@@ -24,7 +24,7 @@ fn learns_checkpoints_and_resumes() {
             .init::<B>(&device)
             .unwrap()
     };
-    let params = TrainParams::new(0.25)
+    let params = TrainConfig::new(0.25)
         .batch_size(64)
         .lr(0.1)
         .lr_schedule(3, 0.1);
@@ -86,26 +86,26 @@ fn learns_checkpoints_and_resumes() {
 #[test]
 fn bad_hyperparameters_are_rejected() {
     assert!(matches!(
-        TrainParams::new(-0.1).check(),
+        TrainConfig::new(-0.1).check(),
         Err(Error::InvalidSigma(_))
     ));
     assert!(matches!(
-        TrainParams::new(0.25).batch_size(0).check(),
+        TrainConfig::new(0.25).batch_size(0).check(),
         Err(Error::ZeroCount("batch_size"))
     ));
     assert!(matches!(
-        TrainParams::new(0.25).lr(f64::NAN).check(),
+        TrainConfig::new(0.25).lr(f64::NAN).check(),
         Err(Error::InvalidParameter { name: "lr", .. })
     ));
     assert!(matches!(
-        TrainParams::new(0.25).sgd(1.0, 1e-4).check(),
+        TrainConfig::new(0.25).sgd(1.0, 1e-4).check(),
         Err(Error::InvalidParameter {
             name: "momentum",
             ..
         })
     ));
     assert!(matches!(
-        TrainParams::new(0.25).lr_schedule(0, 0.1).check(),
+        TrainConfig::new(0.25).lr_schedule(0, 0.1).check(),
         Err(Error::ZeroCount(_))
     ));
     let (a, _) = digits().unwrap().split_at(10).unwrap();
@@ -115,7 +115,7 @@ fn bad_hyperparameters_are_rejected() {
         .with_filters(4)
         .init::<B>(&Default::default())
         .unwrap();
-    let config = TrainParams::new(0.25).epochs(1).check().unwrap();
+    let config = TrainConfig::new(0.25).epochs(1).check().unwrap();
     let err = train(model, &a, &mnist_like, &config, None, 0, |_| {}).unwrap_err();
     assert!(
         matches!(

@@ -87,7 +87,7 @@ pub fn print_certified_accuracy(
 #[allow(dead_code)]
 pub struct CertifyRun {
     pub sigma: f64,
-    pub certify: randomized_smoothing::CertifyParams,
+    pub certify: randomized_smoothing::CertifyConfig,
     pub job: randomized_smoothing::workflow::jobs::Job,
 }
 
@@ -105,7 +105,7 @@ impl CertifyRun {
         let mut flag = |flag: &str| take_flag::<String>(args, flag);
         let sigma: f64 = flag("--sigma")?.ok_or("--sigma S is required")?.parse()?;
         let number = |value: Option<String>, default: u64| value.map_or(Ok(default), |v| v.parse());
-        let certify = randomized_smoothing::CertifyParams::default()
+        let certify = randomized_smoothing::CertifyConfig::default()
             .n0(number(flag("--n0")?, 100)?)
             .n(number(flag("--n")?, 100_000)?)
             .alpha(flag("--alpha")?.map_or(Ok(0.001), |a| a.parse())?)

@@ -7,7 +7,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::{batch_shape, check_input, check_logits, check_range, host_l2_norm};
 use crate::error::{Error, Result, check_positive};
 
-/// Settings of [`deepfool`], checked by [`DeepFoolParams::check`].
+/// Settings of [`deepfool`], checked by [`DeepFoolConfig::check`].
 ///
 /// Defaults as in the authors' implementation: at most 50 iterations, an overshoot of
 /// 0.02, the 10 classes with the largest logits at the input as candidates; pixels kept in
@@ -15,21 +15,21 @@ use crate::error::{Error, Result, check_positive};
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::attack::DeepFoolParams;
+/// use randomized_smoothing::attack::DeepFoolConfig;
 ///
-/// let c = DeepFoolParams::default().max_iterations(100).check()?;
+/// let c = DeepFoolConfig::default().max_iterations(100).check()?;
 /// assert_eq!((c.max_iterations(), c.overshoot(), c.candidates()), (100, 0.02, 10));
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeepFoolParams {
+pub struct DeepFoolConfig {
     max_iterations: usize,
     overshoot: f64,
     candidates: usize,
     pixel_range: Option<(f32, f32)>,
 }
 
-impl Default for DeepFoolParams {
+impl Default for DeepFoolConfig {
     fn default() -> Self {
         Self {
             max_iterations: 50,
@@ -40,14 +40,14 @@ impl Default for DeepFoolParams {
     }
 }
 
-impl DeepFoolParams {
+impl DeepFoolConfig {
     /// Largest number of linearization steps.
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::attack::DeepFoolParams;
+    /// use randomized_smoothing::attack::DeepFoolConfig;
     ///
-    /// assert!(DeepFoolParams::default().max_iterations(0).check().is_err());
+    /// assert!(DeepFoolConfig::default().max_iterations(0).check().is_err());
     /// ```
     pub fn max_iterations(mut self, max_iterations: usize) -> Self {
         self.max_iterations = max_iterations;
@@ -58,9 +58,9 @@ impl DeepFoolParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::attack::DeepFoolParams;
+    /// use randomized_smoothing::attack::DeepFoolConfig;
     ///
-    /// assert!(DeepFoolParams::default().overshoot(-0.1).check().is_err());
+    /// assert!(DeepFoolConfig::default().overshoot(-0.1).check().is_err());
     /// ```
     pub fn overshoot(mut self, overshoot: f64) -> Self {
         self.overshoot = overshoot;
@@ -72,9 +72,9 @@ impl DeepFoolParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::attack::DeepFoolParams;
+    /// use randomized_smoothing::attack::DeepFoolConfig;
     ///
-    /// assert!(DeepFoolParams::default().candidates(1).check().is_err());
+    /// assert!(DeepFoolConfig::default().candidates(1).check().is_err());
     /// ```
     pub fn candidates(mut self, candidates: usize) -> Self {
         self.candidates = candidates;
@@ -85,9 +85,9 @@ impl DeepFoolParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::attack::DeepFoolParams;
+    /// use randomized_smoothing::attack::DeepFoolConfig;
     ///
-    /// assert!(DeepFoolParams::default().pixel_range(None).check().is_ok());
+    /// assert!(DeepFoolConfig::default().pixel_range(None).check().is_ok());
     /// ```
     pub fn pixel_range(mut self, range: Option<(f32, f32)>) -> Self {
         self.pixel_range = range;
@@ -102,9 +102,9 @@ impl DeepFoolParams {
     ///
     /// # Example
     /// ```
-    /// assert!(randomized_smoothing::attack::DeepFoolParams::default().check().is_ok());
+    /// assert!(randomized_smoothing::attack::DeepFoolConfig::default().check().is_ok());
     /// ```
-    pub fn check(self) -> Result<DeepFoolConfig> {
+    pub fn check(self) -> Result<DeepFoolValidConfig> {
         check_positive("max_iterations", self.max_iterations as u64)?;
         if !(self.overshoot.is_finite() && self.overshoot >= 0.0) {
             return Err(Error::InvalidParameter {
@@ -122,7 +122,7 @@ impl DeepFoolParams {
             });
         }
         check_range(self.pixel_range)?;
-        Ok(DeepFoolConfig(self))
+        Ok(DeepFoolValidConfig(self))
     }
 }
 
@@ -130,56 +130,30 @@ impl DeepFoolParams {
 ///
 /// # Example
 /// ```
-/// let c = randomized_smoothing::attack::DeepFoolParams::default().check()?;
+/// let c = randomized_smoothing::attack::DeepFoolConfig::default().check()?;
 /// assert_eq!(c.pixel_range(), Some((0.0, 1.0)));
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeepFoolConfig(DeepFoolParams);
+pub struct DeepFoolValidConfig(DeepFoolConfig);
 
-impl DeepFoolConfig {
+impl DeepFoolValidConfig {
     /// Largest number of iterations.
-    ///
-    /// # Example
-    /// ```
-    /// assert_eq!(randomized_smoothing::attack::DeepFoolParams::default().check()?.max_iterations(), 50);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn max_iterations(&self) -> usize {
         self.0.max_iterations
     }
 
     /// The overshoot.
-    ///
-    /// # Example
-    /// ```
-    /// assert_eq!(randomized_smoothing::attack::DeepFoolParams::default().check()?.overshoot(), 0.02);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn overshoot(&self) -> f64 {
         self.0.overshoot
     }
 
     /// Number of candidate classes.
-    ///
-    /// # Example
-    /// ```
-    /// assert_eq!(randomized_smoothing::attack::DeepFoolParams::default().check()?.candidates(), 10);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn candidates(&self) -> usize {
         self.0.candidates
     }
 
     /// The pixel box, if any.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::attack::DeepFoolParams;
-    ///
-    /// assert_eq!(DeepFoolParams::default().pixel_range(None).check()?.pixel_range(), None);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn pixel_range(&self) -> Option<(f32, f32)> {
         self.0.pixel_range
     }
@@ -233,13 +207,13 @@ impl<B: AutodiffBackend, const K: usize> DeepFool<B, K> {
 /// ```
 /// use burn::backend::{Autodiff, NdArray};
 /// use burn::tensor::Tensor;
-/// use randomized_smoothing::attack::{DeepFoolParams, deepfool};
+/// use randomized_smoothing::attack::{DeepFoolConfig, deepfool};
 /// use randomized_smoothing::LinearClassifier;
 ///
 /// type B = Autodiff<NdArray>;
 /// let device = Default::default();
 /// let f = LinearClassifier::<B>::new(&[3.0, 4.0], -2.5, &device)?; // boundary 0.5 from the origin
-/// let config = DeepFoolParams::default().pixel_range(None).check()?;
+/// let config = DeepFoolConfig::default().pixel_range(None).check()?;
 /// let r = deepfool(|b| f.logits(b), Tensor::<B, 1>::zeros([2], &device), &config)?;
 /// assert!(r.fooled() && r.iterations == 1);
 /// assert!((r.distance - 0.5 * 1.02).abs() < 1e-3); // the distance, plus the overshoot
@@ -248,7 +222,7 @@ impl<B: AutodiffBackend, const K: usize> DeepFool<B, K> {
 pub fn deepfool<B, F, const K: usize, const D: usize>(
     logits: F,
     x: Tensor<B, K>,
-    config: &DeepFoolConfig,
+    config: &DeepFoolValidConfig,
 ) -> Result<DeepFool<B, K>>
 where
     B: AutodiffBackend,

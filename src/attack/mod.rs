@@ -18,7 +18,7 @@
 //! ```
 //! use burn::backend::{Autodiff, NdArray};
 //! use burn::tensor::Tensor;
-//! use randomized_smoothing::attack::{PgdParams, pgd};
+//! use randomized_smoothing::attack::{PgdConfig, pgd};
 //! use randomized_smoothing::{Gaussian, LinearClassifier};
 //!
 //! type B = Autodiff<NdArray>;
@@ -26,7 +26,7 @@
 //! // Class 1 where x0 > 0: the point (0.3, 0) is 0.3 from the boundary.
 //! let f = LinearClassifier::<B>::new(&[1.0, 0.0], 0.0, &device)?;
 //! let x = Tensor::<B, 1>::from_floats([0.3, 0.0], &device);
-//! let config = PgdParams::new(0.5).samples(64).pixel_range(None).check()?;
+//! let config = PgdConfig::new(0.5).samples(64).pixel_range(None).check()?;
 //! let adversarial = pgd(|b| f.logits(b), &Gaussian::new(0.25)?, x, 1, &config, 0)?;
 //! let moved: Vec<f32> = adversarial.into_data().to_vec().unwrap();
 //! assert!((moved[0] - (0.3 - 0.5)).abs() < 1e-3 && moved[1].abs() < 1e-3);
@@ -36,8 +36,8 @@
 mod deepfool;
 mod pgd;
 
-pub use deepfool::{DeepFool, DeepFoolConfig, DeepFoolParams, deepfool};
-pub use pgd::{Objective, PgdConfig, PgdParams, pgd};
+pub use deepfool::{DeepFool, DeepFoolConfig, DeepFoolValidConfig, deepfool};
+pub use pgd::{Objective, PgdConfig, PgdValidConfig, pgd};
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;

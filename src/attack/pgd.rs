@@ -15,9 +15,9 @@ use crate::stats::seed::{Streams, split_mix};
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::attack::{Objective, PgdParams};
+/// use randomized_smoothing::attack::{Objective, PgdConfig};
 ///
-/// let c = PgdParams::new(0.5).objective(Objective::LossOfMean).check()?;
+/// let c = PgdConfig::new(0.5).objective(Objective::LossOfMean).check()?;
 /// assert_eq!(c.objective(), Objective::LossOfMean);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
@@ -33,7 +33,7 @@ pub enum Objective {
     LossOfMean,
 }
 
-/// Settings of [`pgd`], checked by [`PgdParams::check`].
+/// Settings of [`pgd`], checked by [`PgdConfig::check`].
 ///
 /// Defaults: 20 steps of `2.5 * radius / steps` (Madry et al.'s rule: enough to cross the
 /// ball and move along its surface), `m = 128` noise draws per step in batches of 128, the
@@ -41,15 +41,15 @@ pub enum Objective {
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::attack::PgdParams;
+/// use randomized_smoothing::attack::PgdConfig;
 ///
-/// let c = PgdParams::new(1.0).steps(10).check()?;
+/// let c = PgdConfig::new(1.0).steps(10).check()?;
 /// assert_eq!((c.steps(), c.step_size()), (10, 0.25));
-/// assert!(PgdParams::new(0.0).check().is_err());
+/// assert!(PgdConfig::new(0.0).check().is_err());
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct PgdParams {
+pub struct PgdConfig {
     radius: f64,
     steps: usize,
     step_size: Option<f64>,
@@ -59,12 +59,12 @@ pub struct PgdParams {
     pixel_range: Option<(f32, f32)>,
 }
 
-impl PgdParams {
+impl PgdConfig {
     /// An attack within the l2 ball of `radius`, with the default settings.
     ///
     /// # Example
     /// ```
-    /// assert!(randomized_smoothing::attack::PgdParams::new(0.5).check().is_ok());
+    /// assert!(randomized_smoothing::attack::PgdConfig::new(0.5).check().is_ok());
     /// ```
     pub fn new(radius: f64) -> Self {
         Self {
@@ -82,7 +82,7 @@ impl PgdParams {
     ///
     /// # Example
     /// ```
-    /// let c = randomized_smoothing::attack::PgdParams::new(0.5).radius(0.75).check()?;
+    /// let c = randomized_smoothing::attack::PgdConfig::new(0.5).radius(0.75).check()?;
     /// assert_eq!(c.radius(), 0.75);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -95,7 +95,7 @@ impl PgdParams {
     ///
     /// # Example
     /// ```
-    /// assert!(randomized_smoothing::attack::PgdParams::new(0.5).steps(0).check().is_err());
+    /// assert!(randomized_smoothing::attack::PgdConfig::new(0.5).steps(0).check().is_err());
     /// ```
     pub fn steps(mut self, steps: usize) -> Self {
         self.steps = steps;
@@ -106,7 +106,7 @@ impl PgdParams {
     ///
     /// # Example
     /// ```
-    /// let c = randomized_smoothing::attack::PgdParams::new(0.5).step_size(0.1).check()?;
+    /// let c = randomized_smoothing::attack::PgdConfig::new(0.5).step_size(0.1).check()?;
     /// assert_eq!(c.step_size(), 0.1);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -119,7 +119,7 @@ impl PgdParams {
     ///
     /// # Example
     /// ```
-    /// assert!(randomized_smoothing::attack::PgdParams::new(0.5).samples(0).check().is_err());
+    /// assert!(randomized_smoothing::attack::PgdConfig::new(0.5).samples(0).check().is_err());
     /// ```
     pub fn samples(mut self, samples: usize) -> Self {
         self.samples = samples;
@@ -130,7 +130,7 @@ impl PgdParams {
     ///
     /// # Example
     /// ```
-    /// assert!(randomized_smoothing::attack::PgdParams::new(0.5).batch_size(0).check().is_err());
+    /// assert!(randomized_smoothing::attack::PgdConfig::new(0.5).batch_size(0).check().is_err());
     /// ```
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
@@ -141,9 +141,9 @@ impl PgdParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::attack::{Objective, PgdParams};
+    /// use randomized_smoothing::attack::{Objective, PgdConfig};
     ///
-    /// assert!(PgdParams::new(0.5).objective(Objective::MeanLoss).check().is_ok());
+    /// assert!(PgdConfig::new(0.5).objective(Objective::MeanLoss).check().is_ok());
     /// ```
     pub fn objective(mut self, objective: Objective) -> Self {
         self.objective = objective;
@@ -155,10 +155,10 @@ impl PgdParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::attack::PgdParams;
+    /// use randomized_smoothing::attack::PgdConfig;
     ///
-    /// assert!(PgdParams::new(0.5).pixel_range(None).check().is_ok());
-    /// assert!(PgdParams::new(0.5).pixel_range(Some((1.0, 0.0))).check().is_err());
+    /// assert!(PgdConfig::new(0.5).pixel_range(None).check().is_ok());
+    /// assert!(PgdConfig::new(0.5).pixel_range(Some((1.0, 0.0))).check().is_err());
     /// ```
     pub fn pixel_range(mut self, range: Option<(f32, f32)>) -> Self {
         self.pixel_range = range;
@@ -174,12 +174,12 @@ impl PgdParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::attack::PgdParams;
+    /// use randomized_smoothing::attack::PgdConfig;
     ///
-    /// assert!(PgdParams::new(f64::NAN).check().is_err());
-    /// assert!(PgdParams::new(0.5).step_size(-1.0).check().is_err());
+    /// assert!(PgdConfig::new(f64::NAN).check().is_err());
+    /// assert!(PgdConfig::new(0.5).step_size(-1.0).check().is_err());
     /// ```
-    pub fn check(mut self) -> Result<PgdConfig> {
+    pub fn check(mut self) -> Result<PgdValidConfig> {
         check_finite_positive("radius", self.radius)?;
         check_positive("steps", self.steps as u64)?;
         check_positive("samples", self.samples as u64)?;
@@ -189,7 +189,7 @@ impl PgdParams {
             .get_or_insert(2.5 * self.radius / self.steps as f64);
         check_finite_positive("step_size", step)?;
         check_range(self.pixel_range)?;
-        Ok(PgdConfig(self))
+        Ok(PgdValidConfig(self))
     }
 }
 
@@ -197,32 +197,20 @@ impl PgdParams {
 ///
 /// # Example
 /// ```
-/// let c = randomized_smoothing::attack::PgdParams::new(0.5).samples(32).check()?;
+/// let c = randomized_smoothing::attack::PgdConfig::new(0.5).samples(32).check()?;
 /// assert_eq!((c.radius(), c.samples(), c.pixel_range()), (0.5, 32, Some((0.0, 1.0))));
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct PgdConfig(PgdParams);
+pub struct PgdValidConfig(PgdConfig);
 
-impl PgdConfig {
+impl PgdValidConfig {
     /// The attack radius (l2).
-    ///
-    /// # Example
-    /// ```
-    /// assert_eq!(randomized_smoothing::attack::PgdParams::new(0.5).check()?.radius(), 0.5);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn radius(&self) -> f64 {
         self.0.radius
     }
 
     /// Number of steps.
-    ///
-    /// # Example
-    /// ```
-    /// assert_eq!(randomized_smoothing::attack::PgdParams::new(0.5).check()?.steps(), 20);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn steps(&self) -> usize {
         self.0.steps
     }
@@ -231,7 +219,7 @@ impl PgdConfig {
     ///
     /// # Example
     /// ```
-    /// assert_eq!(randomized_smoothing::attack::PgdParams::new(0.4).check()?.step_size(), 0.05);
+    /// assert_eq!(randomized_smoothing::attack::PgdConfig::new(0.4).check()?.step_size(), 0.05);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn step_size(&self) -> f64 {
@@ -239,49 +227,21 @@ impl PgdConfig {
     }
 
     /// Noise draws per step.
-    ///
-    /// # Example
-    /// ```
-    /// assert_eq!(randomized_smoothing::attack::PgdParams::new(0.5).check()?.samples(), 128);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn samples(&self) -> usize {
         self.0.samples
     }
 
     /// Largest batch per forward pass.
-    ///
-    /// # Example
-    /// ```
-    /// assert_eq!(randomized_smoothing::attack::PgdParams::new(0.5).check()?.batch_size(), 128);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn batch_size(&self) -> usize {
         self.0.batch_size
     }
 
     /// The objective.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::attack::{Objective, PgdParams};
-    ///
-    /// assert_eq!(PgdParams::new(0.5).check()?.objective(), Objective::MeanLoss);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn objective(&self) -> Objective {
         self.0.objective
     }
 
     /// The pixel box, if any.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::attack::PgdParams;
-    ///
-    /// assert_eq!(PgdParams::new(0.5).pixel_range(None).check()?.pixel_range(), None);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn pixel_range(&self) -> Option<(f32, f32)> {
         self.0.pixel_range
     }
@@ -307,7 +267,7 @@ impl PgdConfig {
 /// ```
 /// use burn::backend::{Autodiff, NdArray};
 /// use burn::tensor::Tensor;
-/// use randomized_smoothing::attack::{PgdParams, pgd};
+/// use randomized_smoothing::attack::{PgdConfig, pgd};
 /// use randomized_smoothing::Gaussian;
 ///
 /// type B = Autodiff<NdArray>;
@@ -318,7 +278,7 @@ impl PgdConfig {
 ///     Tensor::cat(vec![s.zeros_like(), s], 1)
 /// };
 /// let x = Tensor::<B, 1>::from_floats([0.7; 4], &device);
-/// let config = PgdParams::new(0.2).samples(16).check()?;
+/// let config = PgdConfig::new(0.2).samples(16).check()?;
 /// let adv = pgd(logits, &Gaussian::new(0.1)?, x.clone(), 1, &config, 1)?;
 /// // It moved the full radius, straight down (the gradient's direction), within the box.
 /// let d: Vec<f32> = (adv - x).into_data().to_vec().unwrap();
@@ -330,7 +290,7 @@ pub fn pgd<B, N, F, const K: usize, const D: usize>(
     noise: &N,
     x: Tensor<B, K>,
     label: usize,
-    config: &PgdConfig,
+    config: &PgdValidConfig,
     seed: u64,
 ) -> Result<Tensor<B, K>>
 where

@@ -81,37 +81,16 @@ impl LoggedSettings {
     }
 
     /// The noise level.
-    ///
-    /// # Example
-    /// ```
-    /// let s = randomized_smoothing::certificate::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
-    /// assert_eq!(s.sigma(), 0.25);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn sigma(&self) -> f64 {
         self.sigma
     }
 
     /// CERTIFY's number of estimation samples.
-    ///
-    /// # Example
-    /// ```
-    /// let s = randomized_smoothing::certificate::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
-    /// assert_eq!(s.n(), 10_000);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn n(&self) -> u64 {
         self.n
     }
 
     /// CERTIFY's failure probability.
-    ///
-    /// # Example
-    /// ```
-    /// let s = randomized_smoothing::certificate::projection::LoggedSettings::new(0.25, 10_000, 0.01)?;
-    /// assert_eq!(s.alpha(), 0.01);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn alpha(&self) -> f64 {
         self.alpha
     }
@@ -299,40 +278,16 @@ impl Projection {
     }
 
     /// The projected number of estimation samples.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::certificate::projection::{Projection, RadiusBound};
-    ///
-    /// assert_eq!(Projection::new(500, 0.01, RadiusBound::Cohen)?.n(), 500);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn n(&self) -> u64 {
         self.n
     }
 
     /// The projected failure probability.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::certificate::projection::{Projection, RadiusBound};
-    ///
-    /// assert_eq!(Projection::new(500, 0.01, RadiusBound::Cohen)?.alpha(), 0.01);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn alpha(&self) -> f64 {
         self.alpha
     }
 
     /// The radius formula.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::certificate::projection::{Projection, RadiusBound};
-    ///
-    /// assert_eq!(Projection::new(500, 0.01, RadiusBound::Li)?.bound(), RadiusBound::Li);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn bound(&self) -> RadiusBound {
         self.bound
     }

@@ -14,6 +14,8 @@ mod smoothed;
 pub use base::{BaseClassifier, LinearClassifier, LogitsClassifier};
 pub use noise::{Gaussian, Laplace, NoiseDistribution, Norm, Uniform};
 pub use outcome::{AbstainReason, Certification, Estimate, Prediction};
-pub use params::{CertifyConfig, CertifyParams, MAX_SAMPLES, PredictConfig, PredictParams};
-pub use sequential::{Sequential, SequentialConfig, SequentialParams, Verdict};
+pub use params::{
+    CertifyConfig, CertifyValidConfig, MAX_SAMPLES, PredictConfig, PredictValidConfig,
+};
+pub use sequential::{Sequential, SequentialConfig, SequentialValidConfig, Verdict};
 pub use smoothed::SmoothedClassifier;

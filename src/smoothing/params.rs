@@ -1,5 +1,6 @@
-//! The hyperparameters of PREDICT and CERTIFY: builders (`*Params`) checked once into
-//! validated configs (`*Config`).
+//! The hyperparameters of PREDICT and CERTIFY: builders (`*Config`, unchecked, as Burn's
+//! configs are) checked once into validated configs (`*ValidConfig`, as linfa names its
+//! checked hyperparameters), the only form the procedures accept.
 
 use crate::error::{Error, Result, check_open_unit, check_positive};
 use crate::stats::binomial::clopper_pearson_lower_pair;
@@ -10,9 +11,9 @@ use crate::stats::hung_fithian::can_ever_reject;
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::{CertifyParams, MAX_SAMPLES};
+/// use randomized_smoothing::{CertifyConfig, MAX_SAMPLES};
 ///
-/// assert!(CertifyParams::default().n(MAX_SAMPLES + 1).check().is_err());
+/// assert!(CertifyConfig::default().n(MAX_SAMPLES + 1).check().is_err());
 /// ```
 pub const MAX_SAMPLES: u64 = i32::MAX as u64;
 
@@ -37,20 +38,20 @@ pub(crate) fn smallest_n(hi: u64, ok: impl Fn(u64) -> bool) -> u64 {
     lo
 }
 
-/// Unchecked hyperparameters of CERTIFY; [`check`](Self::check) them into a [`CertifyConfig`].
+/// Unchecked hyperparameters of CERTIFY; [`check`](Self::check) them into a [`CertifyValidConfig`].
 ///
 /// Defaults are the paper's: `n0 = 100`, `n = 100_000`, `alpha = 0.001`, batch size 400.
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::CertifyParams;
+/// use randomized_smoothing::CertifyConfig;
 ///
-/// let config = CertifyParams::default().n(10_000).batch_size(1_000).check()?;
+/// let config = CertifyConfig::default().n(10_000).batch_size(1_000).check()?;
 /// assert_eq!((config.n0(), config.n(), config.alpha()), (100, 10_000, 0.001));
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CertifyParams {
+pub struct CertifyConfig {
     n0: u64,
     n: u64,
     alpha: f64,
@@ -58,7 +59,7 @@ pub struct CertifyParams {
     two_sided: bool,
 }
 
-impl Default for CertifyParams {
+impl Default for CertifyConfig {
     fn default() -> Self {
         Self {
             n0: 100,
@@ -70,7 +71,7 @@ impl Default for CertifyParams {
     }
 }
 
-impl CertifyParams {
+impl CertifyConfig {
     /// The two-sided certificate: bound the runner-up's probability from above instead of
     /// by `1 - p_a_lower`, for the radius of the general Theorem 1,
     /// `sigma/2 (PhiInv(p_a_lower) - PhiInv(p_b_upper))`. Off by default (the paper's CERTIFY).
@@ -93,9 +94,9 @@ impl CertifyParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::CertifyParams;
+    /// use randomized_smoothing::CertifyConfig;
     ///
-    /// assert!(CertifyParams::default().two_sided(true).check()?.is_two_sided());
+    /// assert!(CertifyConfig::default().two_sided(true).check()?.is_two_sided());
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn two_sided(mut self, two_sided: bool) -> Self {
@@ -107,9 +108,9 @@ impl CertifyParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::CertifyParams;
+    /// use randomized_smoothing::CertifyConfig;
     ///
-    /// assert_eq!(CertifyParams::default().n0(64).check()?.n0(), 64);
+    /// assert_eq!(CertifyConfig::default().n0(64).check()?.n0(), 64);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn n0(mut self, n0: u64) -> Self {
@@ -121,9 +122,9 @@ impl CertifyParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::CertifyParams;
+    /// use randomized_smoothing::CertifyConfig;
     ///
-    /// assert_eq!(CertifyParams::default().n(1_000).check()?.n(), 1_000);
+    /// assert_eq!(CertifyConfig::default().n(1_000).check()?.n(), 1_000);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn n(mut self, n: u64) -> Self {
@@ -135,9 +136,9 @@ impl CertifyParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::CertifyParams;
+    /// use randomized_smoothing::CertifyConfig;
     ///
-    /// assert!(CertifyParams::default().alpha(1.5).check().is_err());
+    /// assert!(CertifyConfig::default().alpha(1.5).check().is_err());
     /// ```
     pub fn alpha(mut self, alpha: f64) -> Self {
         self.alpha = alpha;
@@ -148,9 +149,9 @@ impl CertifyParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::CertifyParams;
+    /// use randomized_smoothing::CertifyConfig;
     ///
-    /// assert!(CertifyParams::default().batch_size(0).check().is_err());
+    /// assert!(CertifyConfig::default().batch_size(0).check().is_err());
     /// ```
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
@@ -167,12 +168,12 @@ impl CertifyParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::{CertifyParams, Error};
+    /// use randomized_smoothing::{CertifyConfig, Error};
     ///
-    /// let err = CertifyParams::default().n(9).alpha(0.001).check().unwrap_err();
+    /// let err = CertifyConfig::default().n(9).alpha(0.001).check().unwrap_err();
     /// assert!(matches!(err, Error::SampleSizeTooSmall { min_n: 10, .. }));
     /// ```
-    pub fn check(self) -> Result<CertifyConfig> {
+    pub fn check(self) -> Result<CertifyValidConfig> {
         let alpha = check_open_unit("alpha", self.alpha)?;
         check_samples("n0", self.n0)?;
         let n = check_samples("n", self.n)?;
@@ -190,105 +191,70 @@ impl CertifyParams {
                 min_n,
             });
         }
-        Ok(CertifyConfig(self))
+        Ok(CertifyValidConfig(self))
     }
 }
 
-/// Validated hyperparameters of CERTIFY, made by [`CertifyParams::check`].
+/// Validated hyperparameters of CERTIFY, made by [`CertifyConfig::check`].
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::CertifyParams;
+/// use randomized_smoothing::CertifyConfig;
 ///
-/// let config = CertifyParams::default().check()?;
+/// let config = CertifyConfig::default().check()?;
 /// assert_eq!(config.batch_size(), 400);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CertifyConfig(CertifyParams);
+pub struct CertifyValidConfig(CertifyConfig);
 
-impl CertifyConfig {
+impl CertifyValidConfig {
     /// Selection sample size.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::CertifyParams;
-    /// assert_eq!(CertifyParams::default().check()?.n0(), 100);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn n0(&self) -> u64 {
         self.0.n0
     }
 
     /// Estimation sample size.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::CertifyParams;
-    /// assert_eq!(CertifyParams::default().check()?.n(), 100_000);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn n(&self) -> u64 {
         self.0.n
     }
 
     /// Failure probability.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::CertifyParams;
-    /// assert_eq!(CertifyParams::default().check()?.alpha(), 0.001);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn alpha(&self) -> f64 {
         self.0.alpha
     }
 
     /// Samples per forward pass.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::CertifyParams;
-    /// assert_eq!(CertifyParams::default().batch_size(50).check()?.batch_size(), 50);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn batch_size(&self) -> usize {
         self.0.batch_size
     }
 
-    /// Whether the two-sided certificate is used (see [`CertifyParams::two_sided`]).
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::CertifyParams;
-    /// assert!(!CertifyParams::default().check()?.is_two_sided());
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
+    /// Whether the two-sided certificate is used (see [`CertifyConfig::two_sided`]).
     pub fn is_two_sided(&self) -> bool {
         self.0.two_sided
     }
 }
 
-/// Unchecked hyperparameters of PREDICT; [`check`](Self::check) them into a [`PredictConfig`].
+/// Unchecked hyperparameters of PREDICT; [`check`](Self::check) them into a [`PredictValidConfig`].
 ///
 /// Defaults follow the paper's `predict.py`: `n = 100_000`, `alpha = 0.001`, batch size 400.
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::PredictParams;
+/// use randomized_smoothing::PredictConfig;
 ///
-/// let config = PredictParams::default().n(1_000).alpha(0.01).check()?;
+/// let config = PredictConfig::default().n(1_000).alpha(0.01).check()?;
 /// assert_eq!((config.n(), config.alpha()), (1_000, 0.01));
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PredictParams {
+pub struct PredictConfig {
     n: u64,
     alpha: f64,
     batch_size: usize,
 }
 
-impl Default for PredictParams {
+impl Default for PredictConfig {
     fn default() -> Self {
         Self {
             n: 100_000,
@@ -298,13 +264,13 @@ impl Default for PredictParams {
     }
 }
 
-impl PredictParams {
+impl PredictConfig {
     /// Number of noisy samples.
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::PredictParams;
-    /// assert_eq!(PredictParams::default().n(100).check()?.n(), 100);
+    /// # use randomized_smoothing::PredictConfig;
+    /// assert_eq!(PredictConfig::default().n(100).check()?.n(), 100);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn n(mut self, n: u64) -> Self {
@@ -316,8 +282,8 @@ impl PredictParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::PredictParams;
-    /// assert!(PredictParams::default().alpha(0.0).check().is_err());
+    /// # use randomized_smoothing::PredictConfig;
+    /// assert!(PredictConfig::default().alpha(0.0).check().is_err());
     /// ```
     pub fn alpha(mut self, alpha: f64) -> Self {
         self.alpha = alpha;
@@ -328,8 +294,8 @@ impl PredictParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::PredictParams;
-    /// assert!(PredictParams::default().batch_size(0).check().is_err());
+    /// # use randomized_smoothing::PredictConfig;
+    /// assert!(PredictConfig::default().batch_size(0).check().is_err());
     /// ```
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
@@ -339,17 +305,17 @@ impl PredictParams {
     /// Validates the parameters.
     ///
     /// # Errors
-    /// As [`CertifyParams::check`]; [`Error::SampleSizeTooSmall`] when even `n` agreeing
+    /// As [`CertifyConfig::check`]; [`Error::SampleSizeTooSmall`] when even `n` agreeing
     /// samples give a two-sided p-value above alpha (`2^(1-n) > alpha`).
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::{Error, PredictParams};
+    /// use randomized_smoothing::{Error, PredictConfig};
     ///
-    /// let err = PredictParams::default().n(10).alpha(0.001).check().unwrap_err();
+    /// let err = PredictConfig::default().n(10).alpha(0.001).check().unwrap_err();
     /// assert!(matches!(err, Error::SampleSizeTooSmall { min_n: 11, .. }));
     /// ```
-    pub fn check(self) -> Result<PredictConfig> {
+    pub fn check(self) -> Result<PredictValidConfig> {
         let alpha = check_open_unit("alpha", self.alpha)?;
         let n = check_samples("n", self.n)?;
         check_positive("batch_size", self.batch_size as u64)?;
@@ -363,55 +329,34 @@ impl PredictParams {
                 min_n,
             });
         }
-        Ok(PredictConfig(self))
+        Ok(PredictValidConfig(self))
     }
 }
 
-/// Validated hyperparameters of PREDICT, made by [`PredictParams::check`].
+/// Validated hyperparameters of PREDICT, made by [`PredictConfig::check`].
 ///
 /// # Example
 /// ```
-/// # use randomized_smoothing::PredictParams;
-/// let config = PredictParams::default().check()?;
+/// # use randomized_smoothing::PredictConfig;
+/// let config = PredictConfig::default().check()?;
 /// assert_eq!(config.batch_size(), 400);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PredictConfig(PredictParams);
+pub struct PredictValidConfig(PredictConfig);
 
-impl PredictConfig {
+impl PredictValidConfig {
     /// Number of noisy samples.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::PredictParams;
-    /// assert_eq!(PredictParams::default().check()?.n(), 100_000);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn n(&self) -> u64 {
         self.0.n
     }
 
     /// Failure probability.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::PredictParams;
-    /// assert_eq!(PredictParams::default().check()?.alpha(), 0.001);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn alpha(&self) -> f64 {
         self.0.alpha
     }
 
     /// Samples per forward pass.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::PredictParams;
-    /// assert_eq!(PredictParams::default().check()?.batch_size(), 400);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn batch_size(&self) -> usize {
         self.0.batch_size
     }

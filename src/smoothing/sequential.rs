@@ -27,7 +27,7 @@ use crate::stats::seed::Streams;
 use burn::tensor::Tensor;
 
 /// Unchecked hyperparameters of the sequential procedures; [`check`](Self::check) them into
-/// a [`SequentialConfig`].
+/// a [`SequentialValidConfig`].
 ///
 /// Defaults: `n0 = 100` selection samples, looks at 100, 200, 400, ... estimation samples
 /// up to `n_max = 100_000` (11 looks), `alpha = 0.001`, batch size 400, radius tolerance
@@ -35,14 +35,14 @@ use burn::tensor::Tensor;
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::SequentialParams;
+/// use randomized_smoothing::SequentialConfig;
 ///
-/// let config = SequentialParams::default().check()?;
+/// let config = SequentialConfig::default().check()?;
 /// assert_eq!(config.looks(), vec![100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 51_200, 100_000]);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SequentialParams {
+pub struct SequentialConfig {
     n0: u64,
     n_first: u64,
     n_max: u64,
@@ -51,7 +51,7 @@ pub struct SequentialParams {
     tolerance: f64,
 }
 
-impl Default for SequentialParams {
+impl Default for SequentialConfig {
     fn default() -> Self {
         Self {
             n0: 100,
@@ -64,13 +64,13 @@ impl Default for SequentialParams {
     }
 }
 
-impl SequentialParams {
+impl SequentialConfig {
     /// Number of selection samples.
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// assert!(SequentialParams::default().n0(0).check().is_err());
+    /// # use randomized_smoothing::SequentialConfig;
+    /// assert!(SequentialConfig::default().n0(0).check().is_err());
     /// ```
     pub fn n0(mut self, n0: u64) -> Self {
         self.n0 = n0;
@@ -81,10 +81,10 @@ impl SequentialParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// let config = SequentialParams::default().samples(1_000, 10_000).check()?;
+    /// # use randomized_smoothing::SequentialConfig;
+    /// let config = SequentialConfig::default().samples(1_000, 10_000).check()?;
     /// assert_eq!(config.looks(), vec![1_000, 2_000, 4_000, 8_000, 10_000]);
-    /// assert!(SequentialParams::default().samples(1_000, 100).check().is_err());
+    /// assert!(SequentialConfig::default().samples(1_000, 100).check().is_err());
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn samples(mut self, n_first: u64, n_max: u64) -> Self {
@@ -97,8 +97,8 @@ impl SequentialParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// assert!(SequentialParams::default().alpha(1.0).check().is_err());
+    /// # use randomized_smoothing::SequentialConfig;
+    /// assert!(SequentialConfig::default().alpha(1.0).check().is_err());
     /// ```
     pub fn alpha(mut self, alpha: f64) -> Self {
         self.alpha = alpha;
@@ -109,8 +109,8 @@ impl SequentialParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// assert_eq!(SequentialParams::default().batch_size(64).check()?.batch_size(), 64);
+    /// # use randomized_smoothing::SequentialConfig;
+    /// assert_eq!(SequentialConfig::default().batch_size(64).check()?.batch_size(), 64);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn batch_size(mut self, batch_size: usize) -> Self {
@@ -123,8 +123,8 @@ impl SequentialParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// assert!(SequentialParams::default().tolerance(-0.1).check().is_err());
+    /// # use randomized_smoothing::SequentialConfig;
+    /// assert!(SequentialConfig::default().tolerance(-0.1).check().is_err());
     /// ```
     pub fn tolerance(mut self, tolerance: f64) -> Self {
         self.tolerance = tolerance;
@@ -142,12 +142,12 @@ impl SequentialParams {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::{Error, SequentialParams};
+    /// use randomized_smoothing::{Error, SequentialConfig};
     ///
-    /// let err = SequentialParams::default().samples(5, 5).check().unwrap_err();
+    /// let err = SequentialConfig::default().samples(5, 5).check().unwrap_err();
     /// assert!(matches!(err, Error::SampleSizeTooSmall { .. }));
     /// ```
-    pub fn check(self) -> Result<SequentialConfig> {
+    pub fn check(self) -> Result<SequentialValidConfig> {
         check_open_unit("alpha", self.alpha)?;
         check_samples("n0", self.n0)?;
         check_positive("n_first", self.n_first)?;
@@ -163,7 +163,7 @@ impl SequentialParams {
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             return invalid("tolerance", format!("{} is not a radius", self.tolerance));
         }
-        let config = SequentialConfig(self);
+        let config = SequentialValidConfig(self);
         let per_look = config.alpha_per_look();
         let can_certify = |n: u64| clopper_pearson_lower_pair(n, n, per_look).0 > 0.5;
         if !can_certify(self.n_max) {
@@ -179,24 +179,24 @@ impl SequentialParams {
 }
 
 /// Validated hyperparameters of the sequential procedures, made by
-/// [`SequentialParams::check`].
+/// [`SequentialConfig::check`].
 ///
 /// # Example
 /// ```
-/// let config = randomized_smoothing::SequentialParams::default().check()?;
+/// let config = randomized_smoothing::SequentialConfig::default().check()?;
 /// assert_eq!(config.alpha_per_look(), 0.001 / 11.0);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SequentialConfig(SequentialParams);
+pub struct SequentialValidConfig(SequentialConfig);
 
-impl SequentialConfig {
+impl SequentialValidConfig {
     /// The cumulative numbers of estimation samples at which the procedures look.
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// let config = SequentialParams::default().samples(300, 1_000).check()?;
+    /// # use randomized_smoothing::SequentialConfig;
+    /// let config = SequentialConfig::default().samples(300, 1_000).check()?;
     /// assert_eq!(config.looks(), vec![300, 600, 1_000]);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -215,8 +215,8 @@ impl SequentialConfig {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// let config = SequentialParams::default().samples(100, 100).alpha(0.01).check()?;
+    /// # use randomized_smoothing::SequentialConfig;
+    /// let config = SequentialConfig::default().samples(100, 100).alpha(0.01).check()?;
     /// assert_eq!(config.alpha_per_look(), 0.01);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -225,49 +225,21 @@ impl SequentialConfig {
     }
 
     /// Number of selection samples.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// assert_eq!(SequentialParams::default().check()?.n0(), 100);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn n0(&self) -> u64 {
         self.0.n0
     }
 
     /// Total alpha.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// assert_eq!(SequentialParams::default().check()?.alpha(), 0.001);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn alpha(&self) -> f64 {
         self.0.alpha
     }
 
     /// Noisy samples per forward pass.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// assert_eq!(SequentialParams::default().check()?.batch_size(), 400);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn batch_size(&self) -> usize {
         self.0.batch_size
     }
 
     /// The radius tolerance of [`certify_budgeted`](SmoothedClassifier::certify_budgeted).
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::SequentialParams;
-    /// assert_eq!(SequentialParams::default().check()?.tolerance(), 0.01);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn tolerance(&self) -> f64 {
         self.0.tolerance
     }
@@ -313,7 +285,7 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     fn sequential<const D: usize, const K: usize, T>(
         &self,
         x: Tensor<C::Backend, K>,
-        config: &SequentialConfig,
+        config: &SequentialValidConfig,
         seed: u64,
         mut stop: impl FnMut(&Estimate, (f64, f64), bool) -> Option<T>,
     ) -> Result<Sequential<T>>
@@ -384,12 +356,12 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     /// ```
     /// use burn::backend::NdArray;
     /// use burn::tensor::Tensor;
-    /// use randomized_smoothing::{Gaussian, LinearClassifier, SequentialParams, SmoothedClassifier, Verdict};
+    /// use randomized_smoothing::{Gaussian, LinearClassifier, SequentialConfig, SmoothedClassifier, Verdict};
     ///
     /// let device = Default::default();
     /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &device)?;
     /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
-    /// let config = SequentialParams::default().check()?;
+    /// let config = SequentialConfig::default().check()?;
     /// let x = Tensor::<NdArray, 1>::from_floats([1.5], &device);
     /// let d = smoothed.certify_at_radius(x.clone(), 0.5, &config, 0)?;
     /// assert_eq!(d.verdict, Verdict::Certified);
@@ -402,7 +374,7 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
         &self,
         x: Tensor<C::Backend, K>,
         radius: f64,
-        config: &SequentialConfig,
+        config: &SequentialValidConfig,
         seed: u64,
     ) -> Result<Sequential<Verdict>>
     where
@@ -448,12 +420,12 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     /// ```
     /// use burn::backend::NdArray;
     /// use burn::tensor::Tensor;
-    /// use randomized_smoothing::{Gaussian, LinearClassifier, SequentialParams, SmoothedClassifier};
+    /// use randomized_smoothing::{Gaussian, LinearClassifier, SequentialConfig, SmoothedClassifier};
     ///
     /// let device = Default::default();
     /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &device)?;
     /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
-    /// let config = SequentialParams::default().tolerance(0.05).check()?;
+    /// let config = SequentialConfig::default().tolerance(0.05).check()?;
     /// // Near the boundary: the radius settles early, far below 0.3.
     /// let x = Tensor::<NdArray, 1>::from_floats([0.3], &device);
     /// let s = smoothed.certify_budgeted(x, &config, 1)?;
@@ -463,7 +435,7 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     pub fn certify_budgeted<const D: usize, const K: usize>(
         &self,
         x: Tensor<C::Backend, K>,
-        config: &SequentialConfig,
+        config: &SequentialValidConfig,
         seed: u64,
     ) -> Result<Sequential<Certification>>
     where

@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 use super::base::BaseClassifier;
 use super::noise::{Gaussian, NoiseDistribution};
 use super::outcome::{AbstainReason, Certification, Estimate, Prediction};
-use super::params::{CertifyConfig, PredictConfig, check_samples};
+use super::params::{CertifyValidConfig, PredictValidConfig, check_samples};
 use super::sampling::{CleanInput, sample_counts};
 use crate::error::{Error, Result, check_positive};
 use crate::stats::binomial::{clopper_pearson_lower_pair, clopper_pearson_upper_pair};
@@ -30,13 +30,13 @@ use crate::stats::seed::Streams;
 /// ```
 /// use burn::backend::NdArray;
 /// use burn::tensor::Tensor;
-/// use randomized_smoothing::{CertifyParams, Gaussian, LinearClassifier, SmoothedClassifier};
+/// use randomized_smoothing::{CertifyConfig, Gaussian, LinearClassifier, SmoothedClassifier};
 ///
 /// let device = Default::default();
 /// let base = LinearClassifier::<NdArray>::new(&[1.0, 0.0], 0.0, &device)?;
 /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
 /// let x = Tensor::<NdArray, 1>::from_floats([2.0, 0.0], &device); // 2.0 from the boundary
-/// let config = CertifyParams::default().n(10_000).batch_size(2_000).check()?;
+/// let config = CertifyConfig::default().n(10_000).batch_size(2_000).check()?;
 /// let c = smoothed.certify(x, &config, 0)?;
 /// assert_eq!(c.class(), Some(1));
 /// let r = c.radius().unwrap();
@@ -67,33 +67,11 @@ impl<C, N> SmoothedClassifier<C, N> {
     }
 
     /// The base classifier.
-    ///
-    /// # Example
-    /// ```
-    /// use burn::backend::NdArray;
-    /// use randomized_smoothing::{BaseClassifier, Gaussian, LinearClassifier, SmoothedClassifier};
-    ///
-    /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &Default::default())?;
-    /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.25)?);
-    /// assert_eq!(smoothed.base().num_classes(), 2);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn base(&self) -> &C {
         &self.base
     }
 
     /// The noise distribution.
-    ///
-    /// # Example
-    /// ```
-    /// use burn::backend::NdArray;
-    /// use randomized_smoothing::{Gaussian, LinearClassifier, SmoothedClassifier};
-    ///
-    /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &Default::default())?;
-    /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.25)?);
-    /// assert_eq!(*smoothed.noise(), Gaussian::new(0.25)?);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn noise(&self) -> &N {
         &self.noise
     }
@@ -177,12 +155,12 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     /// ```
     /// use burn::backend::NdArray;
     /// use burn::tensor::Tensor;
-    /// use randomized_smoothing::{Gaussian, LinearClassifier, PredictParams, SmoothedClassifier};
+    /// use randomized_smoothing::{Gaussian, LinearClassifier, PredictConfig, SmoothedClassifier};
     ///
     /// let device = Default::default();
     /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &device)?;
     /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
-    /// let config = PredictParams::default().n(1_000).check()?;
+    /// let config = PredictConfig::default().n(1_000).check()?;
     /// let x = Tensor::<NdArray, 1>::from_floats([-1.0], &device);
     /// let p = smoothed.predict(x, &config, 2)?;
     /// assert_eq!(p.class(), Some(0));
@@ -191,7 +169,7 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     pub fn predict<const D: usize, const K: usize>(
         &self,
         x: Tensor<C::Backend, K>,
-        config: &PredictConfig,
+        config: &PredictValidConfig,
         seed: u64,
     ) -> Result<Prediction>
     where
@@ -236,12 +214,12 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     /// ```
     /// use burn::backend::NdArray;
     /// use burn::tensor::Tensor;
-    /// use randomized_smoothing::{CertifyParams, Gaussian, LinearClassifier, SmoothedClassifier};
+    /// use randomized_smoothing::{CertifyConfig, Gaussian, LinearClassifier, SmoothedClassifier};
     ///
     /// let device = Default::default();
     /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &device)?;
     /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
-    /// let config = CertifyParams::default().n(1_000).check()?;
+    /// let config = CertifyConfig::default().n(1_000).check()?;
     /// // On the decision boundary nothing can be certified.
     /// let x = Tensor::<NdArray, 1>::from_floats([0.0], &device);
     /// let c = smoothed.certify(x, &config, 3)?;
@@ -251,7 +229,7 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     pub fn certify<const D: usize, const K: usize>(
         &self,
         x: Tensor<C::Backend, K>,
-        config: &CertifyConfig,
+        config: &CertifyValidConfig,
         seed: u64,
     ) -> Result<Certification>
     where
@@ -302,7 +280,7 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
 
 /// The confidence bounds of CERTIFY for `candidate` from the estimation counts: the paper's
 /// `(p_a_lower, 1 - p_a_lower)` at level `1 - alpha`, or the two-sided pair at `1 - alpha/2`
-/// each (see [`CertifyParams::two_sided`]).
+/// each (see [`CertifyConfig::two_sided`]).
 pub(crate) fn bound_top_two(
     counts: &[u64],
     candidate: usize,

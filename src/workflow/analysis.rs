@@ -111,14 +111,6 @@ impl CertifiedAccuracyTable {
     }
 
     /// The radii (columns).
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::{certificate::accuracy::Outcome, workflow::analysis::CertifiedAccuracyTable};
-    /// let t = CertifiedAccuracyTable::new(&[0.5], &[("a", &[Outcome { correct: true, radius: 1.0 }][..])])?;
-    /// assert_eq!(t.radii(), &[0.5]);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn radii(&self) -> &[f64] {
         &self.radii
     }

@@ -10,12 +10,12 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::jobs::{Job, example_seed, image, run_indices, run_job};
 use super::records::{AttackOutcome, AttackRecord, CertifyRecord, DeepFoolRecord};
-use crate::attack::{DeepFoolConfig, PgdParams, deepfool, host_l2_norm, pgd};
+use crate::attack::{DeepFoolValidConfig, PgdConfig, deepfool, host_l2_norm, pgd};
 use crate::data::ImageSource;
 use crate::error::{Error, Result, check_finite_positive};
 use crate::smoothing::NoiseDistribution;
 use crate::smoothing::base::BaseClassifier;
-use crate::smoothing::{PredictConfig, SmoothedClassifier};
+use crate::smoothing::{PredictValidConfig, SmoothedClassifier};
 use crate::stats::seed::split_mix;
 
 /// The attack of [`attack_dataset`]: PGD settings whose radius is replaced, per example, by
@@ -23,18 +23,18 @@ use crate::stats::seed::split_mix;
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::attack::PgdParams;
+/// use randomized_smoothing::attack::PgdConfig;
 /// use randomized_smoothing::workflow::attacks::AttackPlan;
 ///
-/// let plan = AttackPlan::new(1.5, PgdParams::new(1.0).samples(32))?;
+/// let plan = AttackPlan::new(1.5, PgdConfig::new(1.0).samples(32))?;
 /// assert_eq!(plan.multiple(), 1.5);
-/// assert!(AttackPlan::new(0.0, PgdParams::new(1.0)).is_err());
+/// assert!(AttackPlan::new(0.0, PgdConfig::new(1.0)).is_err());
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttackPlan {
     multiple: f64,
-    pgd: PgdParams,
+    pgd: PgdConfig,
 }
 
 impl AttackPlan {
@@ -46,29 +46,37 @@ impl AttackPlan {
     ///
     /// # Example
     /// ```
-    /// use randomized_smoothing::attack::PgdParams;
+    /// use randomized_smoothing::attack::PgdConfig;
     /// use randomized_smoothing::workflow::attacks::AttackPlan;
     ///
-    /// assert!(AttackPlan::new(2.0, PgdParams::new(1.0).steps(0)).is_err());
+    /// assert!(AttackPlan::new(2.0, PgdConfig::new(1.0).steps(0)).is_err());
     /// ```
-    pub fn new(multiple: f64, pgd: PgdParams) -> Result<Self> {
+    pub fn new(multiple: f64, pgd: PgdConfig) -> Result<Self> {
         check_finite_positive("multiple", multiple)?;
         pgd.clone().check()?;
         Ok(Self { multiple, pgd })
     }
 
     /// The multiple of the certified radius.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::{attack::PgdParams, workflow::attacks::AttackPlan};
-    ///
-    /// assert_eq!(AttackPlan::new(2.0, PgdParams::new(1.0))?.multiple(), 2.0);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn multiple(&self) -> f64 {
         self.multiple
     }
+}
+
+/// One PGD run of [`attack_dataset`] over a data set: which examples (those a certification
+/// log certified correctly), how they are attacked and judged, and the job that selects,
+/// seeds and logs them.
+#[derive(Debug, Clone)]
+pub struct AttackJob<'a> {
+    /// The certification log's rows; those certified correctly with a radius R > 0 are
+    /// attacked.
+    pub certified: &'a [CertifyRecord],
+    /// The radius multiple and PGD's settings.
+    pub plan: AttackPlan,
+    /// PREDICT's settings for judging each adversarial input.
+    pub predict: PredictValidConfig,
+    /// The selection, the seed and the log file.
+    pub job: Job,
 }
 
 /// Attacks each example that a certification log certified correctly (radius R > 0) with PGD
@@ -85,11 +93,11 @@ impl AttackPlan {
 /// ```
 /// use burn::backend::{Autodiff, NdArray};
 /// use burn::tensor::Tensor;
-/// use randomized_smoothing::attack::PgdParams;
-/// use randomized_smoothing::workflow::attacks::{AttackPlan, attack_dataset};
+/// use randomized_smoothing::attack::PgdConfig;
+/// use randomized_smoothing::workflow::attacks::{AttackJob, AttackPlan, attack_dataset};
 /// use randomized_smoothing::workflow::jobs::{Job, Selection, Shard};
 /// use randomized_smoothing::workflow::records::CertifyRecord;
-/// use randomized_smoothing::{Gaussian, LogitsClassifier, PredictParams, SmoothedClassifier};
+/// use randomized_smoothing::{Gaussian, LogitsClassifier, PredictConfig, SmoothedClassifier};
 ///
 /// // Class 1 for bright images, on both backends.
 /// fn scores<B: burn::tensor::backend::Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
@@ -102,25 +110,24 @@ impl AttackPlan {
 /// let row = CertifyRecord { idx: 0, label: data.label(0), predict: Some(data.label(0)),
 ///                           radius: 0.2, correct: true, time: Default::default() };
 /// let output = std::env::temp_dir().join(format!("doc-attack-{}.tsv", std::process::id()));
-/// let job = Job { selection: Selection::new(1, None, Shard::whole())?, seed: 0, output: output.clone() };
-/// let plan = AttackPlan::new(2.0, PgdParams::new(1.0).samples(8).steps(2))?;
-/// let predict = PredictParams::default().n(100).check()?;
-/// let rows = attack_dataset(&smoothed, scores::<Autodiff<NdArray>>, &data, &[row], &plan, &predict,
-///                           &job, (&Default::default(), &Default::default()), |_, _, _| {})?;
+/// let attack = AttackJob {
+///     certified: &[row],
+///     plan: AttackPlan::new(2.0, PgdConfig::new(1.0).samples(8).steps(2))?,
+///     predict: PredictConfig::default().n(100).check()?,
+///     job: Job { selection: Selection::new(1, None, Shard::whole())?, seed: 0, output: output.clone() },
+/// };
+/// let devices = (&Default::default(), &Default::default());
+/// let rows = attack_dataset(&smoothed, scores::<Autodiff<NdArray>>, &data, &attack, devices, |_, _, _| {})?;
 /// assert_eq!((rows.len(), rows[0].attack_radius), (1, 0.4));
 /// assert!(rows[0].distance <= 0.4 + 1e-6);
 /// # std::fs::remove_file(output).ok();
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
-#[allow(clippy::too_many_arguments)]
 pub fn attack_dataset<B, C, N, S, T, F>(
     smoothed: &SmoothedClassifier<C, N>,
     logits: F,
     data: &S,
-    certified: &[CertifyRecord],
-    plan: &AttackPlan,
-    predict: &PredictConfig,
-    job: &Job,
+    attack: &AttackJob<'_>,
     devices: (&B::Device, &T::Device),
     on_row: impl FnMut(&AttackRecord, usize, usize),
 ) -> Result<Vec<AttackRecord>>
@@ -132,6 +139,12 @@ where
     T: AutodiffBackend,
     F: Fn(Tensor<T, 4>) -> Tensor<T, 2>,
 {
+    let AttackJob {
+        certified,
+        plan,
+        predict,
+        job,
+    } = attack;
     let mut radii = BTreeMap::new();
     for row in certified.iter().filter(|r| r.correct && r.radius > 0.0) {
         if row.idx >= data.len() {
@@ -189,7 +202,7 @@ where
 /// ```
 /// use burn::backend::{Autodiff, NdArray};
 /// use burn::tensor::Tensor;
-/// use randomized_smoothing::attack::DeepFoolParams;
+/// use randomized_smoothing::attack::DeepFoolConfig;
 /// use randomized_smoothing::workflow::attacks::deepfool_dataset;
 /// use randomized_smoothing::workflow::jobs::{Job, Selection, Shard};
 ///
@@ -201,7 +214,7 @@ where
 /// let data = randomized_smoothing::data::digits()?;
 /// let output = std::env::temp_dir().join(format!("doc-deepfool-{}.tsv", std::process::id()));
 /// let job = Job { selection: Selection::new(100, Some(3), Shard::whole())?, seed: 0, output: output.clone() };
-/// let rows = deepfool_dataset(logits, &data, &DeepFoolParams::default().check()?, &job,
+/// let rows = deepfool_dataset(logits, &data, &DeepFoolConfig::default().check()?, &job,
 ///                             &Default::default(), |_, _, _| {})?;
 /// assert_eq!(rows.len(), 3);
 /// assert!(rows.iter().all(|r| r.fooled && r.distance < 8.0 * 0.3));
@@ -211,7 +224,7 @@ where
 pub fn deepfool_dataset<S, T, F>(
     logits: F,
     data: &S,
-    config: &DeepFoolConfig,
+    config: &DeepFoolValidConfig,
     job: &Job,
     device: &T::Device,
     on_row: impl FnMut(&DeepFoolRecord, usize, usize),

@@ -30,7 +30,7 @@ use crate::data::ImageSource;
 use crate::error::{Error, Result, check_positive};
 use crate::smoothing::NoiseDistribution;
 use crate::smoothing::base::BaseClassifier;
-use crate::smoothing::{CertifyConfig, PredictConfig, SmoothedClassifier};
+use crate::smoothing::{CertifyValidConfig, PredictValidConfig, SmoothedClassifier};
 use crate::stats::seed::{GOLDEN_GAMMA, mix64};
 use crate::workflow::records::{
     ATTACK_HEADER, AttackRecord, CERTIFY_HEADER, CertifyRecord, DEEPFOOL_HEADER, DeepFoolRecord,
@@ -351,7 +351,7 @@ pub(crate) fn image<B: Backend, S: ImageSource + ?Sized>(
 /// use burn::backend::NdArray;
 /// use burn::tensor::Tensor;
 /// use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset};
-/// use randomized_smoothing::{CertifyParams, Gaussian, LogitsClassifier, SmoothedClassifier};
+/// use randomized_smoothing::{CertifyConfig, Gaussian, LogitsClassifier, SmoothedClassifier};
 ///
 /// let (_, test) = randomized_smoothing::data::digits()?.split_at(1_790)?;
 /// // A toy base classifier: class 1 if the image is bright on average.
@@ -360,7 +360,7 @@ pub(crate) fn image<B: Backend, S: ImageSource + ?Sized>(
 ///     Tensor::cat(vec![m.clone().neg().add_scalar(0.3), m.sub_scalar(0.3)], 1)
 /// })?;
 /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.1)?);
-/// let config = CertifyParams::default().n(200).batch_size(200).check()?;
+/// let config = CertifyConfig::default().n(200).batch_size(200).check()?;
 /// let output = std::env::temp_dir().join(format!("doc-certify-{}.tsv", std::process::id()));
 /// let job = Job { selection: Selection::new(1, Some(3), Shard::whole())?, seed: 0, output };
 /// let rows = certify_dataset(&smoothed, &test, &config, &job, &Default::default(), |_, _, _| {})?;
@@ -371,7 +371,7 @@ pub(crate) fn image<B: Backend, S: ImageSource + ?Sized>(
 pub fn certify_dataset<B, C, N, S, const D: usize>(
     smoothed: &SmoothedClassifier<C, N>,
     data: &S,
-    config: &CertifyConfig,
+    config: &CertifyValidConfig,
     job: &Job,
     device: &B::Device,
     on_row: impl FnMut(&CertifyRecord, usize, usize),
@@ -417,7 +417,7 @@ where
 /// use burn::tensor::Tensor;
 /// use randomized_smoothing::data::digits;
 /// use randomized_smoothing::workflow::jobs::{predict_dataset, Job, Selection, Shard};
-/// use randomized_smoothing::{Gaussian, LogitsClassifier, PredictParams, SmoothedClassifier};
+/// use randomized_smoothing::{Gaussian, LogitsClassifier, PredictConfig, SmoothedClassifier};
 ///
 /// // A "classifier" that answers 1 for bright images.
 /// let base = LogitsClassifier::new([1, 8, 8], 2, |x: Tensor<NdArray, 4>| {
@@ -428,7 +428,7 @@ where
 /// let data = digits()?;
 /// let output = std::env::temp_dir().join(format!("doc-predict-{}.tsv", std::process::id()));
 /// let job = Job { selection: Selection::new(1, Some(3), Shard::whole())?, seed: 0, output: output.clone() };
-/// let config = PredictParams::default().n(100).alpha(0.01).check()?;
+/// let config = PredictConfig::default().n(100).alpha(0.01).check()?;
 /// let rows = predict_dataset(&smoothed, &data, &config, &job, &Default::default(), |_, _, _| {})?;
 /// assert_eq!(rows.len(), 3);
 /// # std::fs::remove_file(output).ok();
@@ -437,7 +437,7 @@ where
 pub fn predict_dataset<B, C, N, S, const D: usize>(
     smoothed: &SmoothedClassifier<C, N>,
     data: &S,
-    config: &PredictConfig,
+    config: &PredictValidConfig,
     job: &Job,
     device: &B::Device,
     on_row: impl FnMut(&PredictRecord, usize, usize),

@@ -8,12 +8,12 @@
 //! use rand::{SeedableRng, rngs::StdRng};
 //! use randomized_smoothing::data::digits;
 //! use randomized_smoothing::models::SmallCnnConfig;
-//! use randomized_smoothing::workflow::train::{TrainParams, train};
+//! use randomized_smoothing::workflow::train::{TrainConfig, train};
 //!
 //! let device = Default::default();
 //! let (train_set, test_set) = digits()?.split_at(1_437)?;
 //! let model = SmallCnnConfig::new([1, 8, 8], 10).with_filters(8).init::<Autodiff<NdArray>>(&device)?;
-//! let config = TrainParams::new(0.25).epochs(1).batch_size(128).lr(0.05).check()?;
+//! let config = TrainConfig::new(0.25).epochs(1).batch_size(128).lr(0.05).check()?;
 //! let mut log = Vec::new();
 //! let _trained = train(model, &train_set, &test_set, &config, None, 0, |epoch| log.push(epoch.clone()))?;
 //! assert_eq!(log.len(), 1);
@@ -48,21 +48,21 @@ use crate::error::{Error, Result, check_positive};
 use crate::models::ImageClassifier;
 use crate::stats::seed::{GOLDEN_GAMMA, mix64};
 
-/// Unchecked training hyperparameters; [`check`](Self::check) them into a [`TrainConfig`].
+/// Unchecked training hyperparameters; [`check`](Self::check) them into a [`TrainValidConfig`].
 ///
 /// Defaults are the paper's: 90 epochs, batch 256, learning rate 0.1 divided by 10 every 30
 /// epochs, momentum 0.9 (no dampening, as PyTorch), weight decay 1e-4.
 ///
 /// # Example
 /// ```
-/// use randomized_smoothing::workflow::train::TrainParams;
+/// use randomized_smoothing::workflow::train::TrainConfig;
 ///
-/// let config = TrainParams::new(0.5).epochs(10).check()?;
+/// let config = TrainConfig::new(0.5).epochs(10).check()?;
 /// assert_eq!((config.epochs(), config.batch_size(), config.sigma()), (10, 256, 0.5));
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrainParams {
+pub struct TrainConfig {
     sigma: f64,
     epochs: usize,
     batch_size: usize,
@@ -75,13 +75,13 @@ pub struct TrainParams {
     flip: bool,
 }
 
-impl TrainParams {
+impl TrainConfig {
     /// The paper's settings with Gaussian augmentation at `sigma` (0 trains without noise).
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// assert_eq!(TrainParams::new(0.25).check()?.epochs(), 90);
+    /// # use randomized_smoothing::workflow::train::TrainConfig;
+    /// assert_eq!(TrainConfig::new(0.25).check()?.epochs(), 90);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn new(sigma: f64) -> Self {
@@ -103,8 +103,8 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// assert!(TrainParams::new(0.25).epochs(0).check().is_err());
+    /// # use randomized_smoothing::workflow::train::TrainConfig;
+    /// assert!(TrainConfig::new(0.25).epochs(0).check().is_err());
     /// ```
     pub fn epochs(mut self, epochs: usize) -> Self {
         self.epochs = epochs;
@@ -115,8 +115,8 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// assert_eq!(TrainParams::new(0.25).batch_size(64).check()?.batch_size(), 64);
+    /// # use randomized_smoothing::workflow::train::TrainConfig;
+    /// assert_eq!(TrainConfig::new(0.25).batch_size(64).check()?.batch_size(), 64);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn batch_size(mut self, batch_size: usize) -> Self {
@@ -128,8 +128,8 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// assert!(TrainParams::new(0.25).lr(-1.0).check().is_err());
+    /// # use randomized_smoothing::workflow::train::TrainConfig;
+    /// assert!(TrainConfig::new(0.25).lr(-1.0).check().is_err());
     /// ```
     pub fn lr(mut self, lr: f64) -> Self {
         self.lr = lr;
@@ -140,8 +140,8 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// let c = TrainParams::new(0.25).lr(1.0).lr_schedule(2, 0.5).check()?;
+    /// # use randomized_smoothing::workflow::train::TrainConfig;
+    /// let c = TrainConfig::new(0.25).lr(1.0).lr_schedule(2, 0.5).check()?;
     /// assert_eq!((c.lr_at(0), c.lr_at(1), c.lr_at(2), c.lr_at(5)), (1.0, 1.0, 0.5, 0.25));
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -155,8 +155,8 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// assert!(TrainParams::new(0.25).sgd(1.5, 1e-4).check().is_err());
+    /// # use randomized_smoothing::workflow::train::TrainConfig;
+    /// assert!(TrainConfig::new(0.25).sgd(1.5, 1e-4).check().is_err());
     /// ```
     pub fn sgd(mut self, momentum: f64, weight_decay: f64) -> Self {
         self.momentum = momentum;
@@ -169,8 +169,8 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// let c = TrainParams::new(0.25).augment(4, true).check()?;
+    /// # use randomized_smoothing::workflow::train::TrainConfig;
+    /// let c = TrainConfig::new(0.25).augment(4, true).check()?;
     /// assert_eq!(c.epochs(), 90);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -190,11 +190,11 @@ impl TrainParams {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// assert!(TrainParams::new(f64::NAN).check().is_err());
-    /// assert!(TrainParams::new(0.0).check().is_ok());
+    /// # use randomized_smoothing::workflow::train::TrainConfig;
+    /// assert!(TrainConfig::new(f64::NAN).check().is_err());
+    /// assert!(TrainConfig::new(0.0).check().is_ok());
     /// ```
-    pub fn check(self) -> Result<TrainConfig> {
+    pub fn check(self) -> Result<TrainValidConfig> {
         if self.sigma != 0.0 {
             check_sigma(self.sigma)?;
         }
@@ -219,55 +219,34 @@ impl TrainParams {
         if !(self.lr_gamma > 0.0 && self.lr_gamma <= 1.0) {
             return invalid("lr gamma", "must lie in (0, 1]");
         }
-        Ok(TrainConfig(self))
+        Ok(TrainValidConfig(self))
     }
 }
 
-/// Validated training hyperparameters, made by [`TrainParams::check`].
+/// Validated training hyperparameters, made by [`TrainConfig::check`].
 ///
 /// # Example
 /// ```
-/// # use randomized_smoothing::workflow::train::TrainParams;
-/// let c = TrainParams::new(0.12).check()?;
+/// # use randomized_smoothing::workflow::train::TrainConfig;
+/// let c = TrainConfig::new(0.12).check()?;
 /// assert_eq!(c.lr_at(89), 0.1 * 0.1 * 0.1);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct TrainConfig(TrainParams);
+pub struct TrainValidConfig(TrainConfig);
 
-impl TrainConfig {
+impl TrainValidConfig {
     /// Noise level of the augmentation.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// assert_eq!(TrainParams::new(0.12).check()?.sigma(), 0.12);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn sigma(&self) -> f64 {
         self.0.sigma
     }
 
     /// Number of epochs.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// assert_eq!(TrainParams::new(0.12).epochs(3).check()?.epochs(), 3);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn epochs(&self) -> usize {
         self.0.epochs
     }
 
     /// Batch size.
-    ///
-    /// # Example
-    /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// assert_eq!(TrainParams::new(0.12).check()?.batch_size(), 256);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
     pub fn batch_size(&self) -> usize {
         self.0.batch_size
     }
@@ -276,8 +255,8 @@ impl TrainConfig {
     ///
     /// # Example
     /// ```
-    /// # use randomized_smoothing::workflow::train::TrainParams;
-    /// let c = TrainParams::new(0.12).check()?;
+    /// # use randomized_smoothing::workflow::train::TrainConfig;
+    /// let c = TrainConfig::new(0.12).check()?;
     /// assert_eq!((c.lr_at(29), c.lr_at(30)), (0.1, 0.1 * 0.1));
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
@@ -375,7 +354,7 @@ fn checkpoint_files(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
 fn batch<B: Backend, S: ImageSource + ?Sized>(
     data: &S,
     indices: &[usize],
-    params: &TrainParams,
+    params: &TrainConfig,
     augment_seed: Option<u64>,
     device: &B::Device,
 ) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)> {
@@ -409,7 +388,7 @@ fn batch<B: Backend, S: ImageSource + ?Sized>(
 fn crop_and_flip<'a>(
     image: Cow<'a, [f32]>,
     [c, h, w]: [usize; 3],
-    params: &TrainParams,
+    params: &TrainConfig,
     rng: &mut StdRng,
 ) -> Cow<'a, [f32]> {
     use rand::RngExt;
@@ -448,7 +427,7 @@ fn crop_and_flip<'a>(
 fn evaluate<B: Backend, M: ImageClassifier<B>, S: ImageSource + ?Sized>(
     model: &M,
     data: &S,
-    config: &TrainConfig,
+    config: &TrainValidConfig,
     device: &B::Device,
 ) -> Result<(f64, f64)> {
     let loss_fn = CrossEntropyLossConfig::new().init(device);
@@ -539,7 +518,7 @@ pub fn train<B, M, S>(
     model: M,
     train_set: &S,
     test_set: &S,
-    config: &TrainConfig,
+    config: &TrainValidConfig,
     checkpoints: Option<&Path>,
     seed: u64,
     mut on_epoch: impl FnMut(&EpochReport),

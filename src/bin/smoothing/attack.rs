@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
-use randomized_smoothing::attack::{DeepFoolParams, Objective, PgdParams};
+use randomized_smoothing::attack::{DeepFoolConfig, Objective, PgdConfig};
 use randomized_smoothing::models::ImageClassifier;
-use randomized_smoothing::workflow::attacks::{AttackPlan, attack_dataset, deepfool_dataset};
+use randomized_smoothing::workflow::attacks::{
+    AttackJob, AttackPlan, attack_dataset, deepfool_dataset,
+};
 use randomized_smoothing::workflow::records::{
     AttackOutcome, deepfool_robust_accuracy, read_certify_log,
 };
-use randomized_smoothing::{Gaussian, PredictParams, SmoothedClassifier};
+use randomized_smoothing::{Gaussian, PredictConfig, SmoothedClassifier};
 
 use super::Failure;
 use super::common::*;
@@ -92,7 +94,7 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
         let rows = deepfool_dataset(
             logits,
             &*data,
-            &DeepFoolParams::default().check()?,
+            &DeepFoolConfig::default().check()?,
             &job,
             device,
             |row, done, _| {
@@ -143,12 +145,12 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
             load::<B>(&args.model, &args.data, &*data, device)?,
             Gaussian::new(args.job.sigma)?,
         );
-        let predict = PredictParams::default()
+        let predict = PredictConfig::default()
             .n(args.n)
             .alpha(args.job.alpha)
             .batch_size(args.job.batch)
             .check()?;
-        let mut pgd = PgdParams::new(1.0)
+        let mut pgd = PgdConfig::new(1.0)
             .steps(args.steps)
             .samples(args.samples)
             .batch_size(args.job.batch.min(args.samples))
@@ -175,8 +177,13 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
             log.display()
         ));
         for &multiple in &args.multiples {
-            let plan = AttackPlan::new(multiple, pgd.clone())?;
             job.output = out.join(format!("pgd_{multiple}R.tsv"));
+            let attack = AttackJob {
+                certified: &certified,
+                plan: AttackPlan::new(multiple, pgd.clone())?,
+                predict,
+                job: job.clone(),
+            };
             // Its length comes with the first row: which examples are attacked is the
             // library's rule (certified correctly with R > 0), not repeated here.
             let bar = progress(0, &format!("examples at {multiple}R"));
@@ -184,10 +191,7 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
                 &smoothed,
                 logits,
                 &*data,
-                &certified,
-                &plan,
-                &predict,
-                &job,
+                &attack,
                 (device, device),
                 |row, done, total| {
                     bar.set_length(total as u64);

@@ -2,7 +2,7 @@
 
 use burn::tensor::backend::Backend;
 use clap::Args;
-use randomized_smoothing::CertifyParams;
+use randomized_smoothing::CertifyConfig;
 use randomized_smoothing::workflow::jobs::certify_dataset;
 
 use super::Failure;
@@ -38,7 +38,7 @@ pub(crate) fn run_certify<B: Backend>(
         job,
         bar,
     } = Run::<B>::new(&args.data, &args.model, &args.job, device)?;
-    let config = CertifyParams::default()
+    let config = CertifyConfig::default()
         .n0(args.n0)
         .n(args.n)
         .alpha(args.job.alpha)

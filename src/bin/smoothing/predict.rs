@@ -2,7 +2,7 @@
 
 use burn::tensor::backend::Backend;
 use clap::Args;
-use randomized_smoothing::PredictParams;
+use randomized_smoothing::PredictConfig;
 use randomized_smoothing::workflow::jobs::predict_dataset;
 
 use super::Failure;
@@ -31,7 +31,7 @@ pub(crate) fn run_predict<B: Backend>(
         job,
         bar,
     } = Run::<B>::new(&args.data, &args.model, &args.job, device)?;
-    let config = PredictParams::default()
+    let config = PredictConfig::default()
         .n(args.n)
         .alpha(args.job.alpha)
         .batch_size(args.job.batch)

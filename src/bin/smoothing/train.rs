@@ -7,7 +7,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use clap::Args;
 use randomized_smoothing::models::save_model;
-use randomized_smoothing::workflow::train::{TrainParams, train};
+use randomized_smoothing::workflow::train::{TrainConfig, train};
 
 use super::Failure;
 use super::common::*;
@@ -50,7 +50,7 @@ pub(crate) fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Res
     // The backend's generator initializes the weights: seed it for a reproducible start.
     B::seed(device, args.seed);
     let model = build::<Autodiff<B>>(&args.arch, args.filters, &args.data, &*train_set, device)?;
-    let mut params = TrainParams::new(args.sigma)
+    let mut params = TrainConfig::new(args.sigma)
         .epochs(args.epochs)
         .batch_size(args.batch)
         .lr(args.lr)
