@@ -19,16 +19,21 @@ pub(crate) fn mix64(mut z: u64) -> u64 {
 
 /// The independent noise streams of one procedure call, derived from the call's seed in
 /// order: CERTIFY's selection then estimation, a sequential test's selection then each look.
-pub(crate) struct Streams(rand::rngs::StdRng);
+///
+/// The SplitMix64 sequence of the seed (Steele, Lea & Flood 2014): a fixed algorithm written
+/// here, so a seed names the same streams on every machine and across upgrades of `rand`
+/// (whose `StdRng` may change algorithm between versions).
+pub(crate) struct Streams(u64);
 
 impl Streams {
     /// The streams of `seed`.
     pub(crate) fn new(seed: u64) -> Self {
-        Self(rand::SeedableRng::seed_from_u64(seed))
+        Self(seed)
     }
 
     /// The seed of the next stream.
     pub(crate) fn next(&mut self) -> u64 {
-        rand::Rng::next_u64(&mut self.0)
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
+        mix64(self.0)
     }
 }
