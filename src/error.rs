@@ -139,6 +139,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A checkpoint whose bytes changed after it was written: a zip entry (a tensor's storage,
+    /// `archive/data/<key>`, or the pickle) whose CRC-32 differs from the one the archive
+    /// records for it.
+    #[error(
+        "model file {path} is corrupted: entry {entry} has CRC-32 {actual:08x}, the archive records {expected:08x}"
+    )]
+    CorruptedCheckpoint {
+        /// The file.
+        path: String,
+        /// The zip entry.
+        entry: String,
+        /// The CRC-32 the archive records.
+        expected: u32,
+        /// The CRC-32 of the entry's bytes.
+        actual: u32,
+    },
+
     /// An architecture name that the crate does not build.
     #[error(
         "unknown architecture {0:?}: expected cifar_resnet20, cifar_resnet110 (any cifar_resnet<6k+2>) or resnet50"

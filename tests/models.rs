@@ -253,6 +253,46 @@ fn truncated_files_are_errors() {
     }
 }
 
+/// The case of the trust issue: 1,000 bytes flipped inside one tensor of a zip checkpoint
+/// loaded without a word (logits off by 0.085); its CRC-32 now refuses it, naming the entry.
+#[test]
+fn flipped_bytes_in_a_zip_tensor_are_refused() {
+    let mut bytes = std::fs::read(fixture("cifar_resnet20.zip.pth.tar")).unwrap();
+    // The largest entry lies between the two local headers furthest apart.
+    let headers: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"PK\x03\x04")
+        .map(|(i, _)| i)
+        .collect();
+    let (start, end) = headers
+        .windows(2)
+        .map(|w| (w[0], w[1]))
+        .max_by_key(|(a, b)| b - a)
+        .unwrap();
+    assert!(end - start > 10_000, "{start}..{end}");
+    let middle = (start + end) / 2;
+    for b in &mut bytes[middle..middle + 1_000] {
+        *b ^= 0xff;
+    }
+    let path = scratch("flipped.zip.pth.tar");
+    std::fs::write(&path, &bytes).unwrap();
+    match PytorchCheckpoint::open(&path) {
+        Err(Error::CorruptedCheckpoint {
+            entry,
+            expected,
+            actual,
+            ..
+        }) => {
+            assert!(entry.contains("/data/"), "{entry}");
+            assert_ne!(expected, actual);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The intact file still opens.
+    assert!(PytorchCheckpoint::open(fixture("cifar_resnet20.zip.pth.tar")).is_ok());
+}
+
 #[test]
 fn unknown_arch_is_an_error() {
     for name in [

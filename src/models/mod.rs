@@ -36,6 +36,8 @@ mod normalize;
 mod pytorch;
 mod resnet;
 mod small_cnn;
+#[cfg(feature = "pytorch")]
+mod zip_crc;
 
 pub use arch::{Architecture, Model};
 pub use files::{load_model, save_model, transfer};

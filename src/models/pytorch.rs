@@ -19,6 +19,7 @@ use burn_store::pytorch::reader::PickleValue;
 use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, TensorSnapshot};
 
 use super::files::{apply_checked, check_names_and_shapes};
+use super::zip_crc::{self, ZipFault};
 use super::{Architecture, Model};
 use crate::error::{Error, Result};
 
@@ -96,7 +97,23 @@ impl PytorchCheckpoint {
             reason,
         };
         // The reader does not distinguish a missing file from a malformed one; say which.
-        std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+        let mut file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
+        // Nor does it check the zip format's checksums: verify them before reading.
+        if zip_crc::is_zip(&mut file).map_err(|e| unreadable(e.to_string()))? {
+            zip_crc::verify(&mut file).map_err(|fault| match fault {
+                ZipFault::Malformed(reason) => unreadable(reason),
+                ZipFault::Checksum {
+                    entry,
+                    expected,
+                    actual,
+                } => Error::CorruptedCheckpoint {
+                    path: path.display().to_string(),
+                    entry,
+                    expected,
+                    actual,
+                },
+            })?;
+        }
         let reader = PytorchReader::new(path).map_err(|e| unreadable(e.to_string()))?;
         let legacy = reader.metadata().is_legacy_format();
         let mut all: BTreeMap<String, TensorSnapshot> = reader.into_tensors().into_iter().collect();
