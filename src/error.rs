@@ -156,6 +156,16 @@ pub enum Error {
         actual: u32,
     },
 
+    /// A run whose settings differ from those a log was started with (its manifest, see
+    /// [`crate::workflow::manifest`]); neither file was changed.
+    #[error("{} was written with other settings: {}", log.display(), differences.join("; "))]
+    RunMismatch {
+        /// The log.
+        log: PathBuf,
+        /// One line per differing field.
+        differences: Vec<String>,
+    },
+
     /// An architecture name that the crate does not build.
     #[error(
         "unknown architecture {0:?}: expected cifar_resnet20, cifar_resnet110 (any cifar_resnet<6k+2>) or resnet50"

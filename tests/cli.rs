@@ -57,33 +57,7 @@ fn train_certify_shards_merge_predict_analyze() {
     assert!(dir.join("run/model.bpk").exists());
     assert!(dir.join("run/checkpoints/log.tsv").exists());
 
-    let certify = |extra: &[&str]| {
-        let mut args = vec![
-            "certify",
-            "--dataset",
-            "digits",
-            "--arch",
-            "small_cnn",
-            "--model",
-            "run/model.bpk",
-            "--sigma",
-            "0.25",
-            "--n0",
-            "20",
-            "--n",
-            "200",
-            "--alpha",
-            "0.01",
-            "--batch",
-            "100",
-            "--skip",
-            "7",
-            "--max",
-            "6",
-        ];
-        args.extend_from_slice(extra);
-        smoothing(&dir, &args)
-    };
+    let certify = |extra: &[&str]| smoothing(&dir, &certify_args("0.25", extra));
     certify(&["--out", "whole.tsv"]);
     certify(&["--shard", "0/2", "--out", "s0.tsv"]);
     certify(&["--shard", "1/2", "--out", "s1.tsv"]);
@@ -94,6 +68,48 @@ fn train_certify_shards_merge_predict_analyze() {
     assert!(whole[1].starts_with("0\t"));
     assert!(whole[2].starts_with("7\t"));
     assert_eq!(rows_without_time(&dir.join("merged.tsv")), whole);
+    // The merged shards carry the manifest the whole run wrote.
+    let manifest = |log: &str| std::fs::read_to_string(dir.join(format!("{log}.manifest.json")));
+    assert_eq!(
+        manifest("merged.tsv").unwrap(),
+        manifest("whole.tsv").unwrap()
+    );
+    assert!(
+        manifest("whole.tsv")
+            .unwrap()
+            .contains("\"sigma\": \"0.25\"")
+    );
+
+    // A rerun into the same log with another sigma is refused, naming the field, and leaves
+    // the log as it was (it used to append rows certified at the other sigma).
+    let before = std::fs::read(dir.join("whole.tsv")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+        .current_dir(&dir)
+        .args(certify_args("0.5", &["--out", "whole.tsv"]))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sigma: the log has 0.25, this run 0.5"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(dir.join("whole.tsv")).unwrap(), before);
+    // The same settings resume, with nothing left to do.
+    certify(&["--out", "whole.tsv"]);
+    assert_eq!(std::fs::read(dir.join("whole.tsv")).unwrap(), before);
+    // Shards of different runs do not merge.
+    smoothing(
+        &dir,
+        &certify_args("0.5", &["--shard", "1/2", "--out", "h1.tsv"]),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+        .current_dir(&dir)
+        .args(["merge", "--out", "mixed.tsv", "s0.tsv", "h1.tsv"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sigma"));
 
     // The CPU backends draw the same host noise stream: NdArray, given the same seeds, sees
     // the same noisy inputs as Flex (the default), so only floating-point rounding in the
@@ -193,6 +209,35 @@ fn train_certify_shards_merge_predict_analyze() {
     }
     let png = std::fs::read(dir.join("analysis/certified_accuracy.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+/// The arguments of the workflow test's certification at `sigma`, then `extra`.
+fn certify_args<'a>(sigma: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "certify",
+        "--dataset",
+        "digits",
+        "--arch",
+        "small_cnn",
+        "--model",
+        "run/model.bpk",
+        "--sigma",
+        sigma,
+        "--n0",
+        "20",
+        "--n",
+        "200",
+        "--alpha",
+        "0.01",
+        "--batch",
+        "100",
+        "--skip",
+        "7",
+        "--max",
+        "6",
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// `analyze` on the paper's released CIFAR-10 logs reproduces the figures of

@@ -19,3 +19,9 @@ pub use params::{
 };
 pub use sequential::{Sequential, SequentialConfig, SequentialValidConfig, Verdict};
 pub use smoothed::SmoothedClassifier;
+
+/// The version of the noise streams: bumped whenever the same seed would give other noise
+/// samples, so that a log certified with one stream is never resumed with another (see
+/// [`crate::workflow::manifest`]). 1: rand_distr's normals; 2: the vectorized ziggurat
+/// (`stats::ziggurat`); 3: procedure streams from SplitMix64 instead of rand's `StdRng`.
+pub const NOISE_STREAM_VERSION: u32 = 3;

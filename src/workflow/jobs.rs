@@ -32,6 +32,7 @@ use crate::smoothing::NoiseDistribution;
 use crate::smoothing::base::BaseClassifier;
 use crate::smoothing::{CertifyValidConfig, PredictValidConfig, SmoothedClassifier};
 use crate::stats::seed::{GOLDEN_GAMMA, mix64};
+use crate::workflow::manifest::Manifest;
 use crate::workflow::records::{
     ATTACK_HEADER, AttackRecord, CERTIFY_HEADER, CertifyRecord, DEEPFOOL_HEADER, DeepFoolRecord,
     PREDICT_HEADER, PredictRecord, read_attack_log, read_certify_log, read_deepfool_log,
@@ -472,9 +473,14 @@ where
 /// says which) into one log at `output`, rows in
 /// index order, and returns the number of rows.
 ///
+/// When the shards have run manifests ([`Manifest`]), they must agree in everything but the
+/// shard, and the merged log gets their manifest as shard `0/1`, which is what a whole run
+/// of the same job would have written.
+///
 /// # Errors
-/// [`Error::InvalidParameter`] if two logs hold the same example; the errors of
-/// [`read_certify_log`] and [`Error::Io`] for files.
+/// [`Error::InvalidParameter`] if two logs hold the same example; [`Error::RunMismatch`] if
+/// the shards' manifests differ in more than the shard, or only some shards have one; the
+/// errors of [`read_certify_log`] and [`Error::Io`] for files.
 ///
 /// # Example
 /// ```
@@ -491,6 +497,7 @@ where
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn merge_logs(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
+    let manifest = merged_manifest(inputs)?;
     let first = inputs.first().map(|p| p.as_ref());
     let header = match first {
         Some(path) => fs::read_to_string(path)
@@ -501,10 +508,57 @@ pub fn merge_logs(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
             .to_string(),
         None => return Err(Error::ZeroCount("inputs")),
     };
-    if header.trim_end() == PREDICT_HEADER {
-        merge::<PredictRecord>(inputs, output)
+    let rows = if header.trim_end() == PREDICT_HEADER {
+        merge::<PredictRecord>(inputs, output)?
     } else {
-        merge::<CertifyRecord>(inputs, output)
+        merge::<CertifyRecord>(inputs, output)?
+    };
+    if let Some(manifest) = manifest {
+        let path = Manifest::path_of(output);
+        fs::write(&path, manifest.to_json()).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(rows)
+}
+
+/// The manifest of the merged log: the shards' common manifest as shard `0/1`, or none when
+/// no shard has one.
+fn merged_manifest(inputs: &[impl AsRef<Path>]) -> Result<Option<Manifest>> {
+    let mut merged: Option<Manifest> = None;
+    let mut without = Vec::new();
+    for input in inputs {
+        let log = input.as_ref();
+        let path = Manifest::path_of(log);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                without.push(log.display().to_string());
+                continue;
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let whole = Manifest::from_json(&text)?.set("shard", "0/1");
+        match &merged {
+            None => merged = Some(whole),
+            Some(first) => {
+                let differences = whole.differences(first);
+                if !differences.is_empty() {
+                    return Err(Error::RunMismatch {
+                        log: log.to_path_buf(),
+                        differences,
+                    });
+                }
+            }
+        }
+    }
+    match (&merged, without.first()) {
+        (Some(_), Some(log)) => Err(Error::RunMismatch {
+            log: log.into(),
+            differences: vec![
+                "this shard has no manifest while others have one: they may be of another run"
+                    .into(),
+            ],
+        }),
+        _ => Ok(merged),
     }
 }
 

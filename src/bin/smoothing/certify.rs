@@ -45,6 +45,12 @@ pub(crate) fn run_certify<B: Backend>(
         .batch_size(args.job.batch)
         .two_sided(args.two_sided)
         .check()?;
+    // Bound to the log before any row is written: a rerun with other settings is refused.
+    manifest::<B>("certify", &args.data, &args.model, &args.job, device)?
+        .set("n0", args.n0)
+        .set("n", args.n)
+        .set("two_sided", args.two_sided)
+        .attach(&job.output)?;
     let rows = certify_dataset(&smoothed, &*data, &config, &job, device, |row, done, _| {
         bar.set_position(done as u64);
         bar.set_message(format!("last: idx {} radius {:.3}", row.idx, row.radius));

@@ -13,6 +13,7 @@ use randomized_smoothing::models::{
     Architecture, Model, PytorchCheckpoint, SmallCnnConfig, load_model,
 };
 use randomized_smoothing::workflow::jobs::{Job, Selection, Shard};
+use randomized_smoothing::workflow::manifest::{Manifest, file_digest};
 use randomized_smoothing::{Gaussian, SmoothedClassifier};
 
 use super::Failure;
@@ -257,6 +258,60 @@ impl<B: Backend> Run<B> {
             bar,
         })
     }
+}
+
+/// The name clap gives a value of an argument enum.
+fn name_of(value: impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
+}
+
+/// The manifest of a `command` run over a data split (certify, predict): everything its
+/// rows depend on but the command's own sample sizes, which the command adds.
+pub(crate) fn manifest<B: Backend>(
+    command: &str,
+    data: &DataArgs,
+    model: &ModelArgs,
+    job: &JobArgs,
+    device: &B::Device,
+) -> Result<Manifest, Failure> {
+    Ok(Manifest::new()
+        .set("command", command)
+        .set("backend", B::name(device))
+        .set("device", format!("{device:?}"))
+        .set(
+            "precision",
+            std::any::type_name::<B::FloatElem>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("?"),
+        )
+        .set("model_sha256", file_digest(&model.model)?)
+        .set(
+            "arch",
+            model.arch.as_deref().unwrap_or("from the checkpoint"),
+        )
+        .set("filters", model.filters)
+        .set("dataset", name_of(data.dataset))
+        .set(
+            "data",
+            data.data
+                .as_deref()
+                .map_or_else(|| "embedded".into(), |d| d.display().to_string()),
+        )
+        .set("split", name_of(job.split))
+        .set("noise", "gaussian")
+        .set("sigma", job.sigma)
+        .set("alpha", job.alpha)
+        .set("batch", job.batch)
+        .set("seed", job.seed)
+        .set("skip", job.skip)
+        .set(
+            "max",
+            job.max.map_or_else(|| "all".into(), |m| m.to_string()),
+        )
+        .set("shard", &job.shard))
 }
 
 /// Opens a file, naming it in the error.

@@ -36,6 +36,10 @@ pub(crate) fn run_predict<B: Backend>(
         .alpha(args.job.alpha)
         .batch_size(args.job.batch)
         .check()?;
+    // Bound to the log before any row is written: a rerun with other settings is refused.
+    manifest::<B>("predict", &args.data, &args.model, &args.job, device)?
+        .set("n", args.n)
+        .attach(&job.output)?;
     let rows = predict_dataset(&smoothed, &*data, &config, &job, device, |_, done, _| {
         bar.set_position(done as u64)
     })?;

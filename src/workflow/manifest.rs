@@ -1,0 +1,299 @@
+//! Run manifests: what a job's rows depend on, kept beside its log as
+//! `<log>.manifest.json`, so that a rerun into the same log cannot mix settings.
+//!
+//! The log itself stays in the paper's TSV format. Its manifest holds the crate version, the
+//! noise-stream version ([`NOISE_STREAM_VERSION`]) and named settings (model digest,
+//! data set, sigma, n, alpha, seed, selection, ...), which the caller chooses. [`Manifest::attach`]
+//! writes the manifest when a log starts and compares it when a log is resumed: identical
+//! settings resume (a newer crate version may resume while the noise stream is unchanged);
+//! any other difference is refused, listing the fields, and the log is left untouched.
+//!
+//! # Example
+//! ```
+//! use randomized_smoothing::Error;
+//! use randomized_smoothing::workflow::manifest::Manifest;
+//!
+//! let dir = std::env::temp_dir().join(format!("doc-manifest-{}", std::process::id()));
+//! let log = dir.join("certify.tsv");
+//! let run = |sigma: f64| Manifest::new().set("command", "certify").set("sigma", sigma);
+//! run(0.25).attach(&log)?; // a new log: the manifest is written
+//! run(0.25).attach(&log)?; // the same settings resume
+//! let refused = run(0.5).attach(&log).unwrap_err();
+//! assert!(matches!(&refused, Error::RunMismatch { differences, .. }
+//!                  if differences == &["sigma: the log has 0.25, this run 0.5"]));
+//! # std::fs::remove_dir_all(dir).ok();
+//! # Ok::<(), Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::smoothing::NOISE_STREAM_VERSION;
+
+/// Everything a job's rows depend on: the crate version, the noise-stream version and named
+/// settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    crate_version: String,
+    noise_stream: u32,
+    settings: BTreeMap<String, String>,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Manifest {
+    /// A manifest of this crate version and noise stream, with no settings yet.
+    pub fn new() -> Self {
+        Self {
+            crate_version: env!("CARGO_PKG_VERSION").to_string(),
+            noise_stream: NOISE_STREAM_VERSION,
+            settings: BTreeMap::new(),
+        }
+    }
+
+    /// Sets `key` to `value` (as its `Display` text, which is what is compared).
+    pub fn set(mut self, key: &str, value: impl Display) -> Self {
+        self.settings.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// The settings, by name.
+    pub fn settings(&self) -> &BTreeMap<String, String> {
+        &self.settings
+    }
+
+    /// The noise-stream version the rows were drawn with.
+    pub fn noise_stream(&self) -> u32 {
+        self.noise_stream
+    }
+
+    /// The crate version that wrote the manifest.
+    pub fn crate_version(&self) -> &str {
+        &self.crate_version
+    }
+
+    /// Where the manifest of `log` lives: `<log>.manifest.json`.
+    pub fn path_of(log: &Path) -> PathBuf {
+        let mut name = log.as_os_str().to_owned();
+        name.push(".manifest.json");
+        PathBuf::from(name)
+    }
+
+    /// The manifest as JSON.
+    pub fn to_json(&self) -> String {
+        let value = json!({
+            "crate_version": self.crate_version,
+            "noise_stream": self.noise_stream,
+            "settings": self.settings,
+        });
+        serde_json::to_string_pretty(&value).expect("strings and numbers serialize") + "\n"
+    }
+
+    /// Reads a manifest written by [`to_json`](Self::to_json).
+    ///
+    /// # Errors
+    /// [`Error::MalformedData`] for anything else.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let malformed = |reason: String| Error::MalformedData {
+            format: "run manifest",
+            location: "JSON".into(),
+            reason,
+        };
+        let value: Value = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
+        let crate_version = value["crate_version"]
+            .as_str()
+            .ok_or_else(|| malformed("no crate_version string".into()))?
+            .to_string();
+        let noise_stream = value["noise_stream"]
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| malformed("no noise_stream number".into()))?;
+        let settings = match &value["settings"] {
+            Value::Object(map) => strings(map)
+                .ok_or_else(|| malformed("settings must map names to strings".into()))?,
+            _ => return Err(malformed("no settings object".into())),
+        };
+        Ok(Self {
+            crate_version,
+            noise_stream,
+            settings,
+        })
+    }
+
+    /// What differs between the manifest of an existing log (`earlier`) and this run's, one
+    /// line per field: the noise stream and every setting present in either. The crate
+    /// version alone does not count: a newer crate with the same noise stream draws the same
+    /// samples.
+    pub fn differences(&self, earlier: &Manifest) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.noise_stream != earlier.noise_stream {
+            out.push(format!(
+                "noise_stream: the log has {} (crate {}), this run {} (crate {})",
+                earlier.noise_stream, earlier.crate_version, self.noise_stream, self.crate_version
+            ));
+        }
+        let keys: std::collections::BTreeSet<&String> = self
+            .settings
+            .keys()
+            .chain(earlier.settings.keys())
+            .collect();
+        for key in keys {
+            let (was, now) = (earlier.settings.get(key), self.settings.get(key));
+            if was != now {
+                let show = |v: Option<&String>| v.map_or("nothing".to_string(), |v| v.clone());
+                out.push(format!(
+                    "{key}: the log has {}, this run {}",
+                    show(was),
+                    show(now)
+                ));
+            }
+        }
+        out
+    }
+
+    /// Binds this run to `log`: writes the manifest beside a log that does not exist yet (or
+    /// holds at most its header), or checks it against the manifest of a log being resumed.
+    ///
+    /// # Errors
+    /// [`Error::RunMismatch`] when the settings differ, or when the log has rows but no
+    /// manifest (written by an older version or by hand), leaving both files untouched;
+    /// [`Error::MalformedData`] for an unreadable manifest; [`Error::Io`] for the files.
+    pub fn attach(&self, log: &Path) -> Result<()> {
+        let path = Self::path_of(log);
+        match fs::read_to_string(&path) {
+            Ok(text) => {
+                let differences = self.differences(&Self::from_json(&text)?);
+                if differences.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Error::RunMismatch {
+                        log: log.to_path_buf(),
+                        differences,
+                    })
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if has_rows(log)? {
+                    return Err(Error::RunMismatch {
+                        log: log.to_path_buf(),
+                        differences: vec![
+                            "the log has rows but no manifest (written by an older version or \
+                             another program): its settings cannot be checked"
+                                .into(),
+                        ],
+                    });
+                }
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                }
+                // Written whole under another name, then renamed: never a partial manifest.
+                let partial = Self::path_of(&path);
+                fs::write(&partial, self.to_json()).map_err(|e| Error::io(&partial, e))?;
+                fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))
+            }
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+}
+
+/// The SHA-256 of a file's bytes, as 64 hexadecimal digits: what a manifest records of a
+/// model or data file.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read.
+pub fn file_digest(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer).map_err(|e| Error::io(path, e))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Whether `log` holds anything beyond a header line.
+fn has_rows(log: &Path) -> Result<bool> {
+    match fs::read_to_string(log) {
+        Ok(text) => Ok(text.lines().nth(1).is_some_and(|l| !l.is_empty())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(log, e)),
+    }
+}
+
+fn strings(map: &Map<String, Value>) -> Option<BTreeMap<String, String>> {
+    map.iter()
+        .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip() {
+        let m = Manifest::new().set("sigma", 0.25).set("model", "abc");
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_newer_crate_with_the_same_stream_resumes_another_stream_does_not() {
+        let now = Manifest::new().set("n", 100);
+        let mut older = now.clone();
+        older.crate_version = "0.0.1".into();
+        assert!(now.differences(&older).is_empty());
+        older.noise_stream = NOISE_STREAM_VERSION - 1;
+        let d = now.differences(&older);
+        assert_eq!(d.len(), 1);
+        assert!(d[0].starts_with("noise_stream:"), "{d:?}");
+    }
+
+    #[test]
+    fn missing_and_extra_settings_are_differences() {
+        let a = Manifest::new().set("n", 100).set("two_sided", false);
+        let b = Manifest::new().set("n", 100).set("seed", 1);
+        assert_eq!(
+            a.differences(&b),
+            vec![
+                "seed: the log has 1, this run nothing".to_string(),
+                "two_sided: the log has nothing, this run false".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for text in [
+            "",
+            "{",
+            "[]",
+            "{\"crate_version\": 1}",
+            "{\"crate_version\": \"1\", \"noise_stream\": 3, \"settings\": {\"a\": 1}}",
+        ] {
+            assert!(
+                matches!(Manifest::from_json(text), Err(Error::MalformedData { .. })),
+                "{text}"
+            );
+        }
+    }
+}
