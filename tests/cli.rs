@@ -425,6 +425,39 @@ fn attack_certified_examples() {
     // A rerun finds every row done and appends none.
     smoothing(&dir, &attack);
     assert_eq!(rows_without_time(&dir.join("atk/pgd_3R.tsv")), rows);
+    let refused = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+            .current_dir(&dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A rerun into the folder with another objective is refused (its rows would be
+    // summarized as one objective's), and so is a certification log of another sigma.
+    let mut other_objective = attack.clone();
+    other_objective.extend(["--objective", "loss-of-mean"]);
+    let stderr = refused(&other_objective);
+    assert!(
+        stderr.contains("objective: the log has mean-loss, this run loss-of-mean"),
+        "{stderr}"
+    );
+    assert_eq!(rows_without_time(&dir.join("atk/pgd_3R.tsv")), rows);
+    let other_sigma: Vec<&str> = attack
+        .iter()
+        .map(|&a| match a {
+            "0.25" => "0.5",
+            "atk" => "atk_half",
+            a => a,
+        })
+        .collect();
+    let stderr = refused(&other_sigma);
+    assert!(
+        stderr.contains("sigma: the log has 0.25, this run 0.5"),
+        "{stderr}"
+    );
+    assert!(!dir.join("atk_half/pgd_3R.tsv").exists());
     let mut deepfool = vec!["attack", "--method", "deepfool", "--out", "df"];
     deepfool.extend(model);
     deepfool.extend(common);

@@ -161,6 +161,35 @@ impl Manifest {
         out
     }
 
+    /// The differences of [`differences`](Self::differences) in the settings `keys` only:
+    /// how a run that reads another run's log (an attack reading a certification log) checks
+    /// that both are of the same model, data and noise.
+    pub fn differences_in(&self, earlier: &Manifest, keys: &[&str]) -> Vec<String> {
+        let pick = |m: &Manifest| Manifest {
+            settings: m
+                .settings
+                .iter()
+                .filter(|(k, _)| keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..self.clone()
+        };
+        pick(self).differences(&pick(earlier))
+    }
+
+    /// The manifest beside `log`, if it has one.
+    ///
+    /// # Errors
+    /// [`Error::MalformedData`] for an unreadable manifest; [`Error::Io`] for the file.
+    pub fn of_log(log: &Path) -> Result<Option<Manifest>> {
+        let path = Self::path_of(log);
+        match fs::read_to_string(&path) {
+            Ok(text) => Self::from_json(&text).map(Some),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
     /// Binds this run to `log`: writes the manifest beside a log that does not exist yet (or
     /// holds at most its header), or checks it against the manifest of a log being resumed.
     ///

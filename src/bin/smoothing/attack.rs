@@ -10,10 +10,11 @@ use randomized_smoothing::models::ImageClassifier;
 use randomized_smoothing::workflow::attacks::{
     AttackJob, AttackPlan, attack_dataset, deepfool_dataset,
 };
+use randomized_smoothing::workflow::manifest::Manifest;
 use randomized_smoothing::workflow::records::{
     AttackOutcome, deepfool_robust_accuracy, read_certify_log,
 };
-use randomized_smoothing::{Gaussian, PredictConfig, SmoothedClassifier};
+use randomized_smoothing::{Error, Gaussian, PredictConfig, SmoothedClassifier};
 
 use super::Failure;
 use super::common::*;
@@ -88,23 +89,26 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
     std::fs::create_dir_all(&out)?;
     let mut summary = String::new();
     let mut job = args.job.job()?;
+    // What every output log of this run depends on; each method adds its own settings.
+    let manifest = manifest::<B>("attack", &args.data, &args.model, &args.job, device)?;
     if args.method == Method::Deepfool {
         job.output = out.join("deepfool.tsv");
+        let config = DeepFoolConfig::default().check()?;
+        manifest
+            .clone()
+            .set("method", "deepfool")
+            .set("max_iterations", config.max_iterations())
+            .set("overshoot", config.overshoot())
+            .set("candidates", config.candidates())
+            .attach(&job.output)?;
         let bar = progress(job.selection.indices(data.len()).len() as u64, "examples");
-        let rows = deepfool_dataset(
-            logits,
-            &*data,
-            &DeepFoolConfig::default().check()?,
-            &job,
-            device,
-            |row, done, _| {
-                bar.set_position(done as u64);
-                bar.set_message(format!(
-                    "last: idx {} distance {:.3}",
-                    row.idx, row.distance
-                ));
-            },
-        )?;
+        let rows = deepfool_dataset(logits, &*data, &config, &job, device, |row, done, _| {
+            bar.set_position(done as u64);
+            bar.set_message(format!(
+                "last: idx {} distance {:.3}",
+                row.idx, row.distance
+            ));
+        })?;
         bar.finish_and_clear();
         let m = rows.len().max(1) as f64;
         let fooled = rows.iter().filter(|r| r.fooled).count();
@@ -140,6 +144,25 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
             .log
             .as_ref()
             .ok_or("--method pgd needs --log (certify's output)")?;
+        // The log must be of this model, data and noise: its labels and radii are this
+        // run's ground truth.
+        match Manifest::of_log(log)? {
+            Some(certifying) => {
+                let keys = ["model_sha256", "dataset", "data", "split", "noise", "sigma"];
+                let differences = manifest.differences_in(&certifying, &keys);
+                if !differences.is_empty() {
+                    return Err(Error::RunMismatch {
+                        log: log.clone(),
+                        differences,
+                    }
+                    .into());
+                }
+            }
+            None => eprintln!(
+                "warning: {} has no manifest; cannot check that it certified this model, data and sigma",
+                log.display()
+            ),
+        }
         let certified = read_certify_log(open(log)?)?;
         let smoothed = SmoothedClassifier::new(
             load::<B>(&args.model, &args.data, &*data, device)?,
@@ -178,6 +201,24 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
         ));
         for &multiple in &args.multiples {
             job.output = out.join(format!("pgd_{multiple}R.tsv"));
+            let objective = match args.objective {
+                ObjectiveArg::MeanLoss => "mean-loss",
+                ObjectiveArg::LossOfMean => "loss-of-mean",
+            };
+            manifest
+                .clone()
+                .set("method", "pgd")
+                .set("multiple", multiple)
+                .set("objective", objective)
+                .set("steps", args.steps)
+                .set(
+                    "step_size",
+                    args.step_size
+                        .map_or_else(|| "2.5 radius / steps".into(), |s| s.to_string()),
+                )
+                .set("samples", args.samples)
+                .set("n", args.n)
+                .attach(&job.output)?;
             let attack = AttackJob {
                 certified: &certified,
                 plan: AttackPlan::new(multiple, pgd.clone())?,
