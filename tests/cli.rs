@@ -2,6 +2,7 @@
 //! analyze, attack. Kept small: a 1-epoch model, a few examples, n = 200.
 #![cfg(feature = "cli")]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,6 +18,19 @@ fn smoothing(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `smoothing` in `dir` with `args`, which must fail; returns its stderr.
+fn refused<S: AsRef<OsStr>>(dir: &Path, args: impl IntoIterator<Item = S>) -> String {
+    let args: Vec<S> = args.into_iter().collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+        .current_dir(dir)
+        .args(&args)
+        .output()
+        .unwrap();
+    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+    assert!(!out.status.success(), "smoothing {shown:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -83,13 +97,7 @@ fn train_certify_shards_merge_predict_analyze() {
     // A rerun into the same log with another sigma is refused, naming the field, and leaves
     // the log as it was (it used to append rows certified at the other sigma).
     let before = std::fs::read(dir.join("whole.tsv")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
-        .current_dir(&dir)
-        .args(certify_args("0.5", &["--out", "whole.tsv"]))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&dir, certify_args("0.5", &["--out", "whole.tsv"]));
     assert!(
         stderr.contains("sigma: the log has 0.25, this run 0.5"),
         "{stderr}"
@@ -103,13 +111,8 @@ fn train_certify_shards_merge_predict_analyze() {
         &dir,
         &certify_args("0.5", &["--shard", "1/2", "--out", "h1.tsv"]),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
-        .current_dir(&dir)
-        .args(["merge", "--out", "mixed.tsv", "s0.tsv", "h1.tsv"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sigma"));
+    let stderr = refused(&dir, ["merge", "--out", "mixed.tsv", "s0.tsv", "h1.tsv"]);
+    assert!(stderr.contains("sigma"), "{stderr}");
 
     // The CPU backends draw the same host noise stream: NdArray, given the same seeds, sees
     // the same noisy inputs as Flex (the default), so only floating-point rounding in the
@@ -135,27 +138,16 @@ fn train_certify_shards_merge_predict_analyze() {
         ),
         (["--backend", "flex", "--device", "gpu"], "unknown device"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
-            .current_dir(&dir)
-            .args(["certify", "--dataset", "digits", "--model", "run/model.bpk"])
-            .args(["--sigma", "0.25", "--out", "never.tsv"])
-            .args(flags)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{flags:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let certify = ["certify", "--dataset", "digits", "--model", "run/model.bpk"];
+        let job = ["--sigma", "0.25", "--out", "never.tsv"];
+        let stderr = refused(&dir, certify.iter().chain(&job).chain(&flags));
         assert!(stderr.contains(message), "{flags:?}: {stderr}");
     }
     assert!(!dir.join("never.tsv").exists());
 
     // Merging a shard twice is refused.
-    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
-        .current_dir(&dir)
-        .args(["merge", "--out", "bad.tsv", "s0.tsv", "s0.tsv"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("appears twice"));
+    let stderr = refused(&dir, ["merge", "--out", "bad.tsv", "s0.tsv", "s0.tsv"]);
+    assert!(stderr.contains("appears twice"), "{stderr}");
 
     smoothing(
         &dir,
@@ -339,15 +331,7 @@ fn analyze_writes_the_paper_comparisons() {
     ] {
         assert!(dir.join("out").join(file).exists(), "{file}");
     }
-    let fails = |a: Vec<String>| {
-        let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
-            .current_dir(&dir)
-            .args(a)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let fails = |a: Vec<String>| refused(&dir, a);
     assert!(fails(args("0.001", "0.25")).contains("these settings"));
     assert!(fails(args("0.01", "0.25,0.5")).contains("--sigmas gives 2 values for 1 logs"));
 }
@@ -425,20 +409,11 @@ fn attack_certified_examples() {
     // A rerun finds every row done and appends none.
     smoothing(&dir, &attack);
     assert_eq!(rows_without_time(&dir.join("atk/pgd_3R.tsv")), rows);
-    let refused = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?}");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
     // A rerun into the folder with another objective is refused (its rows would be
     // summarized as one objective's), and so is a certification log of another sigma.
     let mut other_objective = attack.clone();
     other_objective.extend(["--objective", "loss-of-mean"]);
-    let stderr = refused(&other_objective);
+    let stderr = refused(&dir, &other_objective);
     assert!(
         stderr.contains("objective: the log has mean-loss, this run loss-of-mean"),
         "{stderr}"
@@ -452,7 +427,7 @@ fn attack_certified_examples() {
             a => a,
         })
         .collect();
-    let stderr = refused(&other_sigma);
+    let stderr = refused(&dir, &other_sigma);
     assert!(
         stderr.contains("sigma: the log has 0.25, this run 0.5"),
         "{stderr}"
@@ -501,25 +476,22 @@ fn attack_certified_examples() {
     assert!(table.contains(&row), "{row} not in\n{table}");
     assert!(dir.join("an/certified_accuracy.png").exists());
     // A log of another kind is refused.
-    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
-        .current_dir(&dir)
-        .args([
+    let stderr = refused(
+        &dir,
+        [
             "analyze",
             "cert.tsv",
             "--deepfool",
             "cert.tsv",
             "--out",
             "an",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("DeepFool log"));
+        ],
+    );
+    assert!(stderr.contains("DeepFool log"), "{stderr}");
     // PGD without a certification log is refused.
-    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
-        .current_dir(&dir)
-        .args(["attack", "--out", "x"].iter().chain(&model).chain(&common))
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --log"));
+    let stderr = refused(
+        &dir,
+        ["attack", "--out", "x"].iter().chain(&model).chain(&common),
+    );
+    assert!(stderr.contains("needs --log"), "{stderr}");
 }

@@ -6,8 +6,7 @@
 //! files), bounds every offset and size by the file's length before reading, and recomputes
 //! each entry's checksum: stored entries as they are, deflated ones after inflating.
 
-use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 
 use flate2::Crc;
 use flate2::read::DeflateDecoder;
@@ -41,7 +40,7 @@ const ZIP64_LOCATOR: u32 = 0x0706_4b50;
 const CENTRAL_FIXED: usize = 46;
 
 /// Whether the file starts as a zip archive does.
-pub(crate) fn is_zip(file: &mut File) -> std::io::Result<bool> {
+pub(crate) fn is_zip(file: &mut (impl Read + Seek)) -> std::io::Result<bool> {
     let mut magic = [0u8; 4];
     file.seek(SeekFrom::Start(0))?;
     let is_zip = file.read_exact(&mut magic).is_ok() && u32::from_le_bytes(magic) == LOCAL_HEADER;
@@ -50,7 +49,7 @@ pub(crate) fn is_zip(file: &mut File) -> std::io::Result<bool> {
 }
 
 /// Checks the CRC-32 of every entry of the zip archive `file`; returns the number checked.
-pub(crate) fn verify(file: &mut File) -> Result<usize, ZipFault> {
+pub(crate) fn verify(file: &mut (impl Read + Seek)) -> Result<usize, ZipFault> {
     let len = file.seek(SeekFrom::End(0))?;
     let (entries, directory_offset, directory_size) = end_of_directory(file, len)?;
     if directory_offset
@@ -81,7 +80,7 @@ fn malformed(reason: &str) -> ZipFault {
 
 /// Reads `(entries, directory offset, directory size)` from the end-of-directory record, or
 /// from its zip64 version when the classic fields overflow.
-fn end_of_directory(file: &mut File, len: u64) -> Result<(u64, u64, u64), ZipFault> {
+fn end_of_directory(file: &mut (impl Read + Seek), len: u64) -> Result<(u64, u64, u64), ZipFault> {
     // The record is 22 bytes plus a comment of at most 65,535.
     let tail_len = len.min(22 + 65_535);
     let mut tail = vec![0u8; tail_len as usize];
@@ -179,7 +178,7 @@ impl CentralEntry {
 
     /// Recomputes the checksum of the entry's data, which must end before `data_end` (the
     /// central directory).
-    fn verify(&self, file: &mut File, data_end: u64) -> Result<(), ZipFault> {
+    fn verify(&self, file: &mut (impl Read + Seek), data_end: u64) -> Result<(), ZipFault> {
         let mut header = [0u8; 30];
         if self
             .local_offset
@@ -207,7 +206,8 @@ impl CentralEntry {
             return Err(self.outside());
         }
         file.seek(SeekFrom::Start(start))?;
-        let data = BufReader::new(&mut *file).take(self.compressed);
+        // Read in 64 KiB pieces by `crc_of`; the inflater buffers its own input.
+        let data = file.take(self.compressed);
         let actual = match self.method {
             0 => crc_of(data)?,
             8 => crc_of(DeflateDecoder::new(data))?,
@@ -260,7 +260,6 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn fixture() -> Vec<u8> {
         std::fs::read(concat!(
@@ -270,17 +269,13 @@ mod tests {
         .unwrap()
     }
 
-    fn verify_bytes(bytes: &[u8], tag: &str) -> Result<usize, ZipFault> {
-        let path = std::env::temp_dir().join(format!("zip-crc-{tag}-{}", std::process::id()));
-        File::create(&path).unwrap().write_all(bytes).unwrap();
-        let result = verify(&mut File::open(&path).unwrap());
-        std::fs::remove_file(path).ok();
-        result
+    fn verify_bytes(bytes: &[u8]) -> Result<usize, ZipFault> {
+        verify(&mut std::io::Cursor::new(bytes))
     }
 
     #[test]
     fn an_intact_checkpoint_passes_every_entry() {
-        let checked = verify_bytes(&fixture(), "intact").unwrap();
+        let checked = verify_bytes(&fixture()).unwrap();
         // ResNet-20's tensors plus the pickle, version and byte-order entries.
         assert!(checked > 60, "{checked}");
     }
@@ -291,7 +286,7 @@ mod tests {
         // Middle of the file: tensor data (the directory and pickle are at the ends).
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x5a;
-        match verify_bytes(&bytes, "flipped") {
+        match verify_bytes(&bytes) {
             Err(ZipFault::Checksum {
                 entry,
                 expected,
@@ -317,10 +312,7 @@ mod tests {
             bytes.len() - 1,
         ] {
             assert!(
-                matches!(
-                    verify_bytes(&bytes[..cut], "cut"),
-                    Err(ZipFault::Malformed(_))
-                ),
+                matches!(verify_bytes(&bytes[..cut]), Err(ZipFault::Malformed(_))),
                 "cut at {cut}"
             );
         }

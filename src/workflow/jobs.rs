@@ -514,8 +514,7 @@ pub fn merge_logs(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
         merge::<CertifyRecord>(inputs, output)?
     };
     if let Some(manifest) = manifest {
-        let path = Manifest::path_of(output);
-        fs::write(&path, manifest.to_json()).map_err(|e| Error::io(&path, e))?;
+        manifest.write_beside(output)?;
     }
     Ok(rows)
 }
@@ -527,16 +526,11 @@ fn merged_manifest(inputs: &[impl AsRef<Path>]) -> Result<Option<Manifest>> {
     let mut without = Vec::new();
     for input in inputs {
         let log = input.as_ref();
-        let path = Manifest::path_of(log);
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                without.push(log.display().to_string());
-                continue;
-            }
-            Err(e) => return Err(Error::io(&path, e)),
+        let Some(shard) = Manifest::of_log(log)? else {
+            without.push(log.display().to_string());
+            continue;
         };
-        let whole = Manifest::from_json(&text)?.set("shard", "0/1");
+        let whole = shard.set("shard", "0/1");
         match &merged {
             None => merged = Some(whole),
             Some(first) => {

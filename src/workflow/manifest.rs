@@ -198,40 +198,41 @@ impl Manifest {
     /// manifest (written by an older version or by hand), leaving both files untouched;
     /// [`Error::MalformedData`] for an unreadable manifest; [`Error::Io`] for the files.
     pub fn attach(&self, log: &Path) -> Result<()> {
-        let path = Self::path_of(log);
-        match fs::read_to_string(&path) {
-            Ok(text) => {
-                let differences = self.differences(&Self::from_json(&text)?);
+        let mismatch = |differences| Error::RunMismatch {
+            log: log.to_path_buf(),
+            differences,
+        };
+        match Self::of_log(log)? {
+            Some(earlier) => {
+                let differences = self.differences(&earlier);
                 if differences.is_empty() {
                     Ok(())
                 } else {
-                    Err(Error::RunMismatch {
-                        log: log.to_path_buf(),
-                        differences,
-                    })
+                    Err(mismatch(differences))
                 }
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                if has_rows(log)? {
-                    return Err(Error::RunMismatch {
-                        log: log.to_path_buf(),
-                        differences: vec![
-                            "the log has rows but no manifest (written by an older version or \
-                             another program): its settings cannot be checked"
-                                .into(),
-                        ],
-                    });
-                }
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-                }
-                // Written whole under another name, then renamed: never a partial manifest.
-                let partial = Self::path_of(&path);
-                fs::write(&partial, self.to_json()).map_err(|e| Error::io(&partial, e))?;
-                fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))
-            }
-            Err(e) => Err(Error::io(&path, e)),
+            None if has_rows(log)? => Err(mismatch(vec![
+                "the log has rows but no manifest (written by an older version or another \
+                 program): its settings cannot be checked"
+                    .into(),
+            ])),
+            None => self.write_beside(log),
         }
+    }
+
+    /// Writes the manifest of `log`, replacing any: whole under a temporary name, then
+    /// renamed, so that a reader never sees a partial manifest.
+    ///
+    /// # Errors
+    /// [`Error::Io`] for the files.
+    pub fn write_beside(&self, log: &Path) -> Result<()> {
+        let path = Self::path_of(log);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let partial = path.with_extension("json.partial");
+        fs::write(&partial, self.to_json()).map_err(|e| Error::io(&partial, e))?;
+        fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))
     }
 }
 

@@ -201,15 +201,11 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
         ));
         for &multiple in &args.multiples {
             job.output = out.join(format!("pgd_{multiple}R.tsv"));
-            let objective = match args.objective {
-                ObjectiveArg::MeanLoss => "mean-loss",
-                ObjectiveArg::LossOfMean => "loss-of-mean",
-            };
             manifest
                 .clone()
                 .set("method", "pgd")
                 .set("multiple", multiple)
-                .set("objective", objective)
+                .set("objective", name_of(args.objective))
                 .set("steps", args.steps)
                 .set(
                     "step_size",

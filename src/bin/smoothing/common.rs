@@ -261,7 +261,7 @@ impl<B: Backend> Run<B> {
 }
 
 /// The name clap gives a value of an argument enum.
-fn name_of(value: impl ValueEnum) -> String {
+pub(crate) fn name_of(value: impl ValueEnum) -> String {
     value
         .to_possible_value()
         .map_or_else(String::new, |v| v.get_name().to_string())
