@@ -156,6 +156,20 @@ pub enum Error {
         actual: u32,
     },
 
+    /// A file the crate wrote (a model file, a run manifest) whose bytes no longer match the
+    /// SHA-256 it recorded when it was written.
+    #[error("{} is corrupted: its {part} have SHA-256 {actual}, the file records {expected}", path.display())]
+    CorruptedFile {
+        /// The file.
+        path: PathBuf,
+        /// What the digest covers.
+        part: String,
+        /// The digest the file records.
+        expected: String,
+        /// The digest of the bytes found.
+        actual: String,
+    },
+
     /// A run whose settings differ from those a log was started with (its manifest, see
     /// [`crate::workflow::manifest`]); neither file was changed.
     #[error("{} was written with other settings: {}", log.display(), differences.join("; "))]

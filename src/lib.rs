@@ -4,6 +4,7 @@
 pub mod attack;
 pub mod certificate;
 pub mod data;
+mod digest;
 mod error;
 pub mod models;
 pub mod runtime;

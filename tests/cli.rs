@@ -145,6 +145,60 @@ fn train_certify_shards_merge_predict_analyze() {
     }
     assert!(!dir.join("never.tsv").exists());
 
+    // Flags that contradict the model file, a model for other images, and a model file with
+    // a changed byte are refused before any row is written.
+    for (flags, message) in [
+        (
+            vec!["--filters", "16"],
+            "holds a small CNN of 32 filters, but --filters says 16",
+        ),
+        (
+            vec!["--arch", "cifar_resnet20"],
+            "holds a small_cnn, but --arch says cifar_resnet20",
+        ),
+    ] {
+        let mut args = certify_args("0.25", &["--out", "never.tsv"]);
+        args.extend(flags);
+        let stderr = refused(&dir, &args);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    let resnet = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models/cifar_resnet20.zip.pth.tar")
+        .display()
+        .to_string();
+    let args: Vec<&str> = certify_args("0.25", &["--out", "never.tsv"])
+        .into_iter()
+        .map(|a| {
+            if a == "run/model.bpk" {
+                resnet.as_str()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let stderr = refused(&dir, &args);
+    assert!(
+        stderr.contains("takes 3x32x32 images, the digits data are 1x8x8"),
+        "{stderr}"
+    );
+    let mut bytes = std::fs::read(dir.join("run/model.bpk")).unwrap();
+    let at = bytes.len() / 2; // inside a weight tensor
+    bytes[at] ^= 0x10;
+    std::fs::write(dir.join("flipped.bpk"), &bytes).unwrap();
+    let args: Vec<&str> = certify_args("0.25", &["--out", "never.tsv"])
+        .into_iter()
+        .map(|a| {
+            if a == "run/model.bpk" {
+                "flipped.bpk"
+            } else {
+                a
+            }
+        })
+        .collect();
+    let stderr = refused(&dir, &args);
+    assert!(stderr.contains("flipped.bpk is corrupted"), "{stderr}");
+    assert!(!dir.join("never.tsv").exists());
+
     // Merging a shard twice is refused.
     let stderr = refused(&dir, ["merge", "--out", "bad.tsv", "s0.tsv", "s0.tsv"]);
     assert!(stderr.contains("appears twice"), "{stderr}");
@@ -201,16 +255,84 @@ fn train_certify_shards_merge_predict_analyze() {
     }
     let png = std::fs::read(dir.join("analysis/certified_accuracy.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // analyze took sigma, n and alpha from the log's manifest (so it could also write the
+    // comparisons), and refuses a flag that contradicts it.
+    let md = std::fs::read_to_string(dir.join("analysis/comparisons.md")).unwrap();
+    assert!(
+        md.contains("Logged with sigma = 0.25, n = 200, alpha = 0.01."),
+        "{md}"
+    );
+    let stderr = refused(
+        &dir,
+        [
+            "analyze",
+            "whole.tsv",
+            "--alpha",
+            "0.001",
+            "--out",
+            "analysis",
+        ],
+    );
+    assert!(
+        stderr.contains("--alpha says 0.001, but the manifest of whole.tsv records 0.01"),
+        "{stderr}"
+    );
+}
+
+/// A burnpack file without a model card (written by `save_model`, or by an older version)
+/// still loads when the flags say what it holds, and only then.
+#[test]
+fn a_model_file_without_a_card_needs_the_flags() {
+    use burn::backend::NdArray;
+    use randomized_smoothing::models::{Model, SmallCnnConfig, save_model};
+    let dir = scratch("cardless");
+    let config = SmallCnnConfig::new([1, 8, 8], 10)
+        .with_filters(8)
+        .with_mean(vec![0.3])
+        .with_std(vec![0.35]);
+    // What `train` wrote before model cards: the run-time `Model`, saved without one.
+    save_model(
+        &Model::SmallCnn(config.init::<NdArray>(&Default::default()).unwrap()),
+        dir.join("old.bpk"),
+    )
+    .unwrap();
+    let certify = |flags: &[&'static str]| {
+        let mut args = vec![
+            "certify",
+            "--dataset",
+            "digits",
+            "--model",
+            "old.bpk",
+            "--sigma",
+            "0.25",
+            "--n0",
+            "10",
+            "--n",
+            "100",
+            "--max",
+            "1",
+            "--out",
+            "old.tsv",
+        ];
+        args.extend(flags);
+        args
+    };
+    let stderr = refused(&dir, certify(&[]));
+    assert!(stderr.contains("has no model card"), "{stderr}");
+    // The default width (32 filters) does not fit the file's tensors.
+    let stderr = refused(&dir, certify(&["--arch", "small_cnn"]));
+    assert!(stderr.contains("has shape"), "{stderr}");
+    smoothing(&dir, &certify(&["--arch", "small_cnn", "--filters", "8"]));
+    assert_eq!(rows_without_time(&dir.join("old.tsv")).len(), 2);
 }
 
 /// The arguments of the workflow test's certification at `sigma`, then `extra`.
 fn certify_args<'a>(sigma: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    // No --arch or --filters: the model file written by `train` describes its model.
     let mut args = vec![
         "certify",
         "--dataset",
         "digits",
-        "--arch",
-        "small_cnn",
         "--model",
         "run/model.bpk",
         "--sigma",
@@ -257,6 +379,15 @@ fn analyze_reproduces_the_paper_logs() {
             "0.12,0.25,0.50,1.00",
             "--radii",
             "0,0.25,0.5,0.75,1,1.25,1.5",
+            // Each log's own alpha (tests/reference_logs.rs finds them from the radii).
+            "--alpha",
+            "0.001,0.01,0.01,0.01",
+            "--sigmas",
+            "0.12,0.25,0.5,1",
+            "--project-n",
+            "100000",
+            "--project-alpha",
+            "0.001",
             "--out",
             "out",
         ],
@@ -277,6 +408,15 @@ fn analyze_reproduces_the_paper_logs() {
         "{}",
         &curves[..200]
     );
+    // Each log was projected with its own alpha: with one alpha for all, the counts of
+    // either the sigma = 0.12 log or the others could not be recovered.
+    let md = std::fs::read_to_string(dir.join("out/comparisons.md")).unwrap();
+    for expected in [
+        "Logged with sigma = 0.12, n = 100000, alpha = 0.001.",
+        "Logged with sigma = 1, n = 100000, alpha = 0.01.",
+    ] {
+        assert!(md.contains(expected), "missing {expected}");
+    }
 }
 
 /// `analyze --sigmas` writes the paper's Figure 5 (left) and Figure 8 comparisons; projected

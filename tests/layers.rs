@@ -7,7 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Top-level modules and their layers, lowest first.
-const LAYERS: [(&str, u8); 9] = [
+const LAYERS: [(&str, u8); 10] = [
+    ("digest", 0),
     ("error", 0),
     ("stats", 1),
     ("certificate", 2),

@@ -492,6 +492,23 @@ pub fn read_cifar10(bytes: &[u8]) -> Result<Dataset> {
     Dataset::new(pixels, labels, vec![3, 32, 32], 10)
 }
 
+/// The files [`load_cifar10`] reads: `data_batch_1.bin` to `data_batch_5.bin` for the
+/// training set, `test_batch.bin` for the test set.
+///
+/// # Example
+/// ```
+/// let files = randomized_smoothing::data::cifar10_files("cifar-10-batches-bin", false);
+/// assert_eq!(files, [std::path::Path::new("cifar-10-batches-bin/test_batch.bin")]);
+/// ```
+pub fn cifar10_files(dir: impl AsRef<Path>, train: bool) -> Vec<std::path::PathBuf> {
+    let names: Vec<String> = if train {
+        (1..=5).map(|i| format!("data_batch_{i}.bin")).collect()
+    } else {
+        vec!["test_batch.bin".into()]
+    };
+    names.iter().map(|n| dir.as_ref().join(n)).collect()
+}
+
 /// Loads the CIFAR-10 training set (`data_batch_1.bin` to `data_batch_5.bin`) or test set
 /// (`test_batch.bin`) from the folder `cifar-10-batches-bin`.
 ///
@@ -505,14 +522,11 @@ pub fn read_cifar10(bytes: &[u8]) -> Result<Dataset> {
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn load_cifar10(dir: impl AsRef<Path>, train: bool) -> Result<Dataset> {
-    let names: Vec<String> = if train {
-        (1..=5).map(|i| format!("data_batch_{i}.bin")).collect()
-    } else {
-        vec!["test_batch.bin".into()]
-    };
     let mut bytes = Vec::new();
-    for name in names {
-        let path = dir.as_ref().join(&name);
+    for path in cifar10_files(dir, train) {
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let part = open_maybe_gzip(&path)?;
         if !part.len().is_multiple_of(CIFAR_RECORD) {
             // Report the truncation against the file it is in.

@@ -3,11 +3,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-use super::{CifarResNet, CifarResNetConfig, ImageClassifier, ResNet, ResNetConfig, SmallCnn};
+use super::{
+    CifarResNet, CifarResNetConfig, ImageClassifier, ResNet, ResNetConfig, SmallCnn, SmallCnnConfig,
+};
 use crate::error::{Error, Result};
 
 /// An architecture of the paper's code, named as its `arch` argument and checkpoint field:
@@ -85,16 +88,98 @@ impl Architecture {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn init<B: Backend>(&self, classes: usize, device: &B::Device) -> Result<Model<B>> {
-        Ok(match *self {
-            Self::CifarResNet { depth } => Model::CifarResNet(
-                CifarResNetConfig::new(depth)
-                    .with_classes(classes)
-                    .init(device)?,
-            ),
-            Self::ResNet50 => {
-                Model::ResNet(ResNetConfig::new().with_classes(classes).init(device)?)
+        self.config(classes).init(device)
+    }
+
+    /// The configuration of this network with `classes` outputs and the paper's
+    /// normalization (CIFAR-10's or ImageNet's).
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::models::Architecture;
+    ///
+    /// let config = Architecture::CIFAR_RESNET110.config(10);
+    /// assert_eq!(config.arch(), "cifar_resnet110");
+    /// assert_eq!(config.input_shape(), [3, 32, 32]);
+    /// ```
+    pub fn config(&self, classes: usize) -> ModelConfig {
+        match *self {
+            Self::CifarResNet { depth } => {
+                ModelConfig::CifarResNet(CifarResNetConfig::new(depth).with_classes(classes))
             }
+            Self::ResNet50 => ModelConfig::ResNet(ResNetConfig::new().with_classes(classes)),
+        }
+    }
+}
+
+/// The configuration of any of the crate's image models: what a model file written by
+/// [`save_model_with_card`](super::save_model_with_card) stores beside the weights, in Burn's
+/// `Config` serialization (JSON), so that the file alone rebuilds its model.
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::config::Config;
+/// use randomized_smoothing::models::{ImageClassifier, ModelConfig, SmallCnnConfig};
+///
+/// let config = ModelConfig::SmallCnn(SmallCnnConfig::new([1, 8, 8], 10).with_filters(16));
+/// let text = serde_json::to_string(&config).unwrap();
+/// let back: ModelConfig = serde_json::from_str(&text).unwrap();
+/// assert_eq!(back.arch(), "small_cnn");
+/// assert_eq!(back.init::<NdArray>(&Default::default())?.input_shape(), &[1, 8, 8]);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Config, Debug)]
+pub enum ModelConfig {
+    /// A CIFAR ResNet.
+    CifarResNet(CifarResNetConfig),
+    /// An ImageNet ResNet.
+    ResNet(ResNetConfig),
+    /// The small CNN.
+    SmallCnn(SmallCnnConfig),
+}
+
+impl ModelConfig {
+    /// Builds the model with fresh weights.
+    ///
+    /// # Errors
+    /// Those of the architecture's own `init`: [`Error::InvalidParameter`] or
+    /// [`Error::ZeroCount`] for a configuration it cannot build.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Model<B>> {
+        Ok(match self {
+            Self::CifarResNet(c) => Model::CifarResNet(c.init(device)?),
+            Self::ResNet(c) => Model::ResNet(c.init(device)?),
+            Self::SmallCnn(c) => Model::SmallCnn(c.init(device)?),
         })
+    }
+
+    /// The architecture's name as the command line takes it: `small_cnn`, `cifar_resnet<depth>`,
+    /// `resnet50`, or `resnet` for an ImageNet ResNet of other stages or width.
+    pub fn arch(&self) -> String {
+        match self {
+            Self::CifarResNet(c) => format!("cifar_resnet{}", c.depth),
+            Self::ResNet(c) if c.layers == [3, 4, 6, 3] && c.width == 64 => "resnet50".into(),
+            Self::ResNet(_) => "resnet".into(),
+            Self::SmallCnn(_) => "small_cnn".into(),
+        }
+    }
+
+    /// Shape of one input image, `[channels, height, width]`.
+    pub fn input_shape(&self) -> [usize; 3] {
+        match self {
+            Self::CifarResNet(_) => [3, 32, 32],
+            Self::ResNet(c) => [3, c.image_size, c.image_size],
+            Self::SmallCnn(c) => c.input_shape,
+        }
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        match self {
+            Self::CifarResNet(c) => c.classes,
+            Self::ResNet(c) => c.classes,
+            Self::SmallCnn(c) => c.classes,
+        }
     }
 }
 

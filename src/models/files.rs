@@ -1,16 +1,70 @@
 //! The crate's own model files (Burn's burnpack format), and the name-and-shape check that
 //! every loader runs before touching a model.
+//!
+//! A file the crate writes carries, in the burnpack metadata, a SHA-256 of its tensors
+//! (names, types, shapes and bytes) and of its model card, if any; loading recomputes it, so
+//! a changed byte anywhere in the weights is refused rather than loaded (burnpack itself has
+//! no checksum). A model card ([`ModelCard`]) is the model's full configuration plus how it
+//! was trained, so that [`load_model_with_card`] rebuilds the model from the file alone.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
+use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn_store::{
     BurnpackStore, IdentityAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, TensorSnapshot,
 };
 
+use super::{ImageClassifier, Model, ModelConfig};
+use crate::digest::Hasher;
 use crate::error::{Error, Result};
+
+/// Burnpack metadata key of the model card (its JSON).
+const CARD_KEY: &str = "randomized_smoothing.card";
+/// Burnpack metadata key of the SHA-256 of the card and the tensors.
+const DIGEST_KEY: &str = "randomized_smoothing.sha256";
+
+/// What a model file says about its model: the configuration that rebuilds it and, for a
+/// model trained by [`crate::workflow::train`], how it was trained.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::models::{ModelCard, ModelConfig, SmallCnnConfig, TrainingSummary};
+///
+/// let card = ModelCard::new(ModelConfig::SmallCnn(SmallCnnConfig::new([1, 8, 8], 10)))
+///     .with_training(Some(TrainingSummary::new("digits".into(), 0.25, 20, 0)));
+/// assert_eq!(card.training.as_ref().map(|t| t.noise.as_str()), Some("gaussian"));
+/// ```
+#[derive(Config, Debug)]
+pub struct ModelCard {
+    /// The model's configuration: architecture, width, classes, input shape, normalization.
+    pub model: ModelConfig,
+    /// How the weights were trained, when the crate trained them.
+    pub training: Option<TrainingSummary>,
+}
+
+/// How a model was trained: the data, the augmentation noise and the objective.
+#[derive(Config, Debug)]
+pub struct TrainingSummary {
+    /// The data set's name, as the `smoothing` program takes it.
+    pub dataset: String,
+    /// Standard deviation of the augmentation noise.
+    pub sigma: f64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// The training seed.
+    pub seed: u64,
+    /// The augmentation noise's family.
+    #[config(default = "String::from(\"gaussian\")")]
+    pub noise: String,
+    /// The training objective.
+    #[config(default = "String::from(\"cross-entropy on noisy inputs\")")]
+    pub objective: String,
+}
 
 /// Saves `model`'s parameters and buffers to `path` in Burn's burnpack format, replacing
 /// any file there.
@@ -32,13 +86,107 @@ use crate::error::{Error, Result};
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn save_model<B: Backend, M: Module<B>>(model: &M, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
+    save(model, None, path.as_ref())
+}
+
+/// Saves one of the crate's image models with its card, so that [`load_model_with_card`]
+/// (and `smoothing certify --model FILE`) rebuilds it from the file alone.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] if the card describes another input shape or number of
+/// classes than the model has; [`Error::Io`] if the file cannot be written.
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use randomized_smoothing::models::{
+///     ImageClassifier, ModelCard, ModelConfig, SmallCnnConfig, load_model_with_card, save_model_with_card,
+/// };
+///
+/// let device = Default::default();
+/// let config = ModelConfig::SmallCnn(SmallCnnConfig::new([1, 8, 8], 10).with_filters(8));
+/// let path = std::env::temp_dir().join("rs-doc-card.bpk");
+/// save_model_with_card(&config.init::<NdArray>(&device)?, &ModelCard::new(config), &path)?;
+/// let (model, card) = load_model_with_card::<NdArray>(&path, &device)?;
+/// assert_eq!((card.model.arch(), model.input_shape()), ("small_cnn".to_string(), &[1, 8, 8][..]));
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn save_model_with_card<B: Backend>(
+    model: &Model<B>,
+    card: &ModelCard,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    let (shape, classes) = (card.model.input_shape(), card.model.classes());
+    if model.input_shape() != shape || model.num_classes() != classes {
+        return Err(Error::InvalidParameter {
+            name: "card",
+            reason: format!(
+                "it describes {shape:?} inputs and {classes} classes, the model has {:?} and {}",
+                model.input_shape(),
+                model.num_classes()
+            ),
+        });
+    }
+    let json = serde_json::to_string(card).map_err(|e| Error::InvalidParameter {
+        name: "card",
+        reason: e.to_string(),
+    })?;
+    save(model, Some(json), path.as_ref())
+}
+
+fn save<B: Backend, M: Module<B>>(model: &M, card: Option<String>, path: &Path) -> Result<()> {
+    let digest = digest_of(card.as_deref(), &model.collect(None, None, false), path)?;
     let mut store = BurnpackStore::from_file(path)
         .overwrite(true)
-        .auto_extension(false);
+        .auto_extension(false)
+        .metadata(DIGEST_KEY, digest);
+    if let Some(card) = card {
+        store = store.metadata(CARD_KEY, card);
+    }
     model
         .save_into(&mut store)
         .map_err(|e| Error::io_other(path, e))
+}
+
+/// The card of a model file written by [`save_model_with_card`], or `None` for a burnpack
+/// file without one (written by [`save_model`], or by an older version of the crate).
+///
+/// # Errors
+/// [`Error::UnreadableCheckpoint`] if the file is missing, not a burnpack file, truncated, or
+/// its card is not a [`ModelCard`].
+pub fn read_model_card(path: impl AsRef<Path>) -> Result<Option<ModelCard>> {
+    let path = path.as_ref();
+    burnpack_metadata(path)?
+        .get(CARD_KEY)
+        .map(|json| {
+            serde_json::from_str(json).map_err(|e| Error::UnreadableCheckpoint {
+                path: path.display().to_string(),
+                reason: format!("its model card: {e}"),
+            })
+        })
+        .transpose()
+}
+
+/// Rebuilds a model from a file written by [`save_model_with_card`]: its card's configuration,
+/// with the file's weights.
+///
+/// # Errors
+/// [`Error::UnreadableCheckpoint`] for a file without a card (then build the model yourself
+/// and use [`load_model`]), and the errors of [`read_model_card`] and [`load_model`].
+pub fn load_model_with_card<B: Backend>(
+    path: impl AsRef<Path>,
+    device: &B::Device,
+) -> Result<(Model<B>, ModelCard)> {
+    let path = path.as_ref();
+    let card = read_model_card(path)?.ok_or_else(|| Error::UnreadableCheckpoint {
+        path: path.display().to_string(),
+        reason: "it has no model card (saved by save_model or an older version): build the \
+                 model and use load_model"
+            .into(),
+    })?;
+    let model = load_model(card.model.init(device)?, path)?;
+    Ok((model, card))
 }
 
 /// Loads parameters saved by [`save_model`] into `model`, which must have the same
@@ -47,7 +195,9 @@ pub fn save_model<B: Backend, M: Module<B>>(model: &M, path: impl AsRef<Path>) -
 /// # Errors
 /// [`Error::UnreadableCheckpoint`] if the file is missing, not a burnpack file, or
 /// truncated; [`Error::CheckpointKeys`] and [`Error::CheckpointShape`] if it was saved from
-/// a different architecture.
+/// a different architecture; [`Error::CorruptedFile`] if its tensors or card no longer match
+/// the digest the crate wrote (files without one, written by other programs, load
+/// unverified).
 ///
 /// # Example
 /// ```
@@ -84,7 +234,110 @@ pub fn load_model<B: Backend, M: Module<B>>(model: M, path: impl AsRef<Path>) ->
         .map(|s| (s.full_path(), s.shape.to_vec()))
         .collect();
     check_names_and_shapes(&expected, &found, "")?;
+    let metadata = burnpack_metadata(path)?;
+    if let Some(recorded) = metadata.get(DIGEST_KEY) {
+        let actual = digest_of(metadata.get(CARD_KEY).map(String::as_str), &snapshots, path)?;
+        if actual != *recorded {
+            return Err(Error::CorruptedFile {
+                path: path.to_path_buf(),
+                part: "tensors and model card".into(),
+                expected: recorded.clone(),
+                actual,
+            });
+        }
+    }
     apply_checked(model, snapshots, Box::new(IdentityAdapter), false, path)
+}
+
+/// The SHA-256 that a model file records: the card's JSON, then each tensor in name order
+/// (name, type, shape, bytes), every piece length-prefixed.
+fn digest_of(card: Option<&str>, snapshots: &[TensorSnapshot], path: &Path) -> Result<String> {
+    let mut h = Hasher::default();
+    h.field(card.unwrap_or("").as_bytes());
+    let mut sorted: Vec<(String, &TensorSnapshot)> =
+        snapshots.iter().map(|s| (s.full_path(), s)).collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, snapshot) in sorted {
+        let data = snapshot
+            .to_data()
+            .map_err(|e| Error::UnreadableCheckpoint {
+                path: path.display().to_string(),
+                reason: format!("tensor {name}: {e:?}"),
+            })?;
+        h.field(name.as_bytes());
+        h.field(format!("{:?}", data.dtype).as_bytes());
+        let shape: Vec<u8> = data
+            .shape
+            .iter()
+            .flat_map(|d| (*d as u64).to_le_bytes())
+            .collect();
+        h.field(&shape);
+        h.field(data.as_bytes());
+    }
+    Ok(h.hex())
+}
+
+/// The string metadata of a burnpack file (burn-store does not expose it): the header
+/// (magic, format version, metadata size), then the CBOR metadata, whose `metadata` map holds
+/// the strings. The metadata size is checked against the file's length before anything is
+/// allocated by it.
+fn burnpack_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    const MAGIC: u32 = 0x4255_524E;
+    const HEADER: usize = 10;
+    let unreadable = |reason: String| Error::UnreadableCheckpoint {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let length = file
+        .metadata()
+        .map_err(|e| unreadable(e.to_string()))?
+        .len();
+    let mut header = [0u8; HEADER];
+    file.read_exact(&mut header)
+        .map_err(|_| unreadable("shorter than a burnpack header".into()))?;
+    let magic = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let version = u16::from_le_bytes([header[4], header[5]]);
+    let size = u32::from_le_bytes([header[6], header[7], header[8], header[9]]) as u64;
+    if magic != MAGIC {
+        return Err(unreadable(
+            "not a burnpack file (wrong magic number)".into(),
+        ));
+    }
+    if version != 1 {
+        return Err(unreadable(format!(
+            "burnpack format version {version}, expected 1"
+        )));
+    }
+    if HEADER as u64 + size > length {
+        return Err(unreadable(format!(
+            "truncated: {size} bytes of metadata announced, {length} bytes in the file"
+        )));
+    }
+    let mut bytes = vec![0u8; size as usize];
+    file.read_exact(&mut bytes)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let value: ciborium::Value =
+        ciborium::de::from_reader_with_recursion_limit(bytes.as_slice(), 128)
+            .map_err(|e| unreadable(format!("metadata: {e}")))?;
+    let text = |v: &ciborium::Value| v.as_text().map(str::to_string);
+    let mut out = BTreeMap::new();
+    let entries = value.as_map().map(Vec::as_slice).unwrap_or_default();
+    for (key, strings) in entries {
+        if text(key).as_deref() != Some("metadata") {
+            continue;
+        }
+        for (k, v) in strings
+            .as_map()
+            .ok_or_else(|| unreadable("metadata is not a map".into()))?
+        {
+            match (text(k), text(v)) {
+                (Some(k), Some(v)) => out.insert(k, v),
+                _ => return Err(unreadable("metadata holds a value that is not text".into())),
+            };
+        }
+    }
+    Ok(out)
 }
 
 /// Copies the parameters and buffers of `from` into `into`, a model of the same

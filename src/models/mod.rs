@@ -39,8 +39,11 @@ mod small_cnn;
 #[cfg(feature = "pytorch")]
 mod zip_crc;
 
-pub use arch::{Architecture, Model};
-pub use files::{load_model, save_model, transfer};
+pub use arch::{Architecture, Model, ModelConfig};
+pub use files::{
+    ModelCard, TrainingSummary, load_model, load_model_with_card, read_model_card, save_model,
+    save_model_with_card, transfer,
+};
 pub use normalize::Normalize;
 #[cfg(feature = "pytorch")]
 pub use pytorch::{PytorchCheckpoint, pytorch_keys};

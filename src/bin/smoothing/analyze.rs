@@ -10,6 +10,7 @@ use randomized_smoothing::certificate::projection::{
     LoggedSettings, Projection, RadiusBound, project,
 };
 use randomized_smoothing::workflow::analysis::CertifiedAccuracyTable;
+use randomized_smoothing::workflow::manifest::Manifest;
 use randomized_smoothing::workflow::plot::{Axes, Curve, plot_certified_accuracy, plot_curves};
 use randomized_smoothing::workflow::records::{
     deepfool_robust_accuracy, read_certify_log, read_deepfool_log,
@@ -33,9 +34,11 @@ pub(crate) struct AnalyzeArgs {
         default_value = "0,0.25,0.5,0.75,1,1.25,1.5,1.75,2,2.25"
     )]
     pub(crate) radii: Vec<f64>,
-    /// The alpha the logs were certified with (for the Appendix D bound).
-    #[arg(long, default_value_t = 0.001)]
-    pub(crate) alpha: f64,
+    /// The alpha the logs were certified with (for the Appendix D bound and the
+    /// comparisons): one value for all logs or one per log. Read from each log's manifest
+    /// when it has one; for a log without, the paper's 0.001 unless given.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) alpha: Vec<f64>,
     /// Failure probability of the Appendix D bound.
     #[arg(long, default_value_t = 0.001)]
     pub(crate) rho: f64,
@@ -50,14 +53,16 @@ pub(crate) struct AnalyzeArgs {
     /// Name of the --deepfool row.
     #[arg(long, default_value = "undefended (DeepFool upper bound)")]
     pub(crate) deepfool_label: String,
-    /// The sigma of each log, in order. With them, analyze also writes the paper's
-    /// comparisons: radius_bounds.* (Figure 5, left) and, per log, LABEL_bounds.*,
-    /// LABEL_n.* and LABEL_alpha.* (Figure 8), all tabulated in comparisons.md.
+    /// The sigma of each log, in order (one value for all, or one per log). With every log's
+    /// sigma, from its manifest or from here, analyze also writes the paper's comparisons:
+    /// radius_bounds.* (Figure 5, left) and, per log, LABEL_bounds.*, LABEL_n.* and
+    /// LABEL_alpha.* (Figure 8), all tabulated in comparisons.md.
     #[arg(long, value_delimiter = ',')]
     pub(crate) sigmas: Vec<f64>,
-    /// The n the logs were certified with (for the comparisons).
-    #[arg(long, default_value_t = 100_000)]
-    pub(crate) n: u64,
+    /// The n the logs were certified with (for the comparisons): one value or one per log.
+    /// Read from manifests like --alpha; the paper's 100000 for a log without.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) n: Vec<u64>,
     /// Sample sizes to project each log to (Figure 8, middle).
     #[arg(
         long,
@@ -74,7 +79,92 @@ pub(crate) struct AnalyzeArgs {
     pub(crate) project_alpha: Vec<f64>,
 }
 
+/// What a log was certified with: from its manifest, else from the flags or the paper's
+/// settings. `sigma` is known only from a manifest or `--sigmas`.
+struct Settings {
+    sigma: Option<f64>,
+    alpha: f64,
+    n: u64,
+}
+
+/// The `i`-th of `count` logs' value of a flag that takes one value for all or one per log.
+fn per_log<T: Copy>(
+    values: &[T],
+    i: usize,
+    count: usize,
+    flag: &str,
+) -> Result<Option<T>, Failure> {
+    match values.len() {
+        0 => Ok(None),
+        1 => Ok(Some(values[0])),
+        len if len == count => Ok(Some(values[i])),
+        len => Err(format!("--{flag} gives {len} values for {count} logs").into()),
+    }
+}
+
+/// Each log's settings: its manifest's, where it has one (a flag that contradicts it is an
+/// error), else the flags', else the paper's alpha and n. Logs without a manifest are named
+/// on stderr, since their settings are then an assumption.
+fn settings_of(args: &AnalyzeArgs) -> Result<Vec<Settings>, Failure> {
+    let count = args.logs.len();
+    let mut out = Vec::new();
+    let mut assumed = Vec::new();
+    for (i, log) in args.logs.iter().enumerate() {
+        let flags = (
+            per_log(&args.sigmas, i, count, "sigmas")?,
+            per_log(&args.alpha, i, count, "alpha")?,
+            per_log(&args.n, i, count, "n")?,
+        );
+        let Some(manifest) = Manifest::of_log(log)? else {
+            assumed.push(log.display().to_string());
+            out.push(Settings {
+                sigma: flags.0,
+                alpha: flags.1.unwrap_or(0.001),
+                n: flags.2.unwrap_or(100_000),
+            });
+            continue;
+        };
+        let setting = |key: &str| -> Result<f64, Failure> {
+            manifest
+                .settings()
+                .get(key)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    format!("the manifest of {} has no numeric {key}", log.display()).into()
+                })
+        };
+        let (sigma, alpha, n) = (setting("sigma")?, setting("alpha")?, setting("n")?);
+        for (flag, given, logged) in [
+            ("sigmas", flags.0, sigma),
+            ("alpha", flags.1, alpha),
+            ("n", flags.2.map(|n| n as f64), n),
+        ] {
+            if given.is_some_and(|g| g != logged) {
+                return Err(format!(
+                    "--{flag} says {}, but the manifest of {} records {logged}",
+                    given.unwrap_or_default(),
+                    log.display()
+                )
+                .into());
+            }
+        }
+        out.push(Settings {
+            sigma: Some(sigma),
+            alpha,
+            n: n as u64,
+        });
+    }
+    if !assumed.is_empty() {
+        eprintln!(
+            "no manifest (settings from the flags, else alpha = 0.001 and n = 100000): {}",
+            assumed.join(", ")
+        );
+    }
+    Ok(out)
+}
+
 pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
+    let settings = settings_of(args)?;
     let mut runs: Vec<(String, Vec<Outcome>)> = Vec::new();
     for (i, path) in args.logs.iter().enumerate() {
         let outcomes = read_certify_log(open(path)?)?
@@ -120,13 +210,19 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
     let grid: Vec<f64> = (0..=steps).map(|i| i as f64 * 0.01).collect();
     let mut curves = Vec::new();
     let mut tsv = String::from("run\tradius\tcertified_accuracy\tlower_bound\n");
-    for (label, outcomes) in &runs {
+    for ((label, outcomes), logged) in runs.iter().zip(&settings) {
         let approx = approximate_certified_accuracy(outcomes, &grid)?;
         let m = outcomes.len() as u64;
         let lower = approx
             .iter()
             .map(|&a| {
-                certified_accuracy_lower_bound(a, m, args.alpha, args.rho, AccuracyBound::Bernstein)
+                certified_accuracy_lower_bound(
+                    a,
+                    m,
+                    logged.alpha,
+                    args.rho,
+                    AccuracyBound::Bernstein,
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         for ((r, a), l) in grid.iter().zip(&approx).zip(&lower) {
@@ -167,25 +263,18 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
         "wrote table.md, table.tex, curves.tsv, certified_accuracy.svg and .png in {}",
         args.out.display()
     );
-    if !args.sigmas.is_empty() {
-        write_comparisons(args, &runs)?;
+    if settings.iter().all(|s| s.sigma.is_some()) {
+        write_comparisons(args, &runs, &settings)?;
     }
     Ok(())
 }
 
 /// The paper's Figure 5 (left) and Figure 8, as plots, TSVs and one Markdown file.
-pub(crate) fn write_comparisons(
+fn write_comparisons(
     args: &AnalyzeArgs,
     runs: &[(String, Vec<Outcome>)],
+    settings: &[Settings],
 ) -> Result<(), Failure> {
-    if args.sigmas.len() != runs.len() {
-        return Err(format!(
-            "--sigmas gives {} values for {} logs",
-            args.sigmas.len(),
-            runs.len()
-        )
-        .into());
-    }
     let mut md = String::from(
         "# Comparisons (the paper's Figure 5, left, and Figure 8)\n\n\
          Radii at sigma = 1 against the lower bound p_A (p_B = 1 - p_A): radius_bounds.png.\n",
@@ -233,8 +322,9 @@ pub(crate) fn write_comparisons(
         let max = outcomes.iter().map(|o| o.radius).fold(0.0_f64, f64::max);
         ((max / 0.01).ceil() as usize).max(1) + 1
     };
-    for ((label, outcomes), &sigma) in runs.iter().zip(&args.sigmas) {
-        let logged = LoggedSettings::new(sigma, args.n, args.alpha)?;
+    for ((label, outcomes), s) in runs.iter().zip(settings) {
+        let (sigma, n, alpha) = (s.sigma.unwrap_or_default(), s.n, s.alpha);
+        let logged = LoggedSettings::new(sigma, n, alpha)?;
         // A file-name form of the label: runs of other characters become one '_'.
         let slug = label
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
@@ -246,22 +336,17 @@ pub(crate) fn write_comparisons(
                 "bounds",
                 RadiusBound::ALL
                     .iter()
-                    .map(|&b| {
-                        Ok((
-                            b.name().to_string(),
-                            Projection::new(args.n, args.alpha, b)?,
-                        ))
-                    })
+                    .map(|&b| Ok((b.name().to_string(), Projection::new(n, alpha, b)?)))
                     .collect::<Result<_, randomized_smoothing::Error>>()?,
             ),
             (
                 "n",
                 args.project_n
                     .iter()
-                    .map(|&n| {
+                    .map(|&to| {
                         Ok((
-                            format!("n = {n}"),
-                            Projection::new(n, args.alpha, RadiusBound::Cohen)?,
+                            format!("n = {to}"),
+                            Projection::new(to, alpha, RadiusBound::Cohen)?,
                         ))
                     })
                     .collect::<Result<_, randomized_smoothing::Error>>()?,
@@ -273,7 +358,7 @@ pub(crate) fn write_comparisons(
                     .map(|&a| {
                         Ok((
                             format!("alpha = {a}"),
-                            Projection::new(args.n, a, RadiusBound::Cohen)?,
+                            Projection::new(n, a, RadiusBound::Cohen)?,
                         ))
                     })
                     .collect::<Result<_, randomized_smoothing::Error>>()?,
@@ -295,9 +380,7 @@ pub(crate) fn write_comparisons(
                 _ => "projected to other alpha (Figure 8, right)",
             };
             md.push_str(&format!(
-                "\n## {label}: {what}\n\nLogged with sigma = {sigma}, n = {}, alpha = {}.\n\n{}",
-                args.n,
-                args.alpha,
+                "\n## {label}: {what}\n\nLogged with sigma = {sigma}, n = {n}, alpha = {alpha}.\n\n{}",
                 table.to_markdown()
             ));
             let max_steps = projected.iter().map(|(_, o)| steps(o)).max().unwrap_or(1);

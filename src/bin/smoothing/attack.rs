@@ -148,7 +148,15 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
         // run's ground truth.
         match Manifest::of_log(log)? {
             Some(certifying) => {
-                let keys = ["model_sha256", "dataset", "data", "split", "noise", "sigma"];
+                let keys = [
+                    "model_sha256",
+                    "dataset",
+                    "data",
+                    "data_sha256",
+                    "split",
+                    "noise",
+                    "sigma",
+                ];
                 let differences = manifest.differences_in(&certifying, &keys);
                 if !differences.is_empty() {
                     return Err(Error::RunMismatch {

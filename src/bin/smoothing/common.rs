@@ -7,13 +7,16 @@ use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use randomized_smoothing::data::{
-    Dataset, ImageFolder, ImageSource, digits, load_cifar10, load_mnist,
+    Dataset, ImageFolder, ImageSource, cifar10_files, digits, load_cifar10, load_mnist,
 };
 use randomized_smoothing::models::{
-    Architecture, Model, PytorchCheckpoint, SmallCnnConfig, load_model,
+    Architecture, ImageClassifier, Model, ModelCard, ModelConfig, PytorchCheckpoint,
+    SmallCnnConfig, load_model, read_model_card,
 };
 use randomized_smoothing::workflow::jobs::{Job, Selection, Shard};
-use randomized_smoothing::workflow::manifest::{Manifest, file_digest};
+use randomized_smoothing::workflow::manifest::{
+    Manifest, file_digest, files_digest, listing_digest,
+};
 use randomized_smoothing::{Gaussian, SmoothedClassifier};
 
 use super::Failure;
@@ -63,29 +66,35 @@ impl DataArgs {
             DatasetName::Digits => pick(digits()?.split_at(1_437)?),
             DatasetName::Mnist => {
                 let d = dir()?;
-                let file = |stem: &str| {
-                    let plain = d.join(stem);
-                    if plain.exists() {
-                        plain
-                    } else {
-                        d.join(format!("{stem}.gz"))
-                    }
-                };
                 let all = load_mnist(
-                    file("t10k-images-idx3-ubyte"),
-                    file("t10k-labels-idx1-ubyte"),
+                    mnist_file(d, "t10k-images-idx3-ubyte"),
+                    mnist_file(d, "t10k-labels-idx1-ubyte"),
                 )?;
                 pick(all.split_at(8_000)?)
             }
             DatasetName::Cifar10 => load_cifar10(dir()?, split == Split::Train)?,
             DatasetName::Imagenet => {
-                let folder = match split {
-                    Split::Train => "train",
-                    Split::Test => "val",
-                };
-                return Ok(Box::new(ImageFolder::open(dir()?.join(folder))?));
+                return Ok(Box::new(ImageFolder::open(
+                    dir()?.join(imagenet_folder(split)),
+                )?));
             }
         }))
+    }
+
+    /// A digest of the files the `split` is read from, for the manifest: SHA-256 over the
+    /// MNIST or CIFAR-10 files, over the listing (names and sizes) of an image folder; the
+    /// embedded digits change only with the crate.
+    pub(crate) fn digest(&self, split: Split) -> Result<String, Failure> {
+        let dir = || self.data.as_deref().ok_or("this data set needs --data DIR");
+        Ok(match self.dataset {
+            DatasetName::Digits => "embedded".into(),
+            DatasetName::Mnist => files_digest(&[
+                mnist_file(dir()?, "t10k-images-idx3-ubyte"),
+                mnist_file(dir()?, "t10k-labels-idx1-ubyte"),
+            ])?,
+            DatasetName::Cifar10 => files_digest(&cifar10_files(dir()?, split == Split::Train))?,
+            DatasetName::Imagenet => listing_digest(&dir()?.join(imagenet_folder(split)))?,
+        })
     }
 
     /// The normalization a small CNN uses for this data set (fixed per data set, so that
@@ -100,40 +109,121 @@ impl DataArgs {
     }
 }
 
+/// An MNIST file in `dir`: plain if there, else gzipped.
+fn mnist_file(dir: &Path, stem: &str) -> PathBuf {
+    let plain = dir.join(stem);
+    if plain.exists() {
+        plain
+    } else {
+        dir.join(format!("{stem}.gz"))
+    }
+}
+
+/// The ImageNet folder of a split.
+fn imagenet_folder(split: Split) -> &'static str {
+    match split {
+        Split::Train => "train",
+        Split::Test => "val",
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct ModelArgs {
     /// Architecture: small_cnn, cifar_resnet20, cifar_resnet110 (any cifar_resnet<6k+2>) or
-    /// resnet50. With a PyTorch checkpoint, defaults to its `arch` field.
+    /// resnet50. Only needed for files that do not say: a model file written by `train`
+    /// carries its configuration, and a PyTorch checkpoint its `arch` field.
     #[arg(long)]
     pub(crate) arch: Option<String>,
-    /// Channels of the small CNN's first convolutions (as given to `train`).
-    #[arg(long, default_value_t = 32)]
-    pub(crate) filters: usize,
+    /// Channels of the small CNN's first convolutions, for a .bpk file without a model card
+    /// (default 32).
+    #[arg(long)]
+    pub(crate) filters: Option<usize>,
     /// Weights: a burnpack file written by `train` (.bpk) or a PyTorch checkpoint in the
     /// paper's layout (.pth, .pth.tar, .pt).
     #[arg(long)]
     pub(crate) model: PathBuf,
 }
 
-pub(crate) fn build<BK: Backend>(
+impl ModelArgs {
+    fn is_burnpack(&self) -> bool {
+        self.model.extension().is_some_and(|e| e == "bpk")
+    }
+
+    /// The card of a .bpk file, refusing flags that contradict it.
+    fn card(&self) -> Result<Option<ModelCard>, Failure> {
+        if !self.is_burnpack() {
+            return Ok(None);
+        }
+        let Some(card) = read_model_card(&self.model)? else {
+            return Ok(None);
+        };
+        let arch = card.model.arch();
+        if let Some(flag) = self.arch.as_deref().filter(|a| *a != arch) {
+            return Err(format!(
+                "{} holds a {arch}, but --arch says {flag}",
+                self.model.display()
+            )
+            .into());
+        }
+        if let Some(flag) = self.filters {
+            match &card.model {
+                ModelConfig::SmallCnn(c) if c.filters == flag => {}
+                ModelConfig::SmallCnn(c) => {
+                    return Err(format!(
+                        "{} holds a small CNN of {} filters, but --filters says {flag}",
+                        self.model.display(),
+                        c.filters
+                    )
+                    .into());
+                }
+                _ => {
+                    return Err(format!(
+                        "--filters is for a small CNN; {} holds a {arch}",
+                        self.model.display()
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(Some(card))
+    }
+
+    /// The architecture as the run will build it, for the manifest: the card's full
+    /// configuration, else the flags, else the checkpoint's own `arch`.
+    pub(crate) fn describe(&self) -> Result<String, Failure> {
+        if let Some(card) = self.card()? {
+            return Ok(serde_json::to_string(&card.model)?);
+        }
+        Ok(match (&self.arch, self.filters) {
+            (Some(arch), Some(f)) if arch == "small_cnn" => format!("small_cnn, {f} filters"),
+            (Some(arch), _) => arch.clone(),
+            (None, _) => "from the checkpoint".into(),
+        })
+    }
+}
+
+/// The configuration of a fresh `arch` model for `sample`'s images and classes: a small CNN
+/// of `filters` with the data set's normalization, or one of the paper's architectures.
+pub(crate) fn config_for(
     arch: &str,
     filters: usize,
     data: &DataArgs,
     sample: &dyn ImageSource,
-    device: &BK::Device,
-) -> Result<Model<BK>, Failure> {
+) -> Result<ModelConfig, Failure> {
     if arch == "small_cnn" {
         let (mean, std) = data.normalization();
         let shape = sample.image_shape();
-        let config = SmallCnnConfig::new([shape[0], shape[1], shape[2]], sample.num_classes())
-            .with_filters(filters)
-            .with_mean(vec![mean])
-            .with_std(vec![std]);
-        return Ok(Model::SmallCnn(config.init(device)?));
+        let shape = <[usize; 3]>::try_from(shape).map_err(|_| {
+            format!("a small CNN takes [channels, height, width] images, not {shape:?}")
+        })?;
+        return Ok(ModelConfig::SmallCnn(
+            SmallCnnConfig::new(shape, sample.num_classes())
+                .with_filters(filters)
+                .with_mean(vec![mean])
+                .with_std(vec![std]),
+        ));
     }
-    Ok(arch
-        .parse::<Architecture>()?
-        .init(sample.num_classes(), device)?)
+    Ok(arch.parse::<Architecture>()?.config(sample.num_classes()))
 }
 
 /// The model for inference: loaded, with batch norms folded into the convolutions.
@@ -146,25 +236,67 @@ pub(crate) fn load<B: Backend>(
     Ok(load_weights(args, data, sample, device)?.fold_batch_norm())
 }
 
+/// The model of `--model` (built from its card, its `arch` field or the flags), refused
+/// unless it takes the data's images and has a class for each of the data's labels.
 pub(crate) fn load_weights<BK: Backend>(
     args: &ModelArgs,
     data: &DataArgs,
     sample: &dyn ImageSource,
     device: &BK::Device,
 ) -> Result<Model<BK>, Failure> {
-    let is_burn = args.model.extension().is_some_and(|e| e == "bpk");
-    if is_burn {
-        let arch = args.arch.as_deref().ok_or("a .bpk model needs --arch")?;
-        return Ok(load_model(
-            build(arch, args.filters, data, sample, device)?,
-            &args.model,
-        )?);
+    let build = |arch: &str| {
+        config_for(arch, args.filters.unwrap_or(32), data, sample)?
+            .init(device)
+            .map_err(Failure::from)
+    };
+    let model = if args.is_burnpack() {
+        match args.card()? {
+            Some(card) => load_model(card.model.init(device)?, &args.model)?,
+            None => {
+                let arch = args.arch.as_deref().ok_or(
+                    "this .bpk file has no model card (written by an older version): give \
+                     --arch (and --filters for a small CNN)",
+                )?;
+                load_model(build(arch)?, &args.model)?
+            }
+        }
+    } else {
+        let checkpoint = PytorchCheckpoint::open(&args.model)?;
+        match &args.arch {
+            Some(arch) => checkpoint.load_into(build(arch)?)?,
+            None => checkpoint.model(device)?,
+        }
+    };
+    if model.input_shape() != sample.image_shape() {
+        return Err(format!(
+            "{} takes {} images, the {} data are {}",
+            args.model.display(),
+            shape_text(model.input_shape()),
+            name_of(data.dataset),
+            shape_text(sample.image_shape())
+        )
+        .into());
     }
-    let checkpoint = PytorchCheckpoint::open(&args.model)?;
-    match &args.arch {
-        Some(arch) => Ok(checkpoint.load_into(build(arch, args.filters, data, sample, device)?)?),
-        None => Ok(checkpoint.model(device)?),
+    if model.num_classes() < sample.num_classes() {
+        return Err(format!(
+            "{} has {} classes, the {} data have {}",
+            args.model.display(),
+            model.num_classes(),
+            name_of(data.dataset),
+            sample.num_classes()
+        )
+        .into());
     }
+    Ok(model)
+}
+
+/// `[1, 28, 28]` as `1x28x28`.
+fn shape_text(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("x")
 }
 
 #[derive(Args)]
@@ -288,11 +420,7 @@ pub(crate) fn manifest<B: Backend>(
                 .unwrap_or("?"),
         )
         .set("model_sha256", file_digest(&model.model)?)
-        .set(
-            "arch",
-            model.arch.as_deref().unwrap_or("from the checkpoint"),
-        )
-        .set("filters", model.filters)
+        .set("arch", model.describe()?)
         .set("dataset", name_of(data.dataset))
         .set(
             "data",
@@ -301,6 +429,7 @@ pub(crate) fn manifest<B: Backend>(
                 .map_or_else(|| "embedded".into(), |d| d.display().to_string()),
         )
         .set("split", name_of(job.split))
+        .set("data_sha256", data.digest(job.split)?)
         .set("noise", "gaussian")
         .set("sigma", job.sigma)
         .set("alpha", job.alpha)

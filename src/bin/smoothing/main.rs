@@ -5,7 +5,7 @@
 //! smoothing train   --dataset digits --arch small_cnn --sigma 0.25 --epochs 20 --out runs/digits
 //! smoothing certify --dataset digits --model runs/digits/model.bpk --sigma 0.25 --n 10000 --out logs/digits_0.25.tsv
 //! smoothing predict --dataset digits --model runs/digits/model.bpk --sigma 0.25 --n 1000 --out logs/digits_0.25.predict.tsv
-//! smoothing analyze logs/digits_0.25.tsv --sigmas 0.25 --n 10000 --out analysis/digits
+//! smoothing analyze logs/digits_0.25.tsv --out analysis/digits
 //! smoothing merge   --out logs/all.tsv logs/shard0.tsv logs/shard1.tsv
 //! smoothing attack  --dataset digits --model runs/digits/model.bpk --sigma 0.25 --log logs/digits_0.25.tsv --multiples 1.5,2 --out attacks/digits
 //! ```

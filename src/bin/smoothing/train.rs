@@ -6,7 +6,7 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use clap::Args;
-use randomized_smoothing::models::save_model;
+use randomized_smoothing::models::{ModelCard, TrainingSummary, save_model_with_card};
 use randomized_smoothing::workflow::train::{TrainConfig, train};
 
 use super::Failure;
@@ -49,7 +49,8 @@ pub(crate) fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Res
     let test_set = args.data.load(Split::Test)?;
     // The backend's generator initializes the weights: seed it for a reproducible start.
     B::seed(device, args.seed);
-    let model = build::<Autodiff<B>>(&args.arch, args.filters, &args.data, &*train_set, device)?;
+    let config = config_for(&args.arch, args.filters, &args.data, &*train_set)?;
+    let model = config.init::<Autodiff<B>>(device)?;
     let mut params = TrainConfig::new(args.sigma)
         .epochs(args.epochs)
         .batch_size(args.batch)
@@ -58,13 +59,13 @@ pub(crate) fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Res
     if args.augment {
         params = params.augment(4, true);
     }
-    let config = params.check()?;
+    let params = params.check()?;
     let bar = progress(args.epochs as u64, "epochs");
     let trained = train(
         model,
         &*train_set,
         &*test_set,
-        &config,
+        &params,
         Some(&args.out.join("checkpoints")),
         args.seed,
         |e| {
@@ -86,7 +87,13 @@ pub(crate) fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Res
     )?;
     bar.finish_and_clear();
     let path = args.out.join("model.bpk");
-    save_model(&trained.valid(), &path)?;
+    let card = ModelCard::new(config).with_training(Some(TrainingSummary::new(
+        name_of(args.data.dataset),
+        args.sigma,
+        args.epochs,
+        args.seed,
+    )));
+    save_model_with_card(&trained.valid(), &card, &path)?;
     println!("saved {}", path.display());
     Ok(())
 }
