@@ -6,6 +6,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use randomized_smoothing::workflow::manifest::Manifest;
+
 fn smoothing(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
         .current_dir(dir)
@@ -573,6 +575,28 @@ fn attack_certified_examples() {
         "{stderr}"
     );
     assert!(!dir.join("atk_half/pgd_3R.tsv").exists());
+    // A certification log of another data set (the trust issue's MNIST log attacked on the
+    // digits) is refused: here the same rows under a manifest that names MNIST.
+    std::fs::copy(dir.join("cert.tsv"), dir.join("mnist.tsv")).unwrap();
+    let mnist = Manifest::of_log(&dir.join("cert.tsv"))
+        .unwrap()
+        .unwrap()
+        .set("dataset", "mnist");
+    mnist.write_beside(&dir.join("mnist.tsv")).unwrap();
+    let other_data: Vec<&str> = attack
+        .iter()
+        .map(|&a| match a {
+            "cert.tsv" => "mnist.tsv",
+            "atk" => "atk_mnist",
+            a => a,
+        })
+        .collect();
+    let stderr = refused(&dir, &other_data);
+    assert!(
+        stderr.contains("dataset: the log has mnist, this run digits"),
+        "{stderr}"
+    );
+    assert!(!dir.join("atk_mnist/pgd_3R.tsv").exists());
     let mut deepfool = vec!["attack", "--method", "deepfool", "--out", "df"];
     deepfool.extend(model);
     deepfool.extend(common);

@@ -253,6 +253,27 @@ fn truncated_files_are_errors() {
     }
 }
 
+/// A legacy file has no checksum, so a damaged weight loads; one that became NaN or infinite
+/// is refused instead of poisoning every logit. The last four bytes of a legacy file are the
+/// last value of its last storage.
+#[test]
+fn a_nan_weight_is_refused() {
+    let mut bytes = std::fs::read(fixture("cifar_resnet20.legacy.pth.tar")).unwrap();
+    let at = bytes.len() - 4;
+    for (value, name) in [(f32::NAN, "nan"), (f32::INFINITY, "inf")] {
+        bytes[at..].copy_from_slice(&value.to_le_bytes());
+        let path = scratch(&format!("{name}-weight.pth.tar"));
+        std::fs::write(&path, &bytes).unwrap();
+        let result = PytorchCheckpoint::open(&path)
+            .and_then(|c| c.model::<B>(&Default::default()).map(|_| ()));
+        assert!(
+            matches!(&result, Err(Error::UnreadableCheckpoint { reason, .. })
+                if reason.contains("holds NaN or infinite values")),
+            "{result:?}"
+        );
+    }
+}
+
 /// The case of the trust issue: 1,000 bytes flipped inside one tensor of a zip checkpoint
 /// loaded without a word (logits off by 0.085); its CRC-32 now refuses it, naming the entry.
 #[test]

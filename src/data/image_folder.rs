@@ -165,7 +165,33 @@ impl ImageFolder {
                 "JPEG ends before its last scan does (truncated file?)".into(),
             ));
         }
-        let image = image::load_from_memory(&bytes).map_err(|e| malformed(path, e.to_string()))?;
+        let open = || {
+            image::ImageReader::new(std::io::Cursor::new(&bytes))
+                .with_guessed_format()
+                .map_err(|e| malformed(path, e.to_string()))
+        };
+        if bytes.starts_with(&[0xFF, 0xD8]) {
+            // JPEG has no checksum: a damaged frame header can announce any size, and the
+            // decoder allocates for it before finding the data short. No real JPEG holds
+            // more than about 100 pixels per byte (an 8x8 block costs at least a few bits).
+            let (w, h) = open()?
+                .into_dimensions()
+                .map_err(|e| malformed(path, e.to_string()))?;
+            if u64::from(w) * u64::from(h) > MAX_JPEG_PIXELS_PER_BYTE * bytes.len() as u64 {
+                return Err(malformed(
+                    path,
+                    format!(
+                        "a {w}x{h} JPEG cannot fit in {} bytes (damaged header?)",
+                        bytes.len()
+                    ),
+                ));
+            }
+        }
+        let mut reader = open()?;
+        reader.limits(decoder_limits());
+        let image = reader
+            .decode()
+            .map_err(|e| malformed(path, e.to_string()))?;
         Ok(match image {
             DynamicImage::ImageRgb8(rgb) => rgb,
             other => other.to_rgb8(),
@@ -253,6 +279,20 @@ fn random_resized_crop(width: u32, height: u32, rng: &mut dyn Rng) -> [u32; 4] {
     [(width - cw) / 2, (height - ch) / 2, cw, ch]
 }
 
+/// Ten times the most pixels per byte a JPEG can hold (see `decode`).
+const MAX_JPEG_PIXELS_PER_BYTE: u64 = 1_024;
+
+/// What the decoder may allocate for one image: a header is read before the pixels, and a
+/// damaged one can announce any size. 16,384 pixels a side and 256 MiB hold every ImageNet
+/// image (the largest are a few thousand pixels a side) with room to spare.
+fn decoder_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(16_384);
+    limits.max_image_height = Some(16_384);
+    limits.max_alloc = Some(256 << 20);
+    limits
+}
+
 /// Whether a JPEG's last scan is followed by the end-of-image marker. The decoder fills a
 /// truncated scan with gray and reports no error (PIL, behind torchvision, refuses such
 /// files). Inside scan data a 0xFF byte is always followed by 0x00 or a restart marker, so
@@ -295,6 +335,30 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+
+    /// A JPEG whose frame header announces 16,000 x 16,000 pixels in a file of a few
+    /// hundred bytes is refused before the decoder allocates 768 MB for it.
+    #[test]
+    fn a_jpeg_announcing_more_pixels_than_it_can_hold_is_refused() {
+        let image = RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image
+            .write_to(&mut bytes, image::ImageFormat::Jpeg)
+            .unwrap();
+        let mut bytes = bytes.into_inner();
+        // Baseline frame header: FF C0, length (2), precision (1), height (2), width (2).
+        let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        bytes[sof + 5..sof + 9].copy_from_slice(&[0x3E, 0x80, 0x3E, 0x80]);
+        let dir = std::env::temp_dir().join(format!("rs-jpeg-header-{}", std::process::id()));
+        fs::create_dir_all(dir.join("a")).unwrap();
+        fs::write(dir.join("a/big.jpg"), &bytes).unwrap();
+        let err = ImageFolder::open(&dir).unwrap().load(0).unwrap_err();
+        fs::remove_dir_all(&dir).ok();
+        assert!(
+            err.to_string().contains("a 16000x16000 JPEG cannot fit"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn jpeg_completeness_looks_for_the_end_marker_after_the_last_scan() {

@@ -377,7 +377,11 @@ fn idx_payload<'a>(bytes: &'a [u8], magic: u32, what: &str) -> Result<(Vec<usize
         .map(|i| word(i).map(|d| d as usize))
         .collect::<Result<_>>()?;
     let payload = &bytes[4 * (rank + 1)..];
-    let expected: usize = dims.iter().product();
+    // Checked: a damaged header can announce more bytes than a usize counts.
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| bad(format!("the header announces {dims:?} items, too many")))?;
     if payload.len() != expected {
         return Err(bad(format!(
             "{} bytes of data, the header announces {expected} (truncated file?)",

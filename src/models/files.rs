@@ -150,22 +150,87 @@ fn save<B: Backend, M: Module<B>>(model: &M, card: Option<String>, path: &Path) 
 }
 
 /// The card of a model file written by [`save_model_with_card`], or `None` for a burnpack
-/// file without one (written by [`save_model`], or by an older version of the crate).
+/// file without one (written by [`save_model`], or by an older version of the crate). The
+/// file's digest is checked first, so a card is never read from a damaged file.
 ///
 /// # Errors
 /// [`Error::UnreadableCheckpoint`] if the file is missing, not a burnpack file, truncated, or
-/// its card is not a [`ModelCard`].
+/// its card is not a [`ModelCard`]; [`Error::CorruptedFile`] if its digest does not match.
 pub fn read_model_card(path: impl AsRef<Path>) -> Result<Option<ModelCard>> {
-    let path = path.as_ref();
-    burnpack_metadata(path)?
-        .get(CARD_KEY)
-        .map(|json| {
-            serde_json::from_str(json).map_err(|e| Error::UnreadableCheckpoint {
-                path: path.display().to_string(),
-                reason: format!("its model card: {e}"),
+    Ok(VerifiedFile::read(path.as_ref())?.card)
+}
+
+/// A burnpack file whose digest, if it records one, matched: its card and tensors.
+struct VerifiedFile {
+    card: Option<ModelCard>,
+    snapshots: Vec<TensorSnapshot>,
+}
+
+impl VerifiedFile {
+    fn read(path: &Path) -> Result<Self> {
+        let unreadable = |reason: String| Error::UnreadableCheckpoint {
+            path: path.display().to_string(),
+            reason,
+        };
+        // Our own header check first: it bounds every size before burn-store allocates.
+        let metadata = burnpack_metadata(path)?;
+        let mut store = BurnpackStore::from_file(path).auto_extension(false);
+        let snapshots: Vec<TensorSnapshot> = store
+            .get_all_snapshots()
+            .map_err(|e| unreadable(e.to_string()))?
+            .values()
+            .cloned()
+            .collect();
+        let card_json = metadata.get(CARD_KEY).map(String::as_str);
+        match metadata.get(DIGEST_KEY) {
+            Some(recorded) => {
+                let actual = digest_of(card_json, &snapshots, path)?;
+                if actual != *recorded {
+                    return Err(Error::CorruptedFile {
+                        path: path.to_path_buf(),
+                        part: "tensors and model card".into(),
+                        expected: recorded.clone(),
+                        actual,
+                    });
+                }
+            }
+            // The crate writes a card only with a digest: one without was not written by it
+            // whole, and a card is what sizes the model built from it.
+            None if card_json.is_some() => {
+                return Err(unreadable("it has a model card but no digest".into()));
+            }
+            None => {}
+        }
+        let card = card_json
+            .map(|json| {
+                serde_json::from_str(json).map_err(|e| unreadable(format!("its model card: {e}")))
             })
-        })
-        .transpose()
+            .transpose()?;
+        Ok(Self { card, snapshots })
+    }
+
+    /// Loads the tensors into `model` after checking their names and shapes.
+    fn load_into<B: Backend, M: Module<B>>(self, model: M, path: &Path) -> Result<M> {
+        let expected: BTreeMap<String, Vec<usize>> = model
+            // Burnpack files keep enum variants in their paths (`CifarResNet.conv1.weight`).
+            .collect(None, None, false)
+            .into_iter()
+            .map(|s| (s.full_path(), s.shape.to_vec()))
+            .collect();
+        let found: BTreeMap<String, Vec<usize>> = self
+            .snapshots
+            .iter()
+            .map(|s| (s.full_path(), s.shape.to_vec()))
+            .collect();
+        check_names_and_shapes(&expected, &found, "")?;
+        apply_checked(
+            model,
+            self.snapshots,
+            Box::new(IdentityAdapter),
+            false,
+            path,
+        )
+    }
 }
 
 /// Rebuilds a model from a file written by [`save_model_with_card`]: its card's configuration,
@@ -179,13 +244,17 @@ pub fn load_model_with_card<B: Backend>(
     device: &B::Device,
 ) -> Result<(Model<B>, ModelCard)> {
     let path = path.as_ref();
-    let card = read_model_card(path)?.ok_or_else(|| Error::UnreadableCheckpoint {
-        path: path.display().to_string(),
-        reason: "it has no model card (saved by save_model or an older version): build the \
+    let mut file = VerifiedFile::read(path)?;
+    let card = file
+        .card
+        .take()
+        .ok_or_else(|| Error::UnreadableCheckpoint {
+            path: path.display().to_string(),
+            reason: "it has no model card (saved by save_model or an older version): build the \
                  model and use load_model"
-            .into(),
-    })?;
-    let model = load_model(card.model.init(device)?, path)?;
+                .into(),
+        })?;
+    let model = file.load_into(card.model.init(device)?, path)?;
     Ok((model, card))
 }
 
@@ -211,42 +280,7 @@ pub fn load_model_with_card<B: Backend>(
 /// ```
 pub fn load_model<B: Backend, M: Module<B>>(model: M, path: impl AsRef<Path>) -> Result<M> {
     let path = path.as_ref();
-    let unreadable = |reason: String| Error::UnreadableCheckpoint {
-        path: path.display().to_string(),
-        reason,
-    };
-    std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
-    let mut store = BurnpackStore::from_file(path).auto_extension(false);
-    let snapshots: Vec<TensorSnapshot> = store
-        .get_all_snapshots()
-        .map_err(|e| unreadable(e.to_string()))?
-        .values()
-        .cloned()
-        .collect();
-    let expected: BTreeMap<String, Vec<usize>> = model
-        // Burnpack files keep enum variants in their paths (`CifarResNet.conv1.weight`).
-        .collect(None, None, false)
-        .into_iter()
-        .map(|s| (s.full_path(), s.shape.to_vec()))
-        .collect();
-    let found: BTreeMap<String, Vec<usize>> = snapshots
-        .iter()
-        .map(|s| (s.full_path(), s.shape.to_vec()))
-        .collect();
-    check_names_and_shapes(&expected, &found, "")?;
-    let metadata = burnpack_metadata(path)?;
-    if let Some(recorded) = metadata.get(DIGEST_KEY) {
-        let actual = digest_of(metadata.get(CARD_KEY).map(String::as_str), &snapshots, path)?;
-        if actual != *recorded {
-            return Err(Error::CorruptedFile {
-                path: path.to_path_buf(),
-                part: "tensors and model card".into(),
-                expected: recorded.clone(),
-                actual,
-            });
-        }
-    }
-    apply_checked(model, snapshots, Box::new(IdentityAdapter), false, path)
+    VerifiedFile::read(path)?.load_into(model, path)
 }
 
 /// The SHA-256 that a model file records: the card's JSON, then each tensor in name order
@@ -429,7 +463,7 @@ pub(super) fn check_names_and_shapes(
 }
 
 /// Applies snapshots whose names and shapes were checked, turning any remaining failure
-/// (tensor data that cannot be read) into a typed error.
+/// (tensor data that cannot be read, a NaN or infinite weight) into a typed error.
 pub(super) fn apply_checked<B: Backend, M: Module<B>>(
     mut model: M,
     snapshots: Vec<TensorSnapshot>,
@@ -437,12 +471,26 @@ pub(super) fn apply_checked<B: Backend, M: Module<B>>(
     skip_enum_variants: bool,
     path: &Path,
 ) -> Result<M> {
+    let unreadable = |reason: String| Error::UnreadableCheckpoint {
+        path: path.display().to_string(),
+        reason,
+    };
+    // A trained network has finite weights; a NaN or infinity is a damaged file (a legacy
+    // PyTorch file has no checksum) and would poison every logit it reaches.
+    for snapshot in &snapshots {
+        let data = snapshot
+            .to_data()
+            .map_err(|e| unreadable(format!("tensor {}: {e:?}", snapshot.full_path())))?;
+        if data.dtype.is_float() && !data.iter::<f32>().all(f32::is_finite) {
+            return Err(unreadable(format!(
+                "tensor {} holds NaN or infinite values",
+                snapshot.full_path()
+            )));
+        }
+    }
     let result = model.apply(snapshots, None, Some(adapter), skip_enum_variants);
     if let Some(e) = result.errors.first() {
-        return Err(Error::UnreadableCheckpoint {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        });
+        return Err(unreadable(e.to_string()));
     }
     if let Some((key, _)) = result.missing.first() {
         return Err(Error::CheckpointKeys {

@@ -11,7 +11,7 @@ use randomized_smoothing::data::{
 };
 use randomized_smoothing::models::{
     Architecture, ImageClassifier, Model, ModelCard, ModelConfig, PytorchCheckpoint,
-    SmallCnnConfig, load_model, read_model_card,
+    SmallCnnConfig, load_model, load_model_with_card, read_model_card,
 };
 use randomized_smoothing::workflow::jobs::{Job, Selection, Shard};
 use randomized_smoothing::workflow::manifest::{
@@ -251,7 +251,7 @@ pub(crate) fn load_weights<BK: Backend>(
     };
     let model = if args.is_burnpack() {
         match args.card()? {
-            Some(card) => load_model(card.model.init(device)?, &args.model)?,
+            Some(_) => load_model_with_card(&args.model, device)?.0,
             None => {
                 let arch = args.arch.as_deref().ok_or(
                     "this .bpk file has no model card (written by an older version): give \

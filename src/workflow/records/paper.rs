@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::time::Duration;
 
-use super::{duration, flag, format_duration, format_radius, prediction, read_rows, unsigned};
+use super::{Bad, duration, flag, format_duration, format_radius, prediction, read_rows, unsigned};
 use crate::certificate::accuracy::Outcome;
 use crate::error::Result;
 
@@ -157,6 +157,8 @@ impl PredictRecord {
 /// let rows = read_certify_log(log.as_bytes())?;
 /// assert_eq!((rows.len(), rows[1].predict), (2, None));
 /// assert!(read_certify_log("idx\tlabel\n".as_bytes()).is_err());
+/// // A row marked correct whose prediction is not its label: a damaged digit.
+/// assert!(read_certify_log("idx\tlabel\tpredict\tradius\tcorrect\ttime\n0\t3\t5\t0.3\t1\t1.0\n".as_bytes()).is_err());
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
@@ -164,18 +166,40 @@ pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
         let radius: f64 = f[3]
             .parse()
             .map_err(|_| bad(format!("radius {:?} is not a number", f[3])))?;
-        if radius.is_nan() || radius < 0.0 {
-            return Err(bad(format!("radius {radius} is not a non-negative number")));
+        if !(radius.is_finite() && radius >= 0.0) {
+            return Err(bad(format!(
+                "radius {radius} is not a finite non-negative number"
+            )));
         }
+        let (label, predict, correct) = judged(f, [1, 2, 4], bad)?;
         Ok(CertifyRecord {
             idx: unsigned(f, 0, bad)?,
-            label: unsigned(f, 1, bad)?,
-            predict: prediction(f, 2, bad)?,
+            label,
+            predict,
             radius,
-            correct: flag(f, 4, bad)?,
+            correct,
             time: duration(f, 5, bad)?,
         })
     })
+}
+
+/// The label, prediction and `correct` flag of a row (at the columns given), which must agree:
+/// a row is correct exactly when it predicts its label. A damaged digit in any of the three
+/// breaks that, and is refused instead of counting an example wrongly.
+fn judged(f: &[&str], [l, p, c]: [usize; 3], bad: Bad) -> Result<(usize, Option<usize>, bool)> {
+    let (label, predict, correct) = (
+        unsigned(f, l, bad)?,
+        prediction(f, p, bad)?,
+        flag(f, c, bad)?,
+    );
+    if correct != (predict == Some(label)) {
+        return Err(bad(format!(
+            "correct is {}, but the prediction {} and the label {label} say otherwise",
+            u8::from(correct),
+            predict.map_or("-1 (abstain)".to_string(), |p| p.to_string())
+        )));
+    }
+    Ok((label, predict, correct))
 }
 
 /// Reads a prediction log in the format of the paper's `predict.py` (header
@@ -196,11 +220,12 @@ pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
 /// ```
 pub fn read_predict_log(reader: impl Read) -> Result<Vec<PredictRecord>> {
     read_rows(reader, "prediction log", PREDICT_HEADER, |f, bad| {
+        let (label, predict, correct) = judged(f, [1, 2, 3], bad)?;
         Ok(PredictRecord {
             idx: unsigned(f, 0, bad)?,
-            label: unsigned(f, 1, bad)?,
-            predict: prediction(f, 2, bad)?,
-            correct: flag(f, 3, bad)?,
+            label,
+            predict,
+            correct,
             time: duration(f, 4, bad)?,
         })
     })
