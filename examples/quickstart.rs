@@ -155,7 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 outcomes.len() as u64,
                 certify.alpha(),
                 0.001,
-                AccuracyBound::Binomial,
+                AccuracyBound::default(),
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -165,7 +165,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             grid.iter().copied().zip(curve).collect(),
         ),
         Curve::new(
-            "lower bound (Appendix D, rho = 0.001)",
+            format!(
+                "lower bound (Appendix D, {}, rho = 0.001)",
+                AccuracyBound::default().name()
+            ),
             grid.iter().copied().zip(lower).collect(),
         )
         .dashed(),

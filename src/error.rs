@@ -180,6 +180,15 @@ pub enum Error {
         differences: Vec<String>,
     },
 
+    /// A PyTorch checkpoint without the `arch` field that names its architecture.
+    #[error(
+        "checkpoint {path} does not name its architecture (no 'arch' field): give it (--arch, or build the model and call load_into)"
+    )]
+    MissingArchitecture {
+        /// The file.
+        path: String,
+    },
+
     /// An architecture name that the crate does not build.
     #[error(
         "unknown architecture {0:?}: expected cifar_resnet20, cifar_resnet110 (any cifar_resnet<6k+2>) or resnet50"
@@ -189,7 +198,8 @@ pub enum Error {
     /// The checkpoint's tensors do not have the names the model expects. Names are the
     /// checkpoint's own (with any prefix such as `1.module.`), sorted.
     #[error(
-        "checkpoint does not match the model: missing keys {missing:?}, unexpected keys {unexpected:?}"
+        "checkpoint does not match the model (another architecture or width?): {}",
+        key_summary(missing, unexpected)
     )]
     CheckpointKeys {
         /// Tensors the model needs that the checkpoint lacks.
@@ -349,4 +359,27 @@ pub(crate) fn check_sigma(sigma: f64) -> Result<f64> {
     } else {
         Err(Error::InvalidSigma(sigma))
     }
+}
+
+/// The key lists of [`Error::CheckpointKeys`] for a message: counts, and the first few keys of
+/// each list (a ResNet's full list runs to thousands of characters; the error keeps it whole).
+fn key_summary(missing: &[String], unexpected: &[String]) -> String {
+    const SHOWN: usize = 4;
+    let list = |keys: &[String], what: &str| {
+        let mut text = format!("{} {what}", keys.len());
+        if !keys.is_empty() {
+            let first: Vec<&str> = keys.iter().take(SHOWN).map(String::as_str).collect();
+            text.push_str(&format!(" ({}", first.join(", ")));
+            if keys.len() > SHOWN {
+                text.push_str(&format!(", and {} more", keys.len() - SHOWN));
+            }
+            text.push(')');
+        }
+        text
+    };
+    format!(
+        "{}; {}",
+        list(missing, "missing keys"),
+        list(unexpected, "unexpected keys")
+    )
 }

@@ -22,6 +22,19 @@ fn smoothing(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `smoothing` in `dir` with `args`, which must succeed; returns its stderr (not a
+/// terminal here, as in a batch job).
+fn smoothing_stderr(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "smoothing {args:?} failed:\n{stderr}");
+    stderr
+}
+
 /// Runs `smoothing` in `dir` with `args`, which must fail; returns its stderr.
 fn refused<S: AsRef<OsStr>>(dir: &Path, args: impl IntoIterator<Item = S>) -> String {
     let args: Vec<S> = args.into_iter().collect();
@@ -201,6 +214,67 @@ fn train_certify_shards_merge_predict_analyze() {
     assert!(stderr.contains("flipped.bpk is corrupted"), "{stderr}");
     assert!(!dir.join("never.tsv").exists());
 
+    // Without a terminal (a batch job) progress comes as lines on stderr: every example
+    // with --progress-every 0, with the rate and the time left.
+    let stderr = smoothing_stderr(
+        &dir,
+        &certify_args("0.25", &["--progress-every", "0", "--out", "progress.tsv"]),
+    );
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("certify: "))
+        .collect();
+    assert_eq!(lines.len(), 6, "{stderr}");
+    assert!(
+        lines[0].starts_with("certify: 1/6 examples (16.7%), "),
+        "{stderr}"
+    );
+    assert!(
+        lines[5].starts_with("certify: 6/6 examples (100.0%), "),
+        "{stderr}"
+    );
+    assert!(lines[5].contains(" samples/s, eta 0:00:00"), "{stderr}");
+    // Errors that say what to do: an unknown architecture lists them all, an epoch
+    // checkpoint points at the model file, labels must match the logs.
+    let stderr = refused(
+        &dir,
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--arch",
+            "resnet18",
+            "--sigma",
+            "0.25",
+            "--out",
+            "x",
+        ],
+    );
+    assert!(
+        stderr.contains("expected small_cnn, cifar_resnet20"),
+        "{stderr}"
+    );
+    let args: Vec<&str> = certify_args("0.25", &["--out", "never.tsv"])
+        .into_iter()
+        .map(|a| {
+            if a == "run/model.bpk" {
+                "run/checkpoints/model-1.mpk"
+            } else {
+                a
+            }
+        })
+        .collect();
+    let stderr = refused(&dir, &args);
+    assert!(stderr.contains("is a training checkpoint"), "{stderr}");
+    let stderr = refused(
+        &dir,
+        ["analyze", "whole.tsv", "--labels", "a,b", "--out", "x"],
+    );
+    assert!(
+        stderr.contains("--labels gives 2 names for 1 logs"),
+        "{stderr}"
+    );
+
     // Merging a shard twice is refused.
     let stderr = refused(&dir, ["merge", "--out", "bad.tsv", "s0.tsv", "s0.tsv"]);
     assert!(stderr.contains("appears twice"), "{stderr}");
@@ -257,6 +331,13 @@ fn train_certify_shards_merge_predict_analyze() {
     }
     let png = std::fs::read(dir.join("analysis/certified_accuracy.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // The Appendix D bound is named in the legend: the exact binomial one by default, as in
+    // the examples' tables.
+    let svg = std::fs::read_to_string(dir.join("analysis/certified_accuracy.svg")).unwrap();
+    assert!(
+        svg.contains("lower bound (exact binomial, rho = 0.001)"),
+        "legend"
+    );
     // analyze took sigma, n and alpha from the log's manifest (so it could also write the
     // comparisons), and refuses a flag that contradicts it.
     let md = std::fs::read_to_string(dir.join("analysis/comparisons.md")).unwrap();
@@ -599,7 +680,25 @@ fn attack_certified_examples() {
     assert!(!dir.join("atk_mnist/pgd_3R.tsv").exists());
     let mut deepfool = vec!["attack", "--method", "deepfool", "--out", "df"];
     deepfool.extend(model);
-    deepfool.extend(common);
+    deepfool.extend(["--dataset", "digits", "--skip", "60", "--batch", "500"]);
+    // A flag of the other method, or a sigma DeepFool would not use, is refused rather than
+    // ignored.
+    for (flag, value, message) in [
+        ("--sigma", "0.25", "--sigma applies to --method pgd only"),
+        ("--steps", "5", "--steps applies to --method pgd only"),
+    ] {
+        let mut args = deepfool.clone();
+        args.extend([flag, value]);
+        let stderr = refused(&dir, &args);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    let mut args = attack.clone();
+    args.extend(["--overshoot", "0.1"]);
+    let stderr = refused(&dir, &args);
+    assert!(
+        stderr.contains("--overshoot applies to --method deepfool only"),
+        "{stderr}"
+    );
     let summary = smoothing(&dir, &deepfool);
     assert!(summary.contains("| 0 |"), "{summary}");
     assert_eq!(rows_without_time(&dir.join("df/deepfool.tsv")).len(), 7);

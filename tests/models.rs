@@ -173,10 +173,33 @@ fn arch_field_builds_full_resnet50_and_reports_shape_mismatch() {
 fn plain_state_dict_has_no_arch() {
     let checkpoint = PytorchCheckpoint::open(fixture("resnet50_w4.plain.pth")).unwrap();
     assert_eq!(checkpoint.arch(), None);
-    assert!(matches!(
-        checkpoint.architecture(),
-        Err(Error::UnknownArchitecture(_))
-    ));
+    let err = checkpoint.architecture().unwrap_err();
+    assert!(matches!(err, Error::MissingArchitecture { .. }), "{err}");
+    assert!(err.to_string().contains("give it (--arch"), "{err}");
+}
+
+/// A checkpoint of another architecture names the mismatch in a few lines, not thousands of
+/// characters of keys; the error keeps every key.
+#[test]
+fn a_wrong_architecture_is_summarized() {
+    let checkpoint = PytorchCheckpoint::open(fixture("cifar_resnet20.zip.pth.tar")).unwrap();
+    let model = "cifar_resnet110"
+        .parse::<randomized_smoothing::models::Architecture>()
+        .unwrap()
+        .init::<B>(10, &Default::default())
+        .unwrap();
+    let err = checkpoint.load_into(model).unwrap_err();
+    let Error::CheckpointKeys { missing, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(missing.len() > 100, "{}", missing.len());
+    let text = err.to_string();
+    assert!(text.len() < 500, "{} characters: {text}", text.len());
+    assert!(
+        text.contains(&format!("{} missing keys", missing.len())),
+        "{text}"
+    );
+    assert!(text.contains("more"), "{text}");
 }
 
 /// The full-size architectures have exactly the keys and shapes of the paper's models, as

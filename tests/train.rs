@@ -79,7 +79,30 @@ fn learns_checkpoints_and_resumes() {
         .map(|l| l.split('\t').next().unwrap())
         .collect();
     assert_eq!(epochs_logged, vec!["1", "2", "3", "4", "5"]);
-    assert!(log.starts_with("epoch\ttime\tlr\ttrain loss\ttrain acc\ttestloss\ttest acc\n"));
+    assert!(log.starts_with("epoch\ttime\tlr\ttrain_loss\ttrain_acc\ttest_loss\ttest_acc\n"));
+    assert!(log.contains("\t0.010000\t"), "{log}");
+    // Checkpoints kept: the last two epochs whole, and the best epoch's model.
+    let accuracies: Vec<(usize, f64)> = log
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].parse().unwrap(), f[6].parse().unwrap())
+        })
+        .collect();
+    let best = accuracies
+        .iter()
+        .fold((0, -1.0), |b, &(e, a)| if a > b.1 { (e, a) } else { b })
+        .0;
+    for epoch in 1..=5 {
+        let kept = |kind: &str| dir.join(format!("{kind}-{epoch}.mpk")).exists();
+        assert_eq!(kept("optim"), epoch >= 4, "optim-{epoch}");
+        assert_eq!(
+            kept("model"),
+            epoch >= 4 || epoch == best,
+            "model-{epoch} (best {best})"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

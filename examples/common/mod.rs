@@ -72,11 +72,15 @@ pub fn print_certified_accuracy(
         AccuracyBound, approximate_certified_accuracy, certified_accuracy_lower_bound,
     };
     let approx = approximate_certified_accuracy(outcomes, radii)?;
-    println!("| radius | certified accuracy | lower bound (Appendix D, rho = 0.001) |");
+    let kind = AccuracyBound::default();
+    println!(
+        "| radius | certified accuracy | lower bound (Appendix D, {}, rho = 0.001) |",
+        kind.name()
+    );
     println!("| --- | --- | --- |");
     for (r, a) in radii.iter().zip(&approx) {
         let m = outcomes.len() as u64;
-        let bound = certified_accuracy_lower_bound(*a, m, alpha, 0.001, AccuracyBound::Binomial)?;
+        let bound = certified_accuracy_lower_bound(*a, m, alpha, 0.001, kind)?;
         println!("| {r:.2} | {a:.3} | {bound:.3} |");
     }
     Ok(())

@@ -87,14 +87,36 @@ pub fn approximate_certified_accuracy(outcomes: &[Outcome], radii: &[f64]) -> Re
         .collect())
 }
 
-/// How [`certified_accuracy_lower_bound`] bounds the number of wrong certificates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How [`certified_accuracy_lower_bound`] bounds the number of wrong certificates. The
+/// default, used by the examples and `smoothing analyze` alike, is the exact binomial tail,
+/// the tighter of the two; name the bound with [`name`](Self::name) wherever a figure is
+/// shown, since the two give different numbers for the same log.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::certificate::accuracy::AccuracyBound;
+///
+/// assert_eq!(AccuracyBound::default(), AccuracyBound::Binomial);
+/// assert_eq!(AccuracyBound::Bernstein.name(), "Bernstein");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AccuracyBound {
     /// The paper's Theorem 6, from Bernstein's inequality.
     Bernstein,
     /// The exact binomial tail in place of Bernstein's inequality: valid under the same
     /// assumptions and never looser than needed for the stochastic bound it rests on.
+    #[default]
     Binomial,
+}
+
+impl AccuracyBound {
+    /// The bound's name for tables and legends: `exact binomial` or `Bernstein`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bernstein => "Bernstein",
+            Self::Binomial => "exact binomial",
+        }
+    }
 }
 
 /// A lower bound on the true certified accuracy at some radius that holds with probability at

@@ -196,7 +196,8 @@ impl PytorchCheckpoint {
     /// The architecture named by the `arch` field.
     ///
     /// # Errors
-    /// [`Error::UnknownArchitecture`] if the field is missing or names an architecture the
+    /// [`Error::MissingArchitecture`] if the field is missing; [`Error::UnknownArchitecture`]
+    /// if it names an architecture the
     /// crate does not build.
     ///
     /// # Example
@@ -209,9 +210,9 @@ impl PytorchCheckpoint {
     pub fn architecture(&self) -> Result<Architecture> {
         match &self.arch {
             Some(a) => a.parse(),
-            None => Err(Error::UnknownArchitecture(
-                "(the checkpoint has no 'arch' field; build the model and use load_into)".into(),
-            )),
+            None => Err(Error::MissingArchitecture {
+                path: self.path.display().to_string(),
+            }),
         }
     }
 

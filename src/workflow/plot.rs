@@ -260,7 +260,8 @@ fn draw<DB: DrawingBackend>(
             }
         };
         let points = curve.points.iter().copied();
-        let series = if curve.dashed {
+        let dashed = curve.dashed;
+        let series = if dashed {
             chart.draw_series(DashedLineSeries::new(points, 8, 5, style))
         } else {
             chart.draw_series(LineSeries::new(points, style))
@@ -268,7 +269,13 @@ fn draw<DB: DrawingBackend>(
         series
             .map_err(text)?
             .label(&curve.label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            .legend(move |(x, y)| {
+                // The legend's sample drawn as the curve is: two dashes for a dashed one.
+                let (end, start) = if dashed { (8, 12) } else { (10, 10) };
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (end, 0)], style)
+                    + PathElement::new(vec![(start, 0), (20, 0)], style)
+            });
     }
     chart
         .configure_series_labels()

@@ -72,6 +72,7 @@ pub struct TrainConfig {
     weight_decay: f64,
     crop_padding: usize,
     flip: bool,
+    keep_checkpoints: usize,
 }
 
 impl TrainConfig {
@@ -95,6 +96,7 @@ impl TrainConfig {
             weight_decay: 1e-4,
             crop_padding: 0,
             flip: false,
+            keep_checkpoints: 2,
         }
     }
 
@@ -163,6 +165,22 @@ impl TrainConfig {
         self
     }
 
+    /// How many of the latest epochs keep their model and optimizer checkpoints (at least 1,
+    /// which a resumed run needs; 2 by default). The epoch with the best test accuracy
+    /// keeps its model too. The paper's `train.py` keeps only the latest.
+    ///
+    /// # Example
+    /// ```
+    /// # use randomized_smoothing::workflow::train::TrainConfig;
+    /// assert_eq!(TrainConfig::new(0.25).keep_checkpoints(5).check()?.checkpoints_kept(), 5);
+    /// assert!(TrainConfig::new(0.25).keep_checkpoints(0).check().is_err());
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn keep_checkpoints(mut self, last: usize) -> Self {
+        self.keep_checkpoints = last;
+        self
+    }
+
     /// Data augmentation: random crops after zero padding by `padding` pixels, and random
     /// horizontal flips (the paper's CIFAR-10 setting is 4 and true).
     ///
@@ -200,6 +218,7 @@ impl TrainConfig {
         check_positive("epochs", self.epochs as u64)?;
         check_positive("batch_size", self.batch_size as u64)?;
         check_positive("lr step", self.lr_step as u64)?;
+        check_positive("checkpoints kept", self.keep_checkpoints as u64)?;
         let invalid = |name, reason: &str| {
             Err(Error::InvalidParameter {
                 name,
@@ -248,6 +267,11 @@ impl TrainValidConfig {
     /// Batch size.
     pub fn batch_size(&self) -> usize {
         self.0.batch_size
+    }
+
+    /// How many of the latest epochs keep their checkpoints.
+    pub fn checkpoints_kept(&self) -> usize {
+        self.0.keep_checkpoints
     }
 
     /// The learning rate in epoch `epoch` (counted from 0).
@@ -307,8 +331,9 @@ pub struct EpochReport {
     pub test_acc: f64,
 }
 
-/// Header of the training log, as the paper's `train.py` writes it.
-const LOG_HEADER: &str = "epoch\ttime\tlr\ttrain loss\ttrain acc\ttestloss\ttest acc";
+/// Header of the training log: the columns of the paper's `train.py`, named consistently
+/// (its own header mixes `train loss` with `testloss`).
+const LOG_HEADER: &str = "epoch\ttime\tlr\ttrain_loss\ttrain_acc\ttest_loss\ttest_acc";
 
 impl EpochReport {
     /// The report as a tab-separated log line.
@@ -319,11 +344,12 @@ impl EpochReport {
     /// # use randomized_smoothing::workflow::train::EpochReport;
     /// let e = EpochReport { epoch: 2, time: Duration::ZERO, lr: 0.01, train_loss: 1.0,
     ///                       train_acc: 0.5, test_loss: 1.0, test_acc: 0.5 };
-    /// assert!(e.to_line().starts_with("2\t0.000\t0.01\t"));
+    /// assert!(e.to_line().starts_with("2\t0.000\t0.010000\t"));
     /// ```
     pub fn to_line(&self) -> String {
+        // The learning rate rounded: 0.1 * 0.1 is 0.010000000000000002 in full.
         format!(
-            "{}\t{:.3}\t{}\t{:.4}\t{:.4}\t{:.4}\t{:.4}",
+            "{}\t{:.3}\t{:.6}\t{:.4}\t{:.4}\t{:.4}\t{:.4}",
             self.epoch,
             self.time.as_secs_f64(),
             self.lr,
@@ -483,6 +509,44 @@ fn add_noise<B: Backend>(x: Tensor<B, 4>, sigma: f64) -> Tensor<B, 4> {
     x + noise
 }
 
+/// Deletes the checkpoints a resumed run no longer needs: the optimizer state of all but the
+/// latest `keep` epochs, and their models too, except the model of the epoch with the best
+/// test accuracy in `log.tsv` (the first such epoch on a tie).
+fn prune_checkpoints(dir: &Path, latest: usize, keep: usize) -> Result<()> {
+    let best = fs::read_to_string(dir.join("log.tsv"))
+        .ok()
+        .and_then(|log| {
+            log.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split('\t').collect();
+                    Some((
+                        fields.first()?.parse::<usize>().ok()?,
+                        fields.get(6)?.parse::<f64>().ok()?,
+                    ))
+                })
+                .fold(
+                    None,
+                    |best: Option<(usize, f64)>, (epoch, acc)| match best {
+                        Some((_, b)) if b >= acc => best,
+                        _ => Some((epoch, acc)),
+                    },
+                )
+        })
+        .map(|(epoch, _)| epoch);
+    let remove = |path: PathBuf| match fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
+        _ => Ok(()),
+    };
+    for epoch in 1..=latest.saturating_sub(keep) {
+        remove(dir.join(format!("optim-{epoch}.mpk")))?;
+        if Some(epoch) != best {
+            remove(dir.join(format!("model-{epoch}.mpk")))?;
+        }
+    }
+    Ok(())
+}
+
 /// The last epoch with a complete checkpoint in `dir`, if any.
 fn last_checkpoint(dir: &Path) -> Option<usize> {
     let entries = fs::read_dir(dir).ok()?;
@@ -504,7 +568,8 @@ fn last_checkpoint(dir: &Path) -> Option<usize> {
 ///
 /// With a `checkpoints` folder, the model and optimizer are saved there after every epoch
 /// (`model-N.mpk`, `optim-N.mpk`) and the log is appended to `log.tsv`; a later call with the
-/// same folder resumes after the last complete checkpoint. Shuffling and noise are derived
+/// same folder resumes after the last complete checkpoint. Only the latest epochs'
+/// checkpoints are kept ([`TrainConfig::keep_checkpoints`]), with the best epoch's model. Shuffling and noise are derived
 /// from `(seed, epoch)`, so a resumed run draws what the uninterrupted one would have.
 ///
 /// # Errors
@@ -623,6 +688,8 @@ where
                 writeln!(log, "{LOG_HEADER}")?;
             }
             writeln!(log, "{}", report.to_line())?;
+            drop(log);
+            prune_checkpoints(dir, epoch + 1, config.checkpoints_kept())?;
         }
         on_epoch(&report);
     }

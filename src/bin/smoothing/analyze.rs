@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use randomized_smoothing::certificate::accuracy::{
     AccuracyBound, Outcome, approximate_certified_accuracy, certified_accuracy_lower_bound,
 };
@@ -24,7 +24,7 @@ pub(crate) struct AnalyzeArgs {
     /// Certification logs (certify's TSV, or the paper's released logs).
     #[arg(required = true)]
     pub(crate) logs: Vec<PathBuf>,
-    /// Names for the logs, in order (default: file names).
+    /// Names for the logs, one per log in order, comma-separated (default: the file names).
     #[arg(long, value_delimiter = ',')]
     pub(crate) labels: Vec<String>,
     /// Radii of the tables.
@@ -39,9 +39,13 @@ pub(crate) struct AnalyzeArgs {
     /// when it has one; for a log without, the paper's 0.001 unless given.
     #[arg(long, value_delimiter = ',')]
     pub(crate) alpha: Vec<f64>,
-    /// Failure probability of the Appendix D bound.
+    /// Failure probability of the Appendix D lower bound.
     #[arg(long, default_value_t = 0.001)]
     pub(crate) rho: f64,
+    /// The Appendix D lower bound: the exact binomial tail (tighter), or the paper's
+    /// Bernstein inequality (Theorem 6).
+    #[arg(long, value_enum, default_value = "exact")]
+    pub(crate) bound: BoundKind,
     /// Output folder: table.md, table.tex, curves.tsv, certified_accuracy.svg/png.
     #[arg(long)]
     pub(crate) out: PathBuf,
@@ -77,6 +81,23 @@ pub(crate) struct AnalyzeArgs {
         default_value = "0.1,0.01,0.001,0.0001,0.00001"
     )]
     pub(crate) project_alpha: Vec<f64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BoundKind {
+    /// The exact binomial tail.
+    Exact,
+    /// Bernstein's inequality, as the paper's Theorem 6.
+    Bernstein,
+}
+
+impl From<BoundKind> for AccuracyBound {
+    fn from(kind: BoundKind) -> Self {
+        match kind {
+            BoundKind::Exact => AccuracyBound::Binomial,
+            BoundKind::Bernstein => AccuracyBound::Bernstein,
+        }
+    }
 }
 
 /// What a log was certified with: from its manifest, else from the flags or the paper's
@@ -164,6 +185,14 @@ fn settings_of(args: &AnalyzeArgs) -> Result<Vec<Settings>, Failure> {
 }
 
 pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
+    if !args.labels.is_empty() && args.labels.len() != args.logs.len() {
+        return Err(format!(
+            "--labels gives {} names for {} logs (one per log, in order, or none for the file names)",
+            args.labels.len(),
+            args.logs.len()
+        )
+        .into());
+    }
     let settings = settings_of(args)?;
     let mut runs: Vec<(String, Vec<Outcome>)> = Vec::new();
     for (i, path) in args.logs.iter().enumerate() {
@@ -171,12 +200,16 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
             .iter()
             .map(|r| r.outcome())
             .collect();
-        let label = args.labels.get(i).cloned().unwrap_or_else(|| {
-            path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            )
-        });
+        let label = args
+            .labels
+            .get(i)
+            .map(|l| l.trim().to_string())
+            .unwrap_or_else(|| {
+                path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
+            });
         runs.push((label, outcomes));
     }
     std::fs::create_dir_all(&args.out)?;
@@ -234,7 +267,11 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
         ));
         curves.push(
             Curve::new(
-                format!("{label}: lower bound (rho = {})", args.rho),
+                format!(
+                    "{label}: lower bound ({}, rho = {})",
+                    AccuracyBound::from(args.bound).name(),
+                    args.rho
+                ),
                 grid.iter().copied().zip(lower).collect(),
             )
             .dashed(),

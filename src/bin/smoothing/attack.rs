@@ -46,39 +46,79 @@ pub(crate) struct AttackArgs {
     /// --out is a folder here: pgd_{m}R.tsv (m the multiple) or deepfool.tsv, and summary.md.
     #[command(flatten)]
     pub(crate) job: JobArgs,
+    /// The attack.
     #[arg(long, value_enum, default_value = "pgd")]
     pub(crate) method: Method,
-    /// The certification log of this model and sigma: the examples it certified correctly
-    /// are attacked, at multiples of their radius.
+    /// PGD: the certification log of this model and sigma (certify's output): the examples
+    /// it certified correctly are attacked, at multiples of their radius. Required by PGD.
     #[arg(long)]
     pub(crate) log: Option<PathBuf>,
-    /// Multiples of the certified radius to attack at.
-    #[arg(long, value_delimiter = ',', default_value = "1.5,2")]
-    pub(crate) multiples: Vec<f64>,
-    /// PGD steps.
-    #[arg(long, default_value_t = 20)]
-    pub(crate) steps: usize,
-    /// PGD step length (default 2.5 * radius / steps).
+    /// PGD: multiples of the certified radius to attack at [default: 1.5,2].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) multiples: Option<Vec<f64>>,
+    /// PGD: gradient steps [default: 20].
+    #[arg(long)]
+    pub(crate) steps: Option<usize>,
+    /// PGD: step length in pixel units [default: 2.5 * attack radius / steps].
     #[arg(long)]
     pub(crate) step_size: Option<f64>,
-    /// Noise draws per PGD step.
-    #[arg(long, default_value_t = 128)]
-    pub(crate) samples: usize,
-    #[arg(long, value_enum, default_value = "mean-loss")]
-    pub(crate) objective: ObjectiveArg,
-    /// PREDICT's samples at each adversarial input.
-    #[arg(long, default_value_t = 10_000)]
-    pub(crate) n: u64,
-    /// Radii of the DeepFool summary.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "0,0.25,0.5,0.75,1,1.25,1.5"
-    )]
-    pub(crate) radii: Vec<f64>,
+    /// PGD: noise draws per step to estimate the smoothed classifier's gradient [default: 128].
+    #[arg(long)]
+    pub(crate) samples: Option<usize>,
+    /// PGD: the objective [default: mean-loss].
+    #[arg(long, value_enum)]
+    pub(crate) objective: Option<ObjectiveArg>,
+    /// PGD: PREDICT's noise samples at each adversarial input [default: 10000].
+    #[arg(long)]
+    pub(crate) n: Option<u64>,
+    /// DeepFool: radii of the robust-accuracy summary [default: 0,0.25,0.5,0.75,1,1.25,1.5].
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) radii: Option<Vec<f64>>,
+    /// DeepFool: largest number of linearization steps [default: 50].
+    #[arg(long)]
+    pub(crate) max_iterations: Option<usize>,
+    /// DeepFool: overshoot past the boundary, as a fraction of the step [default: 0.02].
+    #[arg(long)]
+    pub(crate) overshoot: Option<f64>,
+}
+
+/// Refuses flags of the other method, which would otherwise be ignored without a word.
+fn check_method_flags(args: &AttackArgs) -> Result<(), Failure> {
+    let pgd_only = [
+        ("--sigma", args.job.sigma.is_some()),
+        ("--log", args.log.is_some()),
+        ("--multiples", args.multiples.is_some()),
+        ("--steps", args.steps.is_some()),
+        ("--step-size", args.step_size.is_some()),
+        ("--samples", args.samples.is_some()),
+        ("--objective", args.objective.is_some()),
+        ("--n", args.n.is_some()),
+    ];
+    let deepfool_only = [
+        ("--radii", args.radii.is_some()),
+        ("--max-iterations", args.max_iterations.is_some()),
+        ("--overshoot", args.overshoot.is_some()),
+    ];
+    let (other, method): (&[(&str, bool)], &str) = match args.method {
+        Method::Pgd => (&deepfool_only, "deepfool"),
+        Method::Deepfool => (&pgd_only, "pgd"),
+    };
+    match other.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(format!(
+            "{flag} applies to --method {method} only{}",
+            if *flag == "--sigma" {
+                " (DeepFool attacks the base classifier, which has no noise)"
+            } else {
+                ""
+            }
+        )
+        .into()),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> Result<(), Failure> {
+    check_method_flags(args)?;
     let data = args.data.load(args.job.split)?;
     // Gradients through autodiff on the same backend; batch norms folded, so that they use
     // their running statistics under autodiff too.
@@ -89,11 +129,19 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
     std::fs::create_dir_all(&out)?;
     let mut summary = String::new();
     let mut job = args.job.job()?;
+    let every = args.job.progress_every()?;
     // What every output log of this run depends on; each method adds its own settings.
     let manifest = manifest::<B>("attack", &args.data, &args.model, &args.job, device)?;
     if args.method == Method::Deepfool {
         job.output = out.join("deepfool.tsv");
-        let config = DeepFoolConfig::default().check()?;
+        let mut config = DeepFoolConfig::default();
+        if let Some(k) = args.max_iterations {
+            config = config.max_iterations(k);
+        }
+        if let Some(o) = args.overshoot {
+            config = config.overshoot(o);
+        }
+        let config = config.check()?;
         manifest
             .clone()
             .set("method", "deepfool")
@@ -101,15 +149,13 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
             .set("overshoot", config.overshoot())
             .set("candidates", config.candidates())
             .attach(&job.output)?;
-        let bar = progress(job.selection.indices(data.len()).len() as u64, "examples");
-        let rows = deepfool_dataset(logits, &*data, &config, &job, device, |row, done, _| {
-            bar.set_position(done as u64);
-            bar.set_message(format!(
-                "last: idx {} distance {:.3}",
-                row.idx, row.distance
-            ));
+        let total = job.selection.indices(data.len()).len();
+        let mut progress = Progress::new("deepfool", total, 0, every);
+        let rows = deepfool_dataset(logits, &*data, &config, &job, device, |row, done, total| {
+            let message = format!("last: idx {} distance {:.3}", row.idx, row.distance);
+            progress.row(done, total, message);
         })?;
-        bar.finish_and_clear();
+        progress.finish();
         let m = rows.len().max(1) as f64;
         let fooled = rows.iter().filter(|r| r.fooled).count();
         let mut distances: Vec<f64> = rows
@@ -134,7 +180,11 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
         // An empty selection (a shard past the end) has no accuracy to tabulate.
         if !rows.is_empty() {
             summary.push_str("| r | robust accuracy |\n| ---: | ---: |\n");
-            for &r in &args.radii {
+            let radii = args
+                .radii
+                .clone()
+                .unwrap_or_else(|| vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5]);
+            for &r in &radii {
                 let robust = deepfool_robust_accuracy(&rows, r)?;
                 summary.push_str(&format!("| {r} | {robust:.3} |\n"));
             }
@@ -172,20 +222,28 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
             ),
         }
         let certified = read_certify_log(open(log)?)?;
+        let (steps, samples, n) = (
+            args.steps.unwrap_or(20),
+            args.samples.unwrap_or(128),
+            args.n.unwrap_or(10_000),
+        );
+        let objective = args.objective.unwrap_or(ObjectiveArg::MeanLoss);
+        let multiples = args.multiples.clone().unwrap_or_else(|| vec![1.5, 2.0]);
+        let sigma = args.job.sigma()?;
         let smoothed = SmoothedClassifier::new(
             load::<B>(&args.model, &args.data, &*data, device)?,
-            Gaussian::new(args.job.sigma)?,
+            Gaussian::new(sigma)?,
         );
         let predict = PredictConfig::default()
-            .n(args.n)
+            .n(n)
             .alpha(args.job.alpha)
             .batch_size(args.job.batch)
             .check()?;
         let mut pgd = PgdConfig::new(1.0)
-            .steps(args.steps)
-            .samples(args.samples)
-            .batch_size(args.job.batch.min(args.samples))
-            .objective(match args.objective {
+            .steps(steps)
+            .samples(samples)
+            .batch_size(args.job.batch.min(samples))
+            .objective(match objective {
                 ObjectiveArg::MeanLoss => Objective::MeanLoss,
                 ObjectiveArg::LossOfMean => Objective::LossOfMean,
             });
@@ -196,32 +254,32 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
             "# PGD (l2) against the smoothed classifier\n\nsigma = {}, {} steps, m = {}, \
              objective {}, PREDICT with n = {} at alpha = {}; examples certified correct in {}.\n\n\
              | attack radius | examples | fooled | abstained | robust |\n| --- | ---: | ---: | ---: | ---: |\n",
-            args.job.sigma,
-            args.steps,
-            args.samples,
-            match args.objective {
+            sigma,
+            steps,
+            samples,
+            match objective {
                 ObjectiveArg::MeanLoss => "mean loss (Appendix J.3)",
                 ObjectiveArg::LossOfMean => "loss of the mean (Salman et al.)",
             },
-            args.n,
+            n,
             args.job.alpha,
             log.display()
         ));
-        for &multiple in &args.multiples {
+        for &multiple in &multiples {
             job.output = out.join(format!("pgd_{multiple}R.tsv"));
             manifest
                 .clone()
                 .set("method", "pgd")
                 .set("multiple", multiple)
-                .set("objective", name_of(args.objective))
-                .set("steps", args.steps)
+                .set("objective", name_of(objective))
+                .set("steps", steps)
                 .set(
                     "step_size",
                     args.step_size
                         .map_or_else(|| "2.5 radius / steps".into(), |s| s.to_string()),
                 )
-                .set("samples", args.samples)
-                .set("n", args.n)
+                .set("samples", samples)
+                .set("n", n)
                 .attach(&job.output)?;
             let attack = AttackJob {
                 certified: &certified,
@@ -231,7 +289,7 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
             };
             // Its length comes with the first row: which examples are attacked is the
             // library's rule (certified correctly with R > 0), not repeated here.
-            let bar = progress(0, &format!("examples at {multiple}R"));
+            let mut progress = Progress::new(&format!("pgd at {multiple}R"), 0, 0, every);
             let rows = attack_dataset(
                 &smoothed,
                 logits,
@@ -239,12 +297,11 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
                 &attack,
                 (device, device),
                 |row, done, total| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                    bar.set_message(format!("last: idx {} {}", row.idx, row.outcome.name()));
+                    let message = format!("last: idx {} {}", row.idx, row.outcome.name());
+                    progress.row(done, total, message);
                 },
             )?;
-            bar.finish_and_clear();
+            progress.finish();
             let m = rows.len().max(1) as f64;
             let rate = |o: AttackOutcome| {
                 let k = rows.iter().filter(|r| r.outcome == o).count();

@@ -36,8 +36,15 @@ pub(crate) fn run_certify<B: Backend>(
         data,
         smoothed,
         job,
-        bar,
-    } = Run::<B>::new(&args.data, &args.model, &args.job, device)?;
+        mut progress,
+    } = Run::<B>::new(
+        "certify",
+        &args.data,
+        &args.model,
+        &args.job,
+        args.n0 + args.n,
+        device,
+    )?;
     let config = CertifyConfig::default()
         .n0(args.n0)
         .n(args.n)
@@ -51,11 +58,18 @@ pub(crate) fn run_certify<B: Backend>(
         .set("n", args.n)
         .set("two_sided", args.two_sided)
         .attach(&job.output)?;
-    let rows = certify_dataset(&smoothed, &*data, &config, &job, device, |row, done, _| {
-        bar.set_position(done as u64);
-        bar.set_message(format!("last: idx {} radius {:.3}", row.idx, row.radius));
-    })?;
-    bar.finish_and_clear();
+    let rows = certify_dataset(
+        &smoothed,
+        &*data,
+        &config,
+        &job,
+        device,
+        |row, done, total| {
+            let message = format!("last: idx {} radius {:.3}", row.idx, row.radius);
+            progress.row(done, total, message);
+        },
+    )?;
+    progress.finish();
     let correct = rows.iter().filter(|r| r.correct).count();
     println!(
         "{} rows in {}; certified correct (r >= 0): {correct} ({:.3})",

@@ -1,7 +1,7 @@
 //! What the commands share: data and model arguments, jobs and their progress bars.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
@@ -135,7 +135,7 @@ pub(crate) struct ModelArgs {
     #[arg(long)]
     pub(crate) arch: Option<String>,
     /// Channels of the small CNN's first convolutions, for a .bpk file without a model card
-    /// (default 32).
+    /// (default 32): the value `train --filters` was given. Files `train` writes now carry it.
     #[arg(long)]
     pub(crate) filters: Option<usize>,
     /// Weights: a burnpack file written by `train` (.bpk) or a PyTorch checkpoint in the
@@ -223,7 +223,13 @@ pub(crate) fn config_for(
                 .with_std(vec![std]),
         ));
     }
-    Ok(arch.parse::<Architecture>()?.config(sample.num_classes()))
+    let arch: Architecture = arch.parse().map_err(|_| {
+        format!(
+            "unknown architecture {arch:?}: expected small_cnn, cifar_resnet20, cifar_resnet110 \
+             (any cifar_resnet<6k+2>) or resnet50"
+        )
+    })?;
+    Ok(arch.config(sample.num_classes()))
 }
 
 /// The model for inference: loaded, with batch norms folded into the convolutions.
@@ -249,6 +255,14 @@ pub(crate) fn load_weights<BK: Backend>(
             .init(device)
             .map_err(Failure::from)
     };
+    if args.model.extension().is_some_and(|e| e == "mpk") {
+        return Err(format!(
+            "{} is a training checkpoint (one epoch's Burn record, without its configuration), \
+             not a model file: give the model.bpk that train writes beside checkpoints/",
+            args.model.display()
+        )
+        .into());
+    }
     let model = if args.is_burnpack() {
         match args.card()? {
             Some(_) => load_model_with_card(&args.model, device)?.0,
@@ -301,17 +315,24 @@ fn shape_text(shape: &[usize]) -> String {
 
 #[derive(Args)]
 pub(crate) struct JobArgs {
-    /// Noise level of the smoothed classifier.
+    /// Noise level sigma of the smoothed classifier, in pixel units (pixels lie in [0, 1]).
+    /// Required by certify, predict and PGD; DeepFool attacks the base classifier and
+    /// takes none.
     #[arg(long)]
-    pub(crate) sigma: f64,
+    pub(crate) sigma: Option<f64>,
+    /// Failure probability of each certificate or prediction (the paper's alpha).
     #[arg(long, default_value_t = 0.001)]
     pub(crate) alpha: f64,
+    /// Noisy copies of an example pushed through the model at once. Larger batches run
+    /// faster until memory runs out; the noise, hence every row, depends on it (it is in
+    /// the manifest).
     #[arg(long, default_value_t = 400)]
     pub(crate) batch: usize,
     /// Take every skip-th example (certify.py's --skip).
     #[arg(long, default_value_t = 1)]
     pub(crate) skip: usize,
-    /// At most this many examples (a count, unlike certify.py's index).
+    /// At most this many examples of the split, after --skip (a count, unlike certify.py's
+    /// index). PGD attacks those among them that the log certified correctly.
     #[arg(long)]
     pub(crate) max: Option<usize>,
     /// Run shard k of N (`k/N`, k from 0); merge the shards' logs with `merge`.
@@ -326,9 +347,23 @@ pub(crate) struct JobArgs {
     /// The TSV log; a rerun continues after its last complete row.
     #[arg(long)]
     pub(crate) out: PathBuf,
+    /// Seconds between progress lines on stderr when it is not a terminal (a batch job, a
+    /// pipe), where the progress bar is hidden; 0 prints a line per example.
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) progress_every: f64,
 }
 
 impl JobArgs {
+    pub(crate) fn sigma(&self) -> Result<f64, Failure> {
+        self.sigma
+            .ok_or_else(|| "--sigma is required: the noise level of the smoothed classifier".into())
+    }
+
+    pub(crate) fn progress_every(&self) -> Result<Duration, Failure> {
+        Duration::try_from_secs_f64(self.progress_every)
+            .map_err(|_| "--progress-every takes a number of seconds, 0 or more".into())
+    }
+
     pub(crate) fn job(&self) -> Result<Job, Failure> {
         Ok(Job {
             selection: Selection::new(self.skip, self.max, Shard::parse(&self.shard)?)?,
@@ -360,34 +395,110 @@ pub(crate) fn progress(len: u64, unit: &str) -> ProgressBar {
     bar
 }
 
+/// A job's progress over its rows: a bar on a terminal; without one (a Slurm job, a pipe),
+/// which hides the bar, a line on stderr every `every` and after the last row, with the
+/// rows done, the rate (rows and noisy samples per second, over this run's rows: a resumed
+/// run's earlier rows took no time here) and the time left.
+pub(crate) struct Progress {
+    bar: ProgressBar,
+    what: String,
+    samples_per_row: u64,
+    every: Duration,
+    started: Instant,
+    last_line: Option<Instant>,
+    done_before: Option<usize>,
+}
+
+impl Progress {
+    /// Progress of `what` (`certify`, ...), whose rows each draw `samples_per_row` noisy
+    /// samples (0 when that varies).
+    pub(crate) fn new(what: &str, total: usize, samples_per_row: u64, every: Duration) -> Self {
+        Self {
+            bar: progress(total as u64, "examples"),
+            what: what.to_string(),
+            samples_per_row,
+            every,
+            started: Instant::now(),
+            last_line: None,
+            done_before: None,
+        }
+    }
+
+    /// Row `done` of `total` is written; `message` describes it for the bar.
+    pub(crate) fn row(&mut self, done: usize, total: usize, message: String) {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
+        self.bar.set_message(message);
+        let done_before = *self.done_before.get_or_insert(done.saturating_sub(1));
+        let due = self.last_line.is_none_or(|t| t.elapsed() >= self.every);
+        if self.bar.is_hidden() && (due || done == total) {
+            self.last_line = Some(Instant::now());
+            eprintln!("{}", self.line(done - done_before, done, total));
+        }
+    }
+
+    fn line(&self, new: usize, done: usize, total: usize) -> String {
+        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
+        let rate = new as f64 / seconds;
+        let mut line = format!(
+            "{}: {done}/{total} examples ({:.1}%), {rate:.3} examples/s",
+            self.what,
+            100.0 * done as f64 / total.max(1) as f64
+        );
+        if self.samples_per_row > 0 {
+            line.push_str(&format!(
+                ", {:.0} samples/s",
+                rate * self.samples_per_row as f64
+            ));
+        }
+        let left = (total - done) as f64 / rate.max(1e-9);
+        let left = left.min(1e9) as u64;
+        line.push_str(&format!(
+            ", eta {}:{:02}:{:02}",
+            left / 3600,
+            left / 60 % 60,
+            left % 60
+        ));
+        line
+    }
+
+    pub(crate) fn finish(self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 /// What `certify` and `predict` share: the data split, the smoothed model, the job and its
 /// progress bar.
 pub(crate) struct Run<B: Backend> {
     pub(crate) data: Box<dyn ImageSource>,
     pub(crate) smoothed: SmoothedClassifier<Model<B>>,
     pub(crate) job: Job,
-    pub(crate) bar: ProgressBar,
+    pub(crate) progress: Progress,
 }
 
 impl<B: Backend> Run<B> {
     pub(crate) fn new(
+        command: &str,
         data: &DataArgs,
         model: &ModelArgs,
         job: &JobArgs,
+        samples_per_row: u64,
         device: &B::Device,
     ) -> Result<Self, Failure> {
         let split = data.load(job.split)?;
+        let every = job.progress_every()?;
         let smoothed = SmoothedClassifier::new(
             load(model, data, &*split, device)?,
-            Gaussian::new(job.sigma)?,
+            Gaussian::new(job.sigma()?)?,
         );
         let job = job.job()?;
-        let bar = progress(job.selection.indices(split.len()).len() as u64, "examples");
+        let total = job.selection.indices(split.len()).len();
+        let progress = Progress::new(command, total, samples_per_row, every);
         Ok(Self {
             data: split,
             smoothed,
             job,
-            bar,
+            progress,
         })
     }
 }
@@ -431,7 +542,10 @@ pub(crate) fn manifest<B: Backend>(
         .set("split", name_of(job.split))
         .set("data_sha256", data.digest(job.split)?)
         .set("noise", "gaussian")
-        .set("sigma", job.sigma)
+        .set(
+            "sigma",
+            job.sigma.map_or_else(|| "none".into(), |s| s.to_string()),
+        )
         .set("alpha", job.alpha)
         .set("batch", job.batch)
         .set("seed", job.seed)

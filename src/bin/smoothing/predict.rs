@@ -29,8 +29,15 @@ pub(crate) fn run_predict<B: Backend>(
         data,
         smoothed,
         job,
-        bar,
-    } = Run::<B>::new(&args.data, &args.model, &args.job, device)?;
+        mut progress,
+    } = Run::<B>::new(
+        "predict",
+        &args.data,
+        &args.model,
+        &args.job,
+        args.n,
+        device,
+    )?;
     let config = PredictConfig::default()
         .n(args.n)
         .alpha(args.job.alpha)
@@ -40,10 +47,17 @@ pub(crate) fn run_predict<B: Backend>(
     manifest::<B>("predict", &args.data, &args.model, &args.job, device)?
         .set("n", args.n)
         .attach(&job.output)?;
-    let rows = predict_dataset(&smoothed, &*data, &config, &job, device, |_, done, _| {
-        bar.set_position(done as u64)
-    })?;
-    bar.finish_and_clear();
+    let rows = predict_dataset(
+        &smoothed,
+        &*data,
+        &config,
+        &job,
+        device,
+        |row, done, total| {
+            progress.row(done, total, format!("last: idx {}", row.idx));
+        },
+    )?;
+    progress.finish();
     let correct = rows.iter().filter(|r| r.correct).count();
     let abstain = rows.iter().filter(|r| r.predict.is_none()).count();
     println!(

@@ -16,19 +16,23 @@ use super::common::*;
 pub(crate) struct TrainArgs {
     #[command(flatten)]
     pub(crate) data: DataArgs,
-    /// Architecture (small_cnn, cifar_resnet20, cifar_resnet110, ...).
+    /// Architecture: small_cnn, cifar_resnet20, cifar_resnet110 (any cifar_resnet<6k+2>) or
+    /// resnet50. The model file records it, with the width and normalization.
     #[arg(long, default_value = "small_cnn")]
     pub(crate) arch: String,
-    /// Channels of the small CNN's first convolutions.
+    /// Channels of the small CNN's first two convolutions (the third has twice as many).
     #[arg(long, default_value_t = 32)]
     pub(crate) filters: usize,
     /// Standard deviation of the Gaussian augmentation noise.
     #[arg(long)]
     pub(crate) sigma: f64,
+    /// Passes over the training split.
     #[arg(long, default_value_t = 90)]
     pub(crate) epochs: usize,
+    /// Examples per SGD step (each with its own noise).
     #[arg(long, default_value_t = 256)]
     pub(crate) batch: usize,
+    /// Initial learning rate of SGD (momentum 0.9, weight decay 1e-4).
     #[arg(long, default_value_t = 0.1)]
     pub(crate) lr: f64,
     /// Multiply the learning rate by 0.1 every this many epochs.
@@ -37,8 +41,13 @@ pub(crate) struct TrainArgs {
     /// Random crop padding and horizontal flips (the paper's CIFAR-10 augmentation).
     #[arg(long)]
     pub(crate) augment: bool,
+    /// Seed of the initial weights, the data order, the crops and the augmentation noise.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+    /// Epochs whose model and optimizer checkpoints are kept (the latest ones; a resumed run
+    /// needs the last). The best epoch's model (by test accuracy) is kept too.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) keep_checkpoints: usize,
     /// Output folder: checkpoints each epoch (a rerun resumes), log.tsv, model.bpk.
     #[arg(long)]
     pub(crate) out: PathBuf,
@@ -55,7 +64,8 @@ pub(crate) fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Res
         .epochs(args.epochs)
         .batch_size(args.batch)
         .lr(args.lr)
-        .lr_schedule(args.lr_step_size, 0.1);
+        .lr_schedule(args.lr_step_size, 0.1)
+        .keep_checkpoints(args.keep_checkpoints);
     if args.augment {
         params = params.augment(4, true);
     }
