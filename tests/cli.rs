@@ -758,3 +758,85 @@ fn attack_certified_examples() {
     );
     assert!(stderr.contains("needs --log"), "{stderr}");
 }
+
+/// Your own data set: an image folder of any image size, read as the flags say, trained and
+/// certified; the model file records how its images are read, so certify needs no flags, and
+/// one that contradicts it is refused.
+#[test]
+fn own_image_folder_end_to_end() {
+    use image::{Rgb, RgbImage};
+    use randomized_smoothing::data::FolderTransform;
+    use randomized_smoothing::models::read_model_card;
+    let dir = scratch("folder");
+    // Two classes of 12x12 colour images: dark and bright, with a pseudo-random texture.
+    for (split, count) in [("train", 24), ("test", 6)] {
+        for (class, level) in [("bright", 200u32), ("dark", 50)] {
+            let folder = dir.join(format!("data/{split}/{class}"));
+            std::fs::create_dir_all(&folder).unwrap();
+            for i in 0..count {
+                let image = RgbImage::from_fn(12, 12, |x, y| {
+                    let t = (x * 7 + y * 13 + i * 31) % 40;
+                    let v = (level + t) as u8;
+                    Rgb([v, v.saturating_sub(10), v])
+                });
+                image.save(folder.join(format!("{i}.png"))).unwrap();
+            }
+        }
+    }
+    let data = ["--dataset", "folder", "--data", "data"];
+    let mut train = vec!["train"];
+    train.extend(data);
+    train.extend(["--image-size", "8", "--channels", "1", "--filters", "8"]);
+    train.extend([
+        "--sigma", "0.25", "--epochs", "4", "--batch", "8", "--out", "run",
+    ]);
+    smoothing(&dir, &train);
+    let card = read_model_card(dir.join("run/model.bpk")).unwrap().unwrap();
+    assert_eq!(card.input, Some(FolderTransform::new(8).with_channels(1)));
+    assert_eq!(card.model.input_shape(), [1, 8, 8]);
+
+    let mut certify = vec!["certify"];
+    certify.extend(data);
+    certify.extend([
+        "--model",
+        "run/model.bpk",
+        "--sigma",
+        "0.25",
+        "--n0",
+        "20",
+        "--n",
+        "200",
+    ]);
+    certify.extend(["--alpha", "0.01", "--out", "c.tsv"]);
+    smoothing(&dir, &certify);
+    let rows = rows_without_time(&dir.join("c.tsv"));
+    assert_eq!(rows.len(), 13, "{rows:?}");
+    let correct = rows.iter().filter(|r| r.ends_with("\t1")).count();
+    assert!(correct >= 10, "{correct} of 12 certified correct: {rows:?}");
+
+    let mut contradicting = certify.clone();
+    contradicting.extend(["--channels", "3"]);
+    let stderr = refused(&dir, &contradicting);
+    assert!(
+        stderr.contains("--channels contradicts the model file"),
+        "{stderr}"
+    );
+    let stderr = refused(
+        &dir,
+        [
+            "train",
+            "--dataset",
+            "folder",
+            "--data",
+            "data",
+            "--sigma",
+            "0.25",
+            "--out",
+            "x",
+        ],
+    );
+    assert!(
+        stderr.contains("--dataset folder needs --image-size"),
+        "{stderr}"
+    );
+}

@@ -8,7 +8,7 @@ use image::imageops::FilterType;
 use image::{DynamicImage, RgbImage};
 use rand::{Rng, RngExt};
 
-use super::ImageSource;
+use super::{FolderTransform, ImageSource};
 use crate::error::{Error, Result, check_positive};
 
 const FORMAT: &str = "image folder";
@@ -46,8 +46,7 @@ pub struct ImageFolder {
     files: Vec<PathBuf>,
     labels: Vec<usize>,
     classes: Vec<String>,
-    resize: u32,
-    crop: u32,
+    transform: FolderTransform,
     shape: [usize; 3],
 }
 
@@ -106,10 +105,34 @@ impl ImageFolder {
             files,
             labels,
             classes: classes.into_iter().map(|(name, _)| name).collect(),
-            resize: 256,
-            crop: 224,
+            transform: FolderTransform::imagenet(),
             shape: [3, 224, 224],
         })
+    }
+
+    /// Reads the images with `transform` instead of ImageNet's: your own data set's size,
+    /// channels and training crops.
+    ///
+    /// # Errors
+    /// Those of [`FolderTransform::check`].
+    ///
+    /// # Example
+    /// ```no_run
+    /// # use randomized_smoothing::data::{FolderTransform, ImageFolder, ImageSource};
+    /// let gray = ImageFolder::open("my-data/test")?.with_transform(FolderTransform::new(28).with_channels(1))?;
+    /// assert_eq!(gray.image_shape(), &[1, 28, 28]);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn with_transform(mut self, transform: FolderTransform) -> Result<Self> {
+        transform.check()?;
+        self.shape = transform.shape();
+        self.transform = transform;
+        Ok(self)
+    }
+
+    /// The transform the images are read with.
+    pub fn transform(&self) -> &FolderTransform {
+        &self.transform
     }
 
     /// Changes the test-time resize (shorter side) and the crop size of both transforms.
@@ -124,7 +147,7 @@ impl ImageFolder {
     /// assert_eq!(small.image_shape(), &[3, 64, 64]);
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
-    pub fn with_sizes(mut self, resize: u32, crop: u32) -> Result<Self> {
+    pub fn with_sizes(self, resize: u32, crop: u32) -> Result<Self> {
         check_positive("crop", u64::from(crop))?;
         if crop > resize {
             return Err(Error::InvalidParameter {
@@ -132,10 +155,12 @@ impl ImageFolder {
                 reason: format!("crop {crop} larger than the resize {resize}"),
             });
         }
-        self.resize = resize;
-        self.crop = crop;
-        self.shape = [3, crop as usize, crop as usize];
-        Ok(self)
+        let transform = FolderTransform {
+            size: crop,
+            resize: Some(resize),
+            ..self.transform.clone()
+        };
+        self.with_transform(transform)
     }
 
     /// The class names, in label order.
@@ -219,33 +244,47 @@ impl ImageSource for ImageFolder {
     fn load(&self, i: usize) -> Result<Cow<'_, [f32]>> {
         let image = self.decode(i)?;
         let (w, h) = image.dimensions();
-        // Shorter side to `resize`, the other in proportion (torchvision truncates).
+        let (resize, crop) = (self.transform.resize_to(), self.transform.size);
+        // Shorter side to `resize`, the other in proportion (torchvision truncates). An image
+        // already of that size is left as it is, as PIL leaves it.
         let (rw, rh) = if w <= h {
             (
-                self.resize,
-                (u64::from(h) * u64::from(self.resize) / u64::from(w)) as u32,
+                resize,
+                (u64::from(h) * u64::from(resize) / u64::from(w)) as u32,
             )
         } else {
             (
-                (u64::from(w) * u64::from(self.resize) / u64::from(h)) as u32,
-                self.resize,
+                (u64::from(w) * u64::from(resize) / u64::from(h)) as u32,
+                resize,
             )
         };
-        let resized = image::imageops::resize(&image, rw, rh, FilterType::Triangle);
+        let resized = if (rw, rh) == (w, h) {
+            image
+        } else {
+            image::imageops::resize(&image, rw, rh, FilterType::Triangle)
+        };
         // torchvision's center crop rounds the offset to the nearest pixel.
-        let top = ((rh - self.crop) as f64 / 2.0).round() as u32;
-        let left = ((rw - self.crop) as f64 / 2.0).round() as u32;
-        let crop = image::imageops::crop_imm(&resized, left, top, self.crop, self.crop);
-        Ok(Cow::Owned(to_chw(&crop.to_image(), false)))
+        let top = ((rh - crop) as f64 / 2.0).round() as u32;
+        let left = ((rw - crop) as f64 / 2.0).round() as u32;
+        let crop = image::imageops::crop_imm(&resized, left, top, crop, crop);
+        Ok(Cow::Owned(to_chw(
+            &crop.to_image(),
+            false,
+            self.transform.channels,
+        )))
     }
 
     fn load_train(&self, i: usize, rng: &mut dyn Rng) -> Result<Cow<'_, [f32]>> {
+        if !self.transform.random_resized_crop {
+            return self.load(i);
+        }
         let image = self.decode(i)?;
         let [left, top, w, h] = random_resized_crop(image.width(), image.height(), rng);
         let region = image::imageops::crop_imm(&image, left, top, w, h).to_image();
-        let resized = image::imageops::resize(&region, self.crop, self.crop, FilterType::Triangle);
+        let size = self.transform.size;
+        let resized = image::imageops::resize(&region, size, size, FilterType::Triangle);
         let flip = rng.random::<bool>();
-        Ok(Cow::Owned(to_chw(&resized, flip)))
+        Ok(Cow::Owned(to_chw(&resized, flip, self.transform.channels)))
     }
 }
 
@@ -303,14 +342,22 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
     last_scan.is_some_and(|start| bytes[start..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
-/// RGB bytes to channel-first pixels in [0, 1], optionally mirrored left to right.
-fn to_chw(image: &RgbImage, flip: bool) -> Vec<f32> {
+/// RGB bytes to channel-first pixels in [0, 1], optionally mirrored left to right: three
+/// channels, or one of ITU-R 601 luma (PIL's `convert("L")`, rounded the same way).
+fn to_chw(image: &RgbImage, flip: bool, channels: usize) -> Vec<f32> {
     let (w, h) = (image.width() as usize, image.height() as usize);
-    let mut out = vec![0.0; 3 * w * h];
+    let mut out = vec![0.0; channels * w * h];
     for (x, y, pixel) in image.enumerate_pixels() {
         let x = if flip { w - 1 - x as usize } else { x as usize };
-        for c in 0..3 {
-            out[c * w * h + y as usize * w + x] = f32::from(pixel[c]) / 255.0;
+        let at = y as usize * w + x;
+        if channels == 1 {
+            let [r, g, b] = pixel.0.map(u32::from);
+            let luma = (r * 299 + g * 587 + b * 114 + 500) / 1000;
+            out[at] = luma as f32 / 255.0;
+        } else {
+            for c in 0..3 {
+                out[c * w * h + at] = f32::from(pixel[c]) / 255.0;
+            }
         }
     }
     out

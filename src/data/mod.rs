@@ -3,8 +3,9 @@
 //! The crate embeds the UCI "Optical Recognition of Handwritten Digits" test set (E. Alpaydin,
 //! C. Kaynak, 1998; CC BY 4.0), 1,797 grayscale 8x8 digits, as shipped with scikit-learn, so
 //! the quickstart runs with no download. It also reads MNIST's IDX files (plain or gzipped)
-//! and CIFAR-10's binary batches into memory ([`Dataset`]), and ImageNet-style image folders
-//! lazily ([`ImageFolder`]); both are an [`ImageSource`], which is what jobs and training read.
+//! and CIFAR-10's binary batches into memory ([`Dataset`]), and image folders (ImageNet's, or
+//! your own, with a [`FolderTransform`]) lazily ([`ImageFolder`]); both are an
+//! [`ImageSource`], which is what jobs and training read.
 //!
 //! # Example
 //! ```
@@ -24,9 +25,83 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use burn::config::Config;
 use rand::Rng;
 
 use crate::error::{Error, Result};
+
+/// How an image folder ([`ImageFolder`]) turns files into model inputs: the input size, the
+/// resize before the central crop, the channels and the training crops. A model trained on a
+/// folder records it in its card (`models::ModelCard::input`), so certification reads the
+/// images exactly as training did.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::data::FolderTransform;
+///
+/// // 32x32 grayscale inputs from images of any size; training crops as at test time.
+/// let t = FolderTransform::new(32).with_channels(1);
+/// assert_eq!((t.resize_to(), t.shape()), (32, [1, 32, 32]));
+/// // ImageNet's: shorter side 256, central 224 crop, random resized crops for training.
+/// let imagenet = FolderTransform::imagenet();
+/// assert_eq!((imagenet.resize_to(), imagenet.random_resized_crop), (256, true));
+/// ```
+#[derive(Config, Debug, PartialEq)]
+pub struct FolderTransform {
+    /// Side of the square model input: the central crop, after resizing.
+    pub size: u32,
+    /// Length the shorter side is resized to before the central crop (at least `size`);
+    /// `None` resizes it to `size`, so the crop keeps the whole shorter side.
+    pub resize: Option<u32>,
+    /// 3 for RGB, 1 for grayscale (ITU-R 601 luma, as PIL's `convert("L")`).
+    #[config(default = 3)]
+    pub channels: usize,
+    /// Training reads a random resized crop and flip (ImageNet's, as torchvision's
+    /// `RandomResizedCrop` and `RandomHorizontalFlip`); otherwise the test transform.
+    #[config(default = false)]
+    pub random_resized_crop: bool,
+}
+
+impl FolderTransform {
+    /// The paper's ImageNet transforms: resize 256, crop 224, RGB, random resized crops.
+    pub fn imagenet() -> Self {
+        Self::new(224)
+            .with_resize(Some(256))
+            .with_random_resized_crop(true)
+    }
+
+    /// The shorter side's length before the central crop.
+    pub fn resize_to(&self) -> u32 {
+        self.resize.unwrap_or(self.size)
+    }
+
+    /// The shape of one input, `[channels, size, size]`.
+    pub fn shape(&self) -> [usize; 3] {
+        [self.channels, self.size as usize, self.size as usize]
+    }
+
+    /// Checks the sizes and channels.
+    ///
+    /// # Errors
+    /// [`Error::ZeroCount`] for a zero size; [`Error::InvalidParameter`] for a resize below
+    /// the size or channels other than 1 and 3.
+    pub fn check(&self) -> Result<()> {
+        crate::error::check_positive("size", u64::from(self.size))?;
+        if self.resize_to() < self.size {
+            return Err(Error::InvalidParameter {
+                name: "resize",
+                reason: format!("{} is below the crop {}", self.resize_to(), self.size),
+            });
+        }
+        if self.channels != 1 && self.channels != 3 {
+            return Err(Error::InvalidParameter {
+                name: "channels",
+                reason: format!("{}: images have 1 (grayscale) or 3 (RGB)", self.channels),
+            });
+        }
+        Ok(())
+    }
+}
 
 /// Labelled images read one at a time: held in memory ([`Dataset`]) or decoded from disk
 /// when asked for ([`ImageFolder`]). The jobs and the training loop read through it, so a

@@ -173,6 +173,24 @@ impl ModelConfig {
         }
     }
 
+    /// The same configuration with another normalization (per-channel means and standard
+    /// deviations of the first layer; one value stands for every channel).
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::models::Architecture;
+    ///
+    /// let config = Architecture::CIFAR_RESNET20.config(10).with_normalization(vec![0.5], vec![0.25]);
+    /// assert!(config.init::<burn::backend::NdArray>(&Default::default()).is_ok());
+    /// ```
+    pub fn with_normalization(self, mean: Vec<f32>, std: Vec<f32>) -> Self {
+        match self {
+            Self::CifarResNet(c) => Self::CifarResNet(c.with_mean(mean).with_std(std)),
+            Self::ResNet(c) => Self::ResNet(c.with_mean(mean).with_std(std)),
+            Self::SmallCnn(c) => Self::SmallCnn(c.with_mean(mean).with_std(std)),
+        }
+    }
+
     /// Number of classes.
     pub fn classes(&self) -> usize {
         match self {

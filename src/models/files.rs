@@ -20,6 +20,7 @@ use burn_store::{
 };
 
 use super::{ImageClassifier, Model, ModelConfig};
+use crate::data::FolderTransform;
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
 
@@ -45,6 +46,9 @@ pub struct ModelCard {
     pub model: ModelConfig,
     /// How the weights were trained, when the crate trained them.
     pub training: Option<TrainingSummary>,
+    /// How images are read into the model, for a model trained on an image folder: the
+    /// size, resize, channels and training crops, which certification must repeat.
+    pub input: Option<FolderTransform>,
 }
 
 /// How a model was trained: the data, the augmentation noise and the objective.

@@ -311,7 +311,7 @@ impl TrainValidConfig {
 ///
 /// let e = EpochReport { epoch: 1, time: Duration::from_secs(3), lr: 0.1, train_loss: 0.5,
 ///                       train_acc: 0.8, test_loss: 0.6, test_acc: 0.75 };
-/// assert_eq!(e.to_line(), "1\t3.000\t0.1\t0.5000\t0.8000\t0.6000\t0.7500");
+/// assert_eq!(e.to_line(), "1\t3.000\t0.100000\t0.5000\t0.8000\t0.6000\t0.7500");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochReport {

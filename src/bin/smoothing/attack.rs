@@ -119,7 +119,9 @@ fn check_method_flags(args: &AttackArgs) -> Result<(), Failure> {
 
 pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> Result<(), Failure> {
     check_method_flags(args)?;
-    let data = args.data.load(args.job.split)?;
+    let data = args
+        .data
+        .load(args.job.split, args.model.card()?.as_ref())?;
     // Gradients through autodiff on the same backend; batch norms folded, so that they use
     // their running statistics under autodiff too.
     let attacked =

@@ -7,7 +7,8 @@ use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use randomized_smoothing::data::{
-    Dataset, ImageFolder, ImageSource, cifar10_files, digits, load_cifar10, load_mnist,
+    Dataset, FolderTransform, ImageFolder, ImageSource, cifar10_files, digits, load_cifar10,
+    load_mnist,
 };
 use randomized_smoothing::models::{
     Architecture, ImageClassifier, Model, ModelCard, ModelConfig, PytorchCheckpoint,
@@ -33,6 +34,10 @@ pub(crate) enum DatasetName {
     /// lazily; test images resized to 256 and center-cropped to 224, training images
     /// randomly resized-cropped to 224 and flipped.
     Imagenet,
+    /// Your own images in --data: train/ and test/, one sub-folder per class (JPEG, PNG),
+    /// read as --image-size, --resize, --channels and --random-resized-crop say (a model
+    /// file trained on them records these).
+    Folder,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,13 +51,96 @@ pub(crate) struct DataArgs {
     /// Data set.
     #[arg(long, value_enum)]
     pub(crate) dataset: DatasetName,
-    /// Folder of the data set's files (mnist, cifar10, imagenet).
+    /// Folder of the data set's files (mnist, cifar10, imagenet, folder).
     #[arg(long)]
     pub(crate) data: Option<PathBuf>,
+    /// --dataset folder: side of the square model input, in pixels (the central crop).
+    #[arg(long)]
+    pub(crate) image_size: Option<u32>,
+    /// --dataset folder: length the shorter side is resized to before the central crop
+    /// [default: --image-size, so the crop keeps the whole shorter side].
+    #[arg(long)]
+    pub(crate) resize: Option<u32>,
+    /// --dataset folder: 3 for RGB, 1 for grayscale [default: 3].
+    #[arg(long)]
+    pub(crate) channels: Option<usize>,
+    /// --dataset folder: train on ImageNet-style random resized crops and flips instead of
+    /// the test transform.
+    #[arg(long)]
+    pub(crate) random_resized_crop: bool,
 }
 
 impl DataArgs {
-    pub(crate) fn load(&self, split: Split) -> Result<Box<dyn ImageSource>, Failure> {
+    /// How a folder's images are read: the model card's transform, where the model file has
+    /// one (a flag that contradicts it is an error), else the flags'. `None` for the data
+    /// sets that fix their own.
+    pub(crate) fn transform(
+        &self,
+        card: Option<&ModelCard>,
+    ) -> Result<Option<FolderTransform>, Failure> {
+        let given = self.image_size.is_some()
+            || self.resize.is_some()
+            || self.channels.is_some()
+            || self.random_resized_crop;
+        match self.dataset {
+            DatasetName::Folder => {}
+            DatasetName::Imagenet if !given => return Ok(Some(FolderTransform::imagenet())),
+            _ if given => {
+                return Err(
+                    "--image-size, --resize, --channels and --random-resized-crop \
+                            are for --dataset folder"
+                        .into(),
+                );
+            }
+            _ => return Ok(None),
+        }
+        if let Some(recorded) = card.and_then(|c| c.input.clone()) {
+            let contradicts = [
+                (
+                    "--image-size",
+                    self.image_size.is_some_and(|s| s != recorded.size),
+                ),
+                (
+                    "--resize",
+                    self.resize.is_some_and(|r| r != recorded.resize_to()),
+                ),
+                (
+                    "--channels",
+                    self.channels.is_some_and(|c| c != recorded.channels),
+                ),
+                (
+                    "--random-resized-crop",
+                    self.random_resized_crop && !recorded.random_resized_crop,
+                ),
+            ];
+            if let Some((flag, _)) = contradicts.iter().find(|(_, differs)| *differs) {
+                return Err(format!(
+                    "{flag} contradicts the model file, which was trained on {}",
+                    serde_json::to_string(&recorded)?
+                )
+                .into());
+            }
+            return Ok(Some(recorded));
+        }
+        let size = self.image_size.ok_or(
+            "--dataset folder needs --image-size (or a model file trained on a folder, which \
+             records it)",
+        )?;
+        let transform = FolderTransform::new(size)
+            .with_resize(self.resize)
+            .with_channels(self.channels.unwrap_or(3))
+            .with_random_resized_crop(self.random_resized_crop);
+        transform.check()?;
+        Ok(Some(transform))
+    }
+
+    /// The `split` of the data set, read through the folder transform that `card` (the model
+    /// file's, if any) or the flags give.
+    pub(crate) fn load(
+        &self,
+        split: Split,
+        card: Option<&ModelCard>,
+    ) -> Result<Box<dyn ImageSource>, Failure> {
         let dir = || -> Result<&Path, Failure> {
             self.data
                 .as_deref()
@@ -73,10 +161,14 @@ impl DataArgs {
                 pick(all.split_at(8_000)?)
             }
             DatasetName::Cifar10 => load_cifar10(dir()?, split == Split::Train)?,
-            DatasetName::Imagenet => {
-                return Ok(Box::new(ImageFolder::open(
-                    dir()?.join(imagenet_folder(split)),
-                )?));
+            DatasetName::Imagenet | DatasetName::Folder => {
+                let transform = self
+                    .transform(card)?
+                    .ok_or("an image folder needs a transform")?;
+                let folder = self.folder(split)?;
+                return Ok(Box::new(
+                    ImageFolder::open(folder)?.with_transform(transform)?,
+                ));
             }
         }))
     }
@@ -93,8 +185,21 @@ impl DataArgs {
                 mnist_file(dir()?, "t10k-labels-idx1-ubyte"),
             ])?,
             DatasetName::Cifar10 => files_digest(&cifar10_files(dir()?, split == Split::Train))?,
-            DatasetName::Imagenet => listing_digest(&dir()?.join(imagenet_folder(split)))?,
+            DatasetName::Imagenet | DatasetName::Folder => listing_digest(&self.folder(split)?)?,
         })
+    }
+
+    /// The folder of a split of an image-folder data set.
+    fn folder(&self, split: Split) -> Result<PathBuf, Failure> {
+        let dir = self
+            .data
+            .as_deref()
+            .ok_or("this data set needs --data DIR")?;
+        Ok(dir.join(match (self.dataset, split) {
+            (_, Split::Train) => "train",
+            (DatasetName::Imagenet, Split::Test) => "val",
+            (_, Split::Test) => "test",
+        }))
     }
 
     /// The normalization a small CNN uses for this data set (fixed per data set, so that
@@ -105,6 +210,7 @@ impl DataArgs {
             DatasetName::Mnist => (0.1307, 0.3081),
             DatasetName::Cifar10 => (0.47, 0.25),
             DatasetName::Imagenet => (0.45, 0.23),
+            DatasetName::Folder => (0.5, 0.25),
         }
     }
 }
@@ -116,14 +222,6 @@ fn mnist_file(dir: &Path, stem: &str) -> PathBuf {
         plain
     } else {
         dir.join(format!("{stem}.gz"))
-    }
-}
-
-/// The ImageNet folder of a split.
-fn imagenet_folder(split: Split) -> &'static str {
-    match split {
-        Split::Train => "train",
-        Split::Test => "val",
     }
 }
 
@@ -150,7 +248,7 @@ impl ModelArgs {
     }
 
     /// The card of a .bpk file, refusing flags that contradict it.
-    fn card(&self) -> Result<Option<ModelCard>, Failure> {
+    pub(crate) fn card(&self) -> Result<Option<ModelCard>, Failure> {
         if !self.is_burnpack() {
             return Ok(None);
         }
@@ -485,7 +583,7 @@ impl<B: Backend> Run<B> {
         samples_per_row: u64,
         device: &B::Device,
     ) -> Result<Self, Failure> {
-        let split = data.load(job.split)?;
+        let split = data.load(job.split, model.card()?.as_ref())?;
         let every = job.progress_every()?;
         let smoothed = SmoothedClassifier::new(
             load(model, data, &*split, device)?,
@@ -541,6 +639,13 @@ pub(crate) fn manifest<B: Backend>(
         )
         .set("split", name_of(job.split))
         .set("data_sha256", data.digest(job.split)?)
+        .set(
+            "transform",
+            match data.transform(model.card()?.as_ref())? {
+                Some(t) => serde_json::to_string(&t)?,
+                None => "fixed by the data set".into(),
+            },
+        )
         .set("noise", "gaussian")
         .set(
             "sigma",
