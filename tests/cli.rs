@@ -121,6 +121,29 @@ fn train_certify_shards_merge_predict_analyze() {
     // The same settings resume, with nothing left to do.
     certify(&["--out", "whole.tsv"]);
     assert_eq!(std::fs::read(dir.join("whole.tsv")).unwrap(), before);
+    // status: rows done and expected per shard, the time left, missing shards. A shard cut
+    // back by a row reads as in progress.
+    let text = std::fs::read_to_string(dir.join("s1.tsv")).unwrap();
+    let cut = &text[..text.trim_end().rfind('\n').unwrap() + 1];
+    std::fs::write(dir.join("p1.tsv"), cut).unwrap();
+    Manifest::of_log(&dir.join("s1.tsv"))
+        .unwrap()
+        .unwrap()
+        .write_beside(&dir.join("p1.tsv"))
+        .unwrap();
+    let status = smoothing(&dir, &["status", "s0.tsv", "p1.tsv"]);
+    assert!(status.contains("shard 0/2: 3/3 rows, done"), "{status}");
+    assert!(status.contains("shard 1/2: 2/3 rows, "), "{status}");
+    assert!(status.contains(" s per row, eta "), "{status}");
+    assert!(
+        status.contains("total: 5/6 rows in 2 of 2 shards"),
+        "{status}"
+    );
+    let status = smoothing(&dir, &["status", "s0.tsv", "nowhere.tsv"]);
+    assert!(
+        status.contains("missing shards (no log or manifest): 1/2"),
+        "{status}"
+    );
     // Shards of different runs do not merge.
     smoothing(
         &dir,

@@ -56,6 +56,16 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// This shard's index, from 0.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The number of shards.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
     /// Shard `index` of `count`.
     ///
     /// # Errors

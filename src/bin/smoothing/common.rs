@@ -190,7 +190,7 @@ impl DataArgs {
     }
 
     /// The folder of a split of an image-folder data set.
-    fn folder(&self, split: Split) -> Result<PathBuf, Failure> {
+    pub(crate) fn folder(&self, split: Split) -> Result<PathBuf, Failure> {
         let dir = self
             .data
             .as_deref()

@@ -7,6 +7,7 @@
 //! smoothing predict --dataset digits --model runs/digits/model.bpk --sigma 0.25 --n 1000 --out logs/digits_0.25.predict.tsv
 //! smoothing analyze logs/digits_0.25.tsv --out analysis/digits
 //! smoothing merge   --out logs/all.tsv logs/shard0.tsv logs/shard1.tsv
+//! smoothing status  logs/shard0.tsv logs/shard1.tsv
 //! smoothing attack  --dataset digits --model runs/digits/model.bpk --sigma 0.25 --log logs/digits_0.25.tsv --multiples 1.5,2 --out attacks/digits
 //! ```
 //! Every command that runs a model takes `--backend` (flex, ndarray, libtorch or cuda, among
@@ -18,12 +19,14 @@ mod attack;
 mod certify;
 mod common;
 mod predict;
+mod status;
 mod train;
 
 use analyze::*;
 use attack::*;
 use certify::*;
 use predict::*;
+use status::*;
 use train::*;
 
 use std::path::PathBuf;
@@ -87,6 +90,9 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Merge the logs of a sharded run into one, refusing duplicate rows.
     Merge(MergeArgs),
+    /// How far the shards of a run have got: rows done and expected per shard, the rate,
+    /// the time left and the shards with no log yet.
+    Status(StatusArgs),
     /// Attack certified examples with PGD against the smoothed classifier at multiples of
     /// their certified radius (Appendix J.3), or the base classifier with DeepFool.
     Attack(AttackArgs),
@@ -118,6 +124,7 @@ fn main() {
         Command::Predict(a) => on_backend(&cli, Work::Predict(a)),
         Command::Analyze(a) => run_analyze(a),
         Command::Attack(a) => on_backend(&cli, Work::Attack(a)),
+        Command::Status(a) => run_status(a),
         Command::Merge(a) => merge_logs(&a.logs, &a.out)
             .map(|n| println!("{n} rows in {}", a.out.display()))
             .map_err(Into::into),

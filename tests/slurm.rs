@@ -1,0 +1,249 @@
+//! The Slurm recipe of `examples/slurm/` on a real Slurm: a sharded certification as a job
+//! array with a dependent merge gives the rows of one uninterrupted run; a task requeued in
+//! the middle of its log resumes it without losing, repeating or mixing a row; a failed shard
+//! keeps the merge from running.
+//!
+//! `.ci/slurm.sh` installs and starts a single-node Slurm. Where none answers, the test skips
+//! with a message, except under CI (`CI=true`), where that is a failure.
+#![cfg(feature = "cli")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn slurm_answers() -> bool {
+    Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rs-slurm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .current_dir(dir)
+        .env("SMOOTHING", env!("CARGO_BIN_EXE_smoothing"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Rows without the time column, which differs between runs.
+fn rows(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.rsplit_once('\t').unwrap().0.to_string())
+        .collect()
+}
+
+/// A job's state as `scontrol` reports it (jobs stay listed for MinJobAge after ending).
+fn state(job: &str) -> String {
+    let out = Command::new("scontrol")
+        .args(["show", "job", job])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|f| f.strip_prefix("JobState="))
+        .unwrap_or("GONE")
+        .to_string()
+}
+
+/// Waits until `job` has ended, and returns its final state.
+fn wait(job: &str, limit: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        let s = state(job);
+        if ![
+            "PENDING",
+            "RUNNING",
+            "CONFIGURING",
+            "COMPLETING",
+            "REQUEUED",
+        ]
+        .contains(&s.as_str())
+        {
+            return s;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "job {job} still {s} after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn sharded_certify_array_with_requeue_and_merge() {
+    if !slurm_answers() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI: no Slurm answers (sinfo); .ci/slurm.sh should have started one"
+        );
+        eprintln!("skipped: no Slurm answers here (run .ci/slurm.sh as root to start one)");
+        return;
+    }
+    let dir = scratch("array");
+    let smoothing = env!("CARGO_BIN_EXE_smoothing");
+    let submit = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/slurm/submit.sh");
+    let submit = submit.to_str().unwrap();
+    run(
+        &dir,
+        smoothing,
+        &[
+            "train",
+            "--dataset",
+            "digits",
+            "--filters",
+            "8",
+            "--sigma",
+            "0.25",
+            "--epochs",
+            "1",
+            "--batch",
+            "64",
+            "--out",
+            "run",
+        ],
+    );
+    // Nine examples, three per shard, each about a second of sampling: slow enough to
+    // requeue a task in the middle of its log.
+    let certify = [
+        "certify",
+        "--dataset",
+        "digits",
+        "--model",
+        "run/model.bpk",
+        "--sigma",
+        "0.25",
+        "--n0",
+        "20",
+        "--n",
+        "100000",
+        "--alpha",
+        "0.01",
+        "--batch",
+        "1000",
+        "--skip",
+        "40",
+        "--max",
+        "9",
+    ];
+    let mut single = certify.to_vec();
+    single.extend(["--out", "single.tsv"]);
+    run(&dir, smoothing, &single);
+    let reference = rows(&dir.join("single.tsv"));
+    assert_eq!(reference.len(), 10);
+
+    let submitted = |out: &str, args: &[&str]| -> (String, String) {
+        let mut all = vec![submit, out, "3"];
+        all.extend(args);
+        let ids = run(&dir, "bash", &all);
+        let (array, merge) = ids.trim().split_once(' ').unwrap();
+        (array.to_string(), merge.to_string())
+    };
+
+    // The plain array: the merged log is the single run's, row for row.
+    let (_, merge) = submitted("plain", &certify);
+    assert_eq!(wait(&merge, Duration::from_secs(300)), "COMPLETED");
+    assert_eq!(rows(&dir.join("plain/all.tsv")), reference);
+    let status = run(
+        &dir,
+        smoothing,
+        &[
+            "status",
+            "plain/shard_0.tsv",
+            "plain/shard_1.tsv",
+            "plain/shard_2.tsv",
+        ],
+    );
+    assert!(
+        status.contains("total: 9/9 rows in 3 of 3 shards"),
+        "{status}"
+    );
+
+    // Task 1 requeued once its log holds a row: it restarts under the same job id (so the
+    // afterok merge still follows) and resumes after that row.
+    let (array, merge) = submitted("requeued", &certify);
+    let log = dir.join("requeued/shard_1.tsv");
+    let started = Instant::now();
+    while rows(&log).len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "task 1 wrote no row"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let task = format!("{array}_1");
+    assert!(rows(&log).len() < 4, "task 1 finished before the requeue");
+    run(&dir, "scontrol", &["requeue", &task]);
+    // Slurm holds a requeued job for about two minutes before it may start again; let it
+    // start now (what an administrator could do; a preempted task on a real cluster waits).
+    let started = Instant::now();
+    while state(&task) != "PENDING" {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "task 1 not requeued"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run(
+        &dir,
+        "scontrol",
+        &["update", &format!("jobid={task}"), "StartTime=now"],
+    );
+    assert_eq!(wait(&merge, Duration::from_secs(300)), "COMPLETED");
+    let shown = String::from_utf8_lossy(
+        &Command::new("scontrol")
+            .args(["show", "job", &task])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        shown.contains("Restarts=1"),
+        "task 1 was not restarted:\n{shown}"
+    );
+    assert_eq!(rows(&log).len(), 4, "shard 1 lost or repeated a row");
+    assert_eq!(rows(&dir.join("requeued/all.tsv")), reference);
+
+    // Every shard fails (no such model): the merge never runs.
+    let broken: Vec<&str> = certify
+        .iter()
+        .map(|&a| {
+            if a == "run/model.bpk" {
+                "missing.bpk"
+            } else {
+                a
+            }
+        })
+        .collect();
+    let (array, merge) = submitted("failed", &broken);
+    for k in 0..3 {
+        assert_eq!(
+            wait(&format!("{array}_{k}"), Duration::from_secs(120)),
+            "FAILED"
+        );
+    }
+    let merge_state = wait(&merge, Duration::from_secs(120));
+    assert!(
+        merge_state == "CANCELLED" || merge_state == "GONE",
+        "merge {merge_state}"
+    );
+    assert!(!dir.join("failed/all.tsv").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
