@@ -8,6 +8,14 @@ use std::process::Command;
 
 use randomized_smoothing::workflow::manifest::Manifest;
 
+mod common;
+use common::{rows_without_time, swapped};
+
+/// A fresh folder for one test's runs.
+fn scratch(name: &str) -> PathBuf {
+    common::scratch_dir(&format!("cli-{name}"))
+}
+
 fn smoothing(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
         .current_dir(dir)
@@ -46,22 +54,6 @@ fn refused<S: AsRef<OsStr>>(dir: &Path, args: impl IntoIterator<Item = S>) -> St
     let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
     assert!(!out.status.success(), "smoothing {shown:?} succeeded");
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rs-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Rows without the time column, which differs between runs.
-fn rows_without_time(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once('\t').unwrap().0.to_string())
-        .collect()
 }
 
 #[test]
@@ -204,16 +196,10 @@ fn train_certify_shards_merge_predict_analyze() {
         .join("tests/fixtures/models/cifar_resnet20.zip.pth.tar")
         .display()
         .to_string();
-    let args: Vec<&str> = certify_args("0.25", &["--out", "never.tsv"])
-        .into_iter()
-        .map(|a| {
-            if a == "run/model.bpk" {
-                resnet.as_str()
-            } else {
-                a
-            }
-        })
-        .collect();
+    let args = swapped(
+        &certify_args("0.25", &["--out", "never.tsv"]),
+        &[("run/model.bpk", resnet.as_str())],
+    );
     let stderr = refused(&dir, &args);
     assert!(
         stderr.contains("takes 3x32x32 images, the digits data are 1x8x8"),
@@ -223,16 +209,10 @@ fn train_certify_shards_merge_predict_analyze() {
     let at = bytes.len() / 2; // inside a weight tensor
     bytes[at] ^= 0x10;
     std::fs::write(dir.join("flipped.bpk"), &bytes).unwrap();
-    let args: Vec<&str> = certify_args("0.25", &["--out", "never.tsv"])
-        .into_iter()
-        .map(|a| {
-            if a == "run/model.bpk" {
-                "flipped.bpk"
-            } else {
-                a
-            }
-        })
-        .collect();
+    let args = swapped(
+        &certify_args("0.25", &["--out", "never.tsv"]),
+        &[("run/model.bpk", "flipped.bpk")],
+    );
     let stderr = refused(&dir, &args);
     assert!(stderr.contains("flipped.bpk is corrupted"), "{stderr}");
     assert!(!dir.join("never.tsv").exists());
@@ -277,16 +257,10 @@ fn train_certify_shards_merge_predict_analyze() {
         stderr.contains("expected small_cnn, cifar_resnet20"),
         "{stderr}"
     );
-    let args: Vec<&str> = certify_args("0.25", &["--out", "never.tsv"])
-        .into_iter()
-        .map(|a| {
-            if a == "run/model.bpk" {
-                "run/checkpoints/model-1.mpk"
-            } else {
-                a
-            }
-        })
-        .collect();
+    let args = swapped(
+        &certify_args("0.25", &["--out", "never.tsv"]),
+        &[("run/model.bpk", "run/checkpoints/model-1.mpk")],
+    );
     let stderr = refused(&dir, &args);
     assert!(stderr.contains("is a training checkpoint"), "{stderr}");
     let stderr = refused(
@@ -665,14 +639,7 @@ fn attack_certified_examples() {
         "{stderr}"
     );
     assert_eq!(rows_without_time(&dir.join("atk/pgd_3R.tsv")), rows);
-    let other_sigma: Vec<&str> = attack
-        .iter()
-        .map(|&a| match a {
-            "0.25" => "0.5",
-            "atk" => "atk_half",
-            a => a,
-        })
-        .collect();
+    let other_sigma = swapped(&attack, &[("0.25", "0.5"), ("atk", "atk_half")]);
     let stderr = refused(&dir, &other_sigma);
     assert!(
         stderr.contains("sigma: the log has 0.25, this run 0.5"),
@@ -687,14 +654,7 @@ fn attack_certified_examples() {
         .unwrap()
         .set("dataset", "mnist");
     mnist.write_beside(&dir.join("mnist.tsv")).unwrap();
-    let other_data: Vec<&str> = attack
-        .iter()
-        .map(|&a| match a {
-            "cert.tsv" => "mnist.tsv",
-            "atk" => "atk_mnist",
-            a => a,
-        })
-        .collect();
+    let other_data = swapped(&attack, &[("cert.tsv", "mnist.tsv"), ("atk", "atk_mnist")]);
     let stderr = refused(&dir, &other_data);
     assert!(
         stderr.contains("dataset: the log has mnist, this run digits"),

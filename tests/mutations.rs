@@ -32,6 +32,8 @@ use randomized_smoothing::workflow::records::{
     read_attack_log, read_certify_log, read_deepfool_log, read_predict_log,
 };
 
+mod common;
+
 // ---------------------------------------------------------------------------------------
 // The largest single allocation of the current thread.
 
@@ -174,12 +176,9 @@ fn run(
     println!("{name}: {total} cases, {loaded} loaded and passed the checks, {refused} refused");
 }
 
-/// A fresh folder under the system's temporary folder.
+/// A fresh folder for one loader's cases.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rs-mutations-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch_dir(&format!("mutations-{name}"))
 }
 
 /// A file for one case: a name unique to the thread, so cases never share one.

@@ -7,22 +7,18 @@
 //! with a message, except under CI (`CI=true`), where that is a failure.
 #![cfg(feature = "cli")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::rows_without_time as rows;
 
 fn slurm_answers() -> bool {
     Command::new("sinfo")
         .args(["-h", "-o", "%T"])
         .output()
         .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rs-slurm-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn run(dir: &Path, program: &str, args: &[&str]) -> String {
@@ -38,15 +34,6 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Rows without the time column, which differs between runs.
-fn rows(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.rsplit_once('\t').unwrap().0.to_string())
-        .collect()
 }
 
 /// A job's state as `scontrol` reports it (jobs stay listed for MinJobAge after ending).
@@ -96,7 +83,7 @@ fn sharded_certify_array_with_requeue_and_merge() {
         eprintln!("skipped: no Slurm answers here (run .ci/slurm.sh as root to start one)");
         return;
     }
-    let dir = scratch("array");
+    let dir = common::scratch_dir("slurm-array");
     let smoothing = env!("CARGO_BIN_EXE_smoothing");
     let submit = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/slurm/submit.sh");
     let submit = submit.to_str().unwrap();
@@ -222,16 +209,7 @@ fn sharded_certify_array_with_requeue_and_merge() {
     assert_eq!(rows(&dir.join("requeued/all.tsv")), reference);
 
     // Every shard fails (no such model): the merge never runs.
-    let broken: Vec<&str> = certify
-        .iter()
-        .map(|&a| {
-            if a == "run/model.bpk" {
-                "missing.bpk"
-            } else {
-                a
-            }
-        })
-        .collect();
+    let broken = common::swapped(&certify, &[("run/model.bpk", "missing.bpk")]);
     let (array, merge) = submitted("failed", &broken);
     for k in 0..3 {
         assert_eq!(

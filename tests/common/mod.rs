@@ -1,7 +1,40 @@
 //! Shared test helpers: per-backend test generation and statistical checks.
 #![allow(dead_code, unused_macros, unused_imports)]
 
+use std::path::{Path, PathBuf};
+
 use randomized_smoothing::stats::binomial::binomial_tail_at_least;
+
+/// A fresh, empty folder `rs-{name}-{process id}` under the system's temporary folder.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rs-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `args` with each argument equal to the left side of a pair in `swaps` replaced by its
+/// right side: a command line that differs from another in one file or setting.
+pub fn swapped<'a>(args: &[&'a str], swaps: &[(&str, &'a str)]) -> Vec<&'a str> {
+    args.iter()
+        .map(|&a| {
+            swaps
+                .iter()
+                .find(|(from, _)| *from == a)
+                .map_or(a, |(_, to)| *to)
+        })
+        .collect()
+}
+
+/// A log's lines without their last column (the time, which differs between runs); no
+/// lines for a log not written yet.
+pub fn rows_without_time(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.rsplit_once('\t').unwrap().0.to_string())
+        .collect()
+}
 
 /// Generates `#[test]` wrappers for generic test functions `fn name<B: Backend>(device: &B::Device)`,
 /// once per enabled backend: NdArray and Flex (the default CPU backend), whose noise the crate

@@ -240,6 +240,10 @@ pub(crate) struct ModelArgs {
     /// paper's layout (.pth, .pth.tar, .pt).
     #[arg(long)]
     pub(crate) model: PathBuf,
+    /// The card, once read: reading it verifies the whole file's digest, and a run asks for
+    /// it several times (the data transform, the model, the manifest).
+    #[arg(skip)]
+    card_read: std::sync::OnceLock<Option<ModelCard>>,
 }
 
 impl ModelArgs {
@@ -247,8 +251,16 @@ impl ModelArgs {
         self.model.extension().is_some_and(|e| e == "bpk")
     }
 
-    /// The card of a .bpk file, refusing flags that contradict it.
+    /// The card of a .bpk file, refusing flags that contradict it; read and checked once.
     pub(crate) fn card(&self) -> Result<Option<ModelCard>, Failure> {
+        if let Some(card) = self.card_read.get() {
+            return Ok(card.clone());
+        }
+        let card = self.read_card()?;
+        Ok(self.card_read.get_or_init(|| card).clone())
+    }
+
+    fn read_card(&self) -> Result<Option<ModelCard>, Failure> {
         if !self.is_burnpack() {
             return Ok(None);
         }
@@ -550,13 +562,7 @@ impl Progress {
             ));
         }
         let left = (total - done) as f64 / rate.max(1e-9);
-        let left = left.min(1e9) as u64;
-        line.push_str(&format!(
-            ", eta {}:{:02}:{:02}",
-            left / 3600,
-            left / 60 % 60,
-            left % 60
-        ));
+        line.push_str(&format!(", eta {}", clock(left)));
         line
     }
 
@@ -660,6 +666,12 @@ pub(crate) fn manifest<B: Backend>(
             job.max.map_or_else(|| "all".into(), |m| m.to_string()),
         )
         .set("shard", &job.shard))
+}
+
+/// Seconds as h:mm:ss (rounded; capped far beyond any run).
+pub(crate) fn clock(seconds: f64) -> String {
+    let s = seconds.round().min(1e9) as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// Opens a file, naming it in the error.

@@ -140,9 +140,3 @@ fn split_len(manifest: &Manifest) -> Result<usize, Failure> {
         _ => args.load(split, None)?.len(),
     })
 }
-
-/// Seconds as h:mm:ss.
-fn clock(seconds: f64) -> String {
-    let s = seconds.round().min(1e9) as u64;
-    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
