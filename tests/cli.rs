@@ -488,6 +488,44 @@ fn analyze_reproduces_the_paper_logs() {
         "{}",
         &curves[..200]
     );
+    // The average certified radius (MACER's ACR) of each log; an awk one-liner over the
+    // sigma = 0.50 log (mean of radius * correct) gives 0.5375, 0.538 to three decimals.
+    assert!(
+        table.contains("0.50: average certified radius 0.538"),
+        "{table}"
+    );
+    // The four logs certify the same 500 images: paired comparisons against the first.
+    let paired = std::fs::read_to_string(dir.join("out/paired.md")).unwrap();
+    assert!(
+        paired.contains("500 examples, the same in every log"),
+        "{paired}"
+    );
+    assert!(paired.contains("| 0.12 | 0.270 | - |"), "{paired}");
+    assert!(paired.contains("| 0.50 | 0.538 | "), "{paired}");
+    // The lower bound drawn and tabulated is the one --bound names: the exact binomial
+    // tail by default, above Bernstein's (which the same row gives with --bound bernstein).
+    let lower = |curves: &str| -> f64 {
+        let row = curves
+            .lines()
+            .find(|l| l.starts_with("0.50\t0.50\t"))
+            .unwrap();
+        row.split('\t').nth(3).unwrap().parse().unwrap()
+    };
+    let exact = lower(&curves);
+    let mut bernstein_args = vec!["analyze", &a, &b, &c, &d];
+    bernstein_args.extend([
+        "--labels",
+        "0.12,0.25,0.50,1.00",
+        "--alpha",
+        "0.001,0.01,0.01,0.01",
+        "--bound",
+        "bernstein",
+        "--out",
+        "bernstein",
+    ]);
+    smoothing(&dir, &bernstein_args);
+    let bernstein = lower(&std::fs::read_to_string(dir.join("bernstein/curves.tsv")).unwrap());
+    assert!(exact > bernstein, "exact {exact}, Bernstein {bernstein}");
     // Each log was projected with its own alpha: with one alpha for all, the counts of
     // either the sigma = 0.12 log or the others could not be recovered.
     let md = std::fs::read_to_string(dir.join("out/comparisons.md")).unwrap();
@@ -822,4 +860,55 @@ fn own_image_folder_end_to_end() {
         stderr.contains("--dataset folder needs --image-size"),
         "{stderr}"
     );
+}
+
+/// `train --objective`: flags of another objective are refused, the model file's card
+/// records the objective and its settings, and rerunning into the folder with another
+/// objective is refused instead of resuming.
+#[test]
+fn train_objectives() {
+    let dir = scratch("objectives");
+    let base = [
+        "train",
+        "--dataset",
+        "digits",
+        "--filters",
+        "4",
+        "--sigma",
+        "0.25",
+        "--epochs",
+        "1",
+        "--batch",
+        "256",
+        "--out",
+        "run",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        base.iter().copied().chain(extra.iter().copied()).collect()
+    };
+    let stderr = refused(&dir, with(&["--objective", "macer", "--eta", "0.5"]));
+    assert!(
+        stderr.contains("--eta applies to --objective consistency only"),
+        "{stderr}"
+    );
+    let stderr = refused(&dir, with(&["--epsilon", "0.5"]));
+    assert!(
+        stderr.contains("--epsilon applies to --objective smoothadv only"),
+        "{stderr}"
+    );
+    let stderr = refused(&dir, with(&["--objective", "consistency", "--copies", "1"]));
+    assert!(stderr.contains("m >= 2"), "{stderr}");
+    smoothing(
+        &dir,
+        &with(&["--objective", "consistency", "--lambda", "5"]),
+    );
+    let card = randomized_smoothing::models::read_model_card(dir.join("run/model.bpk")).unwrap();
+    let training = card.unwrap().training.unwrap();
+    assert_eq!(
+        training.objective,
+        "consistency (m = 2, lambda = 5, eta = 0.5)"
+    );
+    let stderr = refused(&dir, with(&["--objective", "macer"]));
+    assert!(stderr.contains("objective is macer (k = 16"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,7 +37,7 @@ mod deepfool;
 mod pgd;
 
 pub use deepfool::{DeepFool, DeepFoolConfig, DeepFoolValidConfig, deepfool};
-pub use pgd::{Objective, PgdConfig, PgdValidConfig, pgd};
+pub use pgd::{Objective, PgdConfig, PgdValidConfig, pgd, pgd_batch};
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;

@@ -6,7 +6,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::{batch_shape, check_input, check_logits, check_range, l2_norm};
-use crate::error::{Result, check_finite_positive, check_positive};
+use crate::error::{Error, Result, check_finite_positive, check_positive};
 use crate::smoothing::NoiseDistribution;
 use crate::smoothing::sampling::device_noise;
 use crate::stats::seed::{Streams, split_mix};
@@ -340,6 +340,88 @@ where
         let scale = l2_norm(delta.clone()).clamp_min(radius).recip() * radius;
         delta = delta * scale.expand(dims);
         if let Some((lo, hi)) = config.pixel_range() {
+            delta = (x0.clone() + delta).clamp(lo, hi) - x0.clone();
+        }
+    }
+    Ok(Tensor::from_inner(x0 + delta))
+}
+
+/// l2 PGD on a batch, for adversarial training (Salman et al.'s SmoothAdv): returns inputs
+/// within `radius` of each row of `x` (and in the pixel range) that ascend `loss`, after
+/// `steps` steps of `2 * radius / steps` along each row's normalized gradient, each
+/// projected back onto the row's ball, then the box, starting from `x`.
+///
+/// `loss` maps a batch like `x` to a scalar whose rows contribute independently (a sum or
+/// mean of per-example losses), so one backward pass gives every row its own gradient. Only
+/// the batch is tracked: a model that `loss` runs should be
+/// [`no_grad`](burn::module::Module::no_grad), so that no parameter gradient is computed.
+/// Unlike [`pgd`], which draws fresh noise at each step, `loss` decides what noise it adds:
+/// SmoothAdv keeps the same draws through the attack and the training step.
+///
+/// # Errors
+/// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for a negative or non-finite
+/// radius, zero steps or an invalid pixel range.
+///
+/// # Example
+/// ```
+/// use burn::backend::{Autodiff, NdArray};
+/// use burn::tensor::Tensor;
+/// use randomized_smoothing::attack::pgd_batch;
+///
+/// type B = Autodiff<NdArray>;
+/// let device = Default::default();
+/// // Ascending the sum of the rows' first values moves each row along (1, 0) only.
+/// let x = Tensor::<B, 2>::from_floats([[0.2, 0.5], [0.5, 0.5]], &device);
+/// let adv = pgd_batch(|b: Tensor<B, 2>| b.narrow(1, 0, 1).sum(), x, 0.25, 4, Some((0.0, 1.0)))?;
+/// let moved: Vec<f32> = adv.into_data().to_vec().unwrap();
+/// assert!(moved.iter().zip([0.45, 0.5, 0.75, 0.5]).all(|(a, b)| (a - b).abs() < 1e-6));
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn pgd_batch<B: AutodiffBackend, const D: usize>(
+    loss: impl Fn(Tensor<B, D>) -> Tensor<B, 1>,
+    x: Tensor<B, D>,
+    radius: f64,
+    steps: usize,
+    pixel_range: Option<(f32, f32)>,
+) -> Result<Tensor<B, D>> {
+    if !(radius.is_finite() && radius >= 0.0) {
+        return Err(Error::InvalidParameter {
+            name: "radius",
+            reason: format!("must be finite and non-negative, got {radius}"),
+        });
+    }
+    check_positive("steps", steps as u64)?;
+    check_range(pixel_range)?;
+    let x0 = x.inner();
+    if radius == 0.0 {
+        return Ok(Tensor::from_inner(x0));
+    }
+    let dims = x0.dims();
+    // Per-row norms broadcast as [rows, 1, ..., 1].
+    let mut row_shape = [1; D];
+    row_shape[0] = dims[0];
+    let row_norms = |t: Tensor<B::InnerBackend, D>| {
+        t.square()
+            .flatten::<2>(1, D - 1)
+            .sum_dim(1)
+            .sqrt()
+            .reshape(row_shape)
+    };
+    let radius = radius as f32;
+    let step_size = 2.0 * radius / steps as f32;
+    let mut delta = x0.zeros_like();
+    for _ in 0..steps {
+        let point = Tensor::<B, D>::from_inner(x0.clone() + delta.clone()).require_grad();
+        let grads = loss(point.clone()).backward();
+        let gradient = point
+            .grad(&grads)
+            .expect("the attacked batch tracks gradients");
+        // A zero gradient (saturated softmax) leaves its row where it is.
+        let norm = row_norms(gradient.clone()).clamp_min(1e-12);
+        delta = delta + gradient / norm.expand(dims) * step_size;
+        let scale = row_norms(delta.clone()).clamp_min(radius).recip() * radius;
+        delta = delta * scale.expand(dims);
+        if let Some((lo, hi)) = pixel_range {
             delta = (x0.clone() + delta).clamp(lo, hi) - x0.clone();
         }
     }

@@ -15,7 +15,7 @@
 //! ```
 
 use crate::error::{Error, Result, check_open_unit, check_positive};
-use crate::stats::binomial::binomial_cdf;
+use crate::stats::binomial::{binomial_cdf, binomial_test_two_sided};
 
 /// The outcome of CERTIFY on one labelled test example.
 ///
@@ -85,6 +85,126 @@ pub fn approximate_certified_accuracy(outcomes: &[Outcome], radii: &[f64]) -> Re
         .iter()
         .map(|&r| outcomes.iter().filter(|o| o.certified_at(r)).count() as f64 / m)
         .collect())
+}
+
+/// The average certified radius (ACR) of a test set, as MACER (Zhai et al. 2020) defines it:
+/// the mean over all examples of the certified radius, counting 0 for an example that
+/// CERTIFY got wrong or abstained on. One number that rewards both accuracy and radius.
+///
+/// # Errors
+/// [`Error::ZeroCount`] for no outcomes; [`Error::InvalidParameter`] for a NaN or infinite
+/// radius of a correct outcome.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::certificate::accuracy::{Outcome, average_certified_radius};
+///
+/// let outcomes = [
+///     Outcome { correct: true, radius: 0.9 },
+///     Outcome { correct: true, radius: 0.3 },
+///     Outcome { correct: false, radius: 1.2 }, // wrong class: counts 0
+///     Outcome { correct: false, radius: 0.0 }, // abstained
+/// ];
+/// assert!((average_certified_radius(&outcomes)? - 0.3).abs() < 1e-12);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn average_certified_radius(outcomes: &[Outcome]) -> Result<f64> {
+    check_positive("outcomes", outcomes.len() as u64)?;
+    let mut sum = 0.0;
+    for o in outcomes.iter().filter(|o| o.correct) {
+        if !o.radius.is_finite() {
+            return Err(Error::InvalidParameter {
+                name: "radius",
+                reason: format!("{} is not a finite radius", o.radius),
+            });
+        }
+        sum += o.radius;
+    }
+    Ok(sum / outcomes.len() as f64)
+}
+
+/// Two certification runs on the same examples compared at one radius: how many examples
+/// each certified correct there that the other did not, and the exact McNemar test of
+/// whether the two certify at the same rate.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::certificate::accuracy::{Outcome, PairedComparison};
+///
+/// let yes = Outcome { correct: true, radius: 1.0 };
+/// let no = Outcome { correct: false, radius: 0.0 };
+/// let first = [yes, no, no, yes];
+/// let second = [yes, yes, yes, yes];
+/// let c = PairedComparison::new(&first, &second, 0.5)?;
+/// assert_eq!((c.both, c.only_first, c.only_second, c.neither), (2, 0, 2, 0));
+/// // 2 of 2 discordant pairs one way: 2 * (1/2)^2.
+/// assert!((c.p_value - 0.5).abs() < 1e-12);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairedComparison {
+    /// The radius compared at.
+    pub radius: f64,
+    /// Examples both runs certified correct at the radius.
+    pub both: usize,
+    /// Examples only the first run certified correct at the radius.
+    pub only_first: usize,
+    /// Examples only the second run certified correct at the radius.
+    pub only_second: usize,
+    /// Examples neither run certified correct at the radius.
+    pub neither: usize,
+    /// The two-sided exact McNemar p-value: the binomial test of `only_second` successes in
+    /// `only_first + only_second` trials at 1/2 (1 when no example tells the runs apart).
+    pub p_value: f64,
+}
+
+impl PairedComparison {
+    /// Compares `first` and `second`, the outcomes of two runs on the same examples in the
+    /// same order, at `radius`.
+    ///
+    /// # Errors
+    /// [`Error::ZeroCount`] for no outcomes; [`Error::InvalidParameter`] if the runs have
+    /// different lengths or the radius is NaN.
+    pub fn new(first: &[Outcome], second: &[Outcome], radius: f64) -> Result<Self> {
+        check_positive("outcomes", first.len() as u64)?;
+        if first.len() != second.len() {
+            return Err(Error::InvalidParameter {
+                name: "outcomes",
+                reason: format!(
+                    "paired runs need the same examples: {} outcomes against {}",
+                    first.len(),
+                    second.len()
+                ),
+            });
+        }
+        if radius.is_nan() {
+            return Err(Error::InvalidParameter {
+                name: "radius",
+                reason: "NaN".into(),
+            });
+        }
+        let mut c = Self {
+            radius,
+            both: 0,
+            only_first: 0,
+            only_second: 0,
+            neither: 0,
+            p_value: 1.0,
+        };
+        for (a, b) in first.iter().zip(second) {
+            match (a.certified_at(radius), b.certified_at(radius)) {
+                (true, true) => c.both += 1,
+                (true, false) => c.only_first += 1,
+                (false, true) => c.only_second += 1,
+                (false, false) => c.neither += 1,
+            }
+        }
+        let discordant = (c.only_first + c.only_second) as u64;
+        if discordant > 0 {
+            c.p_value = binomial_test_two_sided(c.only_second as u64, discordant, 0.5)?;
+        }
+        Ok(c)
+    }
 }
 
 /// How [`certified_accuracy_lower_bound`] bounds the number of wrong certificates. The

@@ -3,6 +3,7 @@
 //! The loop draws noise on the input's device, classifies in batches and accumulates the
 //! class counts there; the only transfer to the host is the final count vector.
 
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 use burn::tensor::backend::Backend;
@@ -74,10 +75,9 @@ impl<B: Backend, const D: usize> CleanInput<B, D> {
         shape[0] = rows;
         let batch_seed = split_mix(seed ^ split_mix(index));
         match &self.values {
-            Source::Host(x) => {
-                let values = cpu_perturbed_batch(noise, x, rows, batch_seed);
-                Tensor::from_data(TensorData::new(values, shape), &self.device)
-            }
+            Source::Host(x) => host_batch(shape, &self.device, |values| {
+                fill_perturbed_rows(noise, x, values, batch_seed)
+            }),
             Source::Device(x) => {
                 x.clone().expand(shape)
                     + device_noise::<B, N, D>(noise, shape, &self.device, batch_seed)
@@ -108,29 +108,110 @@ pub(crate) fn device_noise<B: Backend, N: NoiseDistribution, const D: usize>(
     noise.sample::<B, D>(shape, device)
 }
 
-/// Rows of `x + noise` filled on all cores (on rayon's pool, which Burn's CPU backend shares),
-/// each row from its own generator seeded by `(batch_seed, row)`, so the result does not
-/// depend on the number of threads.
-fn cpu_perturbed_batch<N: NoiseDistribution>(
+/// Fills `values` with rows of `x + noise` on all cores (on rayon's pool, which Burn's CPU
+/// backends share), each row from its own generator seeded by `(batch_seed, row)`, so the
+/// result does not depend on the number of threads. `values` may be uninitialized: each row
+/// is copied from `x` where its noise is added, on the thread that adds it, while it is in
+/// cache.
+fn fill_perturbed_rows<N: NoiseDistribution>(
     noise: &N,
     x: &[f32],
-    rows: usize,
+    values: &mut [MaybeUninit<f32>],
     batch_seed: u64,
-) -> Vec<f32> {
-    // Each row is copied where its noise is added, on the thread that adds it, while it is
-    // in cache (a zeroed allocation costs no pass of its own).
-    let mut values = vec![0.0f32; rows * x.len()];
+) {
     values
         .par_chunks_mut(x.len())
         .enumerate()
         .for_each(|(row_index, row)| {
-            row.copy_from_slice(x);
+            let row = init_from(row, x);
             let seed = split_mix(batch_seed ^ split_mix(row_index as u64));
             noise.add_to(row, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
         });
-    values
 }
 
+/// Writes `src` into `dst` (of the same length) and returns it as initialized.
+fn init_from<'a>(dst: &'a mut [MaybeUninit<f32>], src: &[f32]) -> &'a mut [f32] {
+    assert_eq!(dst.len(), src.len(), "a row has the input's length");
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.write(*s);
+    }
+    // SAFETY: every element was written just above, and `MaybeUninit<f32>` has the layout
+    // of `f32`.
+    unsafe { &mut *(std::ptr::from_mut(dst) as *mut [f32]) }
+}
+
+/// A float tensor of `shape` on the host-memory `device`, its values written by `fill`
+/// straight into the tensor's buffer where the backend allows it.
+///
+/// LibTorch's CPU tensors get a buffer from `torch::empty` that `fill` writes in place:
+/// uploading a filled vector instead costs a `torch::zeros` (an OpenMP region whose
+/// spinning workers then take a core from the noise threads) and a copy. Flex and NdArray
+/// take a vector's buffer as their own, with no copy.
+///
+/// `fill` must write every value (or panic): the tensor is read as it leaves them.
+fn host_batch<B: Backend, const D: usize>(
+    shape: [usize; D],
+    device: &B::Device,
+    fill: impl Fn(&mut [MaybeUninit<f32>]),
+) -> Tensor<B, D> {
+    #[cfg(feature = "tch")]
+    if let Some(tensor) = libtorch::filled_in_place::<B, D>(shape, device, &fill) {
+        return tensor;
+    }
+    let len = shape.iter().product();
+    let mut values = Vec::with_capacity(len);
+    fill(&mut values.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` initialized the first `len` elements, as its contract says.
+    unsafe { values.set_len(len) };
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+#[cfg(feature = "tch")]
+mod libtorch {
+    use std::any::{Any, TypeId};
+    use std::mem::MaybeUninit;
+
+    use burn::backend::LibTorch;
+    use burn::backend::libtorch::{LibTorchDevice, TchTensor};
+    use burn::tensor::backend::Backend;
+    use burn::tensor::{DType, Shape, Tensor, TensorPrimitive};
+
+    /// `Some` tensor of `shape` filled in place by `fill` when `B` is LibTorch (with `f32`)
+    /// and `device` its CPU; `None`, without calling `fill`, otherwise. Generic code on
+    /// stable Rust reaches LibTorch's buffer only through such a type test; the values are
+    /// the same whichever path writes them.
+    pub(super) fn filled_in_place<B: Backend, const D: usize>(
+        shape: [usize; D],
+        device: &B::Device,
+        fill: &dyn Fn(&mut [MaybeUninit<f32>]),
+    ) -> Option<Tensor<B, D>> {
+        if TypeId::of::<B>() != TypeId::of::<LibTorch>() || B::name(device) != "libtorch<cpu>" {
+            return None;
+        }
+        let primitive = TchTensor::empty(Shape::from(shape), LibTorchDevice::Cpu, DType::F32);
+        let buffer = &primitive.tensor;
+        assert!(
+            buffer.is_contiguous(),
+            "torch::empty gives a contiguous tensor"
+        );
+        // SAFETY: a fresh, contiguous CPU tensor of `numel` f32 values that nothing else
+        // references yet; its memory may hold anything, hence `MaybeUninit`.
+        let values = unsafe {
+            std::slice::from_raw_parts_mut(
+                buffer.data_ptr().cast::<MaybeUninit<f32>>(),
+                buffer.numel(),
+            )
+        };
+        fill(values);
+        let tensor = Tensor::<LibTorch, D>::from_primitive(TensorPrimitive::Float(primitive));
+        let tensor: Box<dyn Any> = Box::new(tensor);
+        Some(
+            *tensor
+                .downcast::<Tensor<B, D>>()
+                .expect("B is LibTorch, tested above"),
+        )
+    }
+}
 /// Names (as [`Backend::name`] gives them) of the backends whose tensors live in host memory,
 /// where the crate draws noise itself on all cores ([`cpu_perturbed_batch`]) instead of with the
 /// backend's generator.

@@ -7,6 +7,7 @@ pub mod analysis;
 pub mod attacks;
 pub mod jobs;
 pub mod manifest;
+pub mod objective;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod records;

@@ -1,6 +1,8 @@
-//! Training a base classifier with Gaussian data augmentation, after the paper's `train.py`:
-//! fresh noise at the certification sigma on every batch, SGD with momentum, step decay of
-//! the learning rate, a checkpoint every epoch and resumption from the last one.
+//! Training a base classifier for smoothing, after the paper's `train.py`: fresh noise at the
+//! certification sigma on every batch, SGD with momentum, step decay of the learning rate, a
+//! checkpoint every epoch and resumption from the last one. The loss is the configured
+//! [`Objective`]: the paper's Gaussian augmentation by default, or one of the objectives of
+//! later work ([`crate::workflow::objective`]).
 //!
 //! # Example
 //! ```
@@ -34,7 +36,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::record::{DefaultRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use rand::Rng;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
@@ -46,6 +48,7 @@ use crate::error::check_sigma;
 use crate::error::{Error, Result, check_positive};
 use crate::models::ImageClassifier;
 use crate::stats::seed::{GOLDEN_GAMMA, mix64};
+use crate::workflow::objective::{Objective, add_noise};
 
 /// Unchecked training hyperparameters; [`check`](Self::check) them into a [`TrainValidConfig`].
 ///
@@ -73,6 +76,7 @@ pub struct TrainConfig {
     crop_padding: usize,
     flip: bool,
     keep_checkpoints: usize,
+    objective: Objective,
 }
 
 impl TrainConfig {
@@ -97,7 +101,25 @@ impl TrainConfig {
             crop_padding: 0,
             flip: false,
             keep_checkpoints: 2,
+            objective: Objective::Gaussian,
         }
+    }
+
+    /// The training objective ([`Objective::Gaussian`], the paper's, by default).
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::workflow::objective::{Macer, Objective};
+    /// use randomized_smoothing::workflow::train::TrainConfig;
+    ///
+    /// let macer = Objective::Macer(Macer { samples: 0, ..Default::default() });
+    /// assert!(TrainConfig::new(0.25).objective(macer).check().is_err());
+    /// // Objectives beyond Gaussian augmentation train the smoothed classifier: no sigma 0.
+    /// assert!(TrainConfig::new(0.0).objective(Objective::Macer(Macer::default())).check().is_err());
+    /// ```
+    pub fn objective(mut self, objective: Objective) -> Self {
+        self.objective = objective;
+        self
     }
 
     /// Number of epochs.
@@ -237,6 +259,7 @@ impl TrainConfig {
         if !(self.lr_gamma > 0.0 && self.lr_gamma <= 1.0) {
             return invalid("lr gamma", "must lie in (0, 1]");
         }
+        self.objective.check(self.sigma)?;
         Ok(TrainValidConfig(self))
     }
 }
@@ -267,6 +290,11 @@ impl TrainValidConfig {
     /// Batch size.
     pub fn batch_size(&self) -> usize {
         self.0.batch_size
+    }
+
+    /// The training objective.
+    pub fn objective(&self) -> &Objective {
+        &self.0.objective
     }
 
     /// How many of the latest epochs keep their checkpoints.
@@ -501,14 +529,6 @@ impl<B: Backend> EpochTotals<B> {
     }
 }
 
-fn add_noise<B: Backend>(x: Tensor<B, 4>, sigma: f64) -> Tensor<B, 4> {
-    if sigma == 0.0 {
-        return x;
-    }
-    let noise = Tensor::random(x.shape(), Distribution::Normal(0.0, sigma), &x.device());
-    x + noise
-}
-
 /// Deletes the checkpoints a resumed run no longer needs: the optimizer state of all but the
 /// latest `keep` epochs, and their models too, except the model of the epoch with the best
 /// test accuracy in `log.tsv` (the first such epoch on a tie).
@@ -547,6 +567,66 @@ fn prune_checkpoints(dir: &Path, latest: usize, keep: usize) -> Result<()> {
     Ok(())
 }
 
+/// The settings a checkpoint folder was started with, one `name\tvalue` line each: all that
+/// shapes the epochs already run, so not the number of epochs (a run may be extended) nor
+/// the checkpoints kept.
+fn settings(config: &TrainValidConfig, seed: u64) -> String {
+    let c = &config.0;
+    let fields = [
+        ("sigma", c.sigma.to_string()),
+        ("objective", c.objective.to_string()),
+        ("batch_size", c.batch_size.to_string()),
+        ("lr", c.lr.to_string()),
+        ("lr_step", c.lr_step.to_string()),
+        ("lr_gamma", c.lr_gamma.to_string()),
+        ("momentum", c.momentum.to_string()),
+        ("weight_decay", c.weight_decay.to_string()),
+        ("crop_padding", c.crop_padding.to_string()),
+        ("flip", c.flip.to_string()),
+        ("seed", seed.to_string()),
+    ];
+    fields.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+}
+
+/// Records the run's settings in `dir/settings.tsv`, or refuses to resume a run that was
+/// started with other ones ([`Error::RunMismatch`], naming each difference): its epochs
+/// would mix two trainings.
+fn check_settings(dir: &Path, config: &TrainValidConfig, seed: u64) -> Result<()> {
+    let path = dir.join("settings.tsv");
+    let ours = settings(config, seed);
+    match fs::read_to_string(&path) {
+        Ok(theirs) if theirs == ours => Ok(()),
+        Ok(theirs) => {
+            let fields = |text: &str| -> Vec<(String, String)> {
+                text.lines()
+                    .filter_map(|l| l.split_once('\t'))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            };
+            let (ours, theirs) = (fields(&ours), fields(&theirs));
+            let mut differences: Vec<String> = ours
+                .iter()
+                .filter_map(|(k, v)| match theirs.iter().find(|(tk, _)| tk == k) {
+                    Some((_, tv)) if tv == v => None,
+                    Some((_, tv)) => Some(format!("{k} is {v}, the run was started with {tv}")),
+                    None => Some(format!("{k} is {v}, the run recorded none")),
+                })
+                .collect();
+            if differences.is_empty() {
+                differences.push("the settings file is malformed".into());
+            }
+            Err(Error::RunMismatch {
+                log: path,
+                differences,
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::write(&path, ours).map_err(|e| Error::io(&path, e))
+        }
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
 /// The last epoch with a complete checkpoint in `dir`, if any.
 fn last_checkpoint(dir: &Path) -> Option<usize> {
     let entries = fs::read_dir(dir).ok()?;
@@ -562,19 +642,23 @@ fn last_checkpoint(dir: &Path) -> Option<usize> {
         .max()
 }
 
-/// Trains `model` on `train_set` with Gaussian augmentation at the configured sigma,
-/// evaluating on `test_set` (under noise) after every epoch and calling `on_epoch` with the
-/// report.
+/// Trains `model` on `train_set` with the configured [`Objective`] (Gaussian augmentation
+/// by default) at the configured sigma, evaluating on `test_set` (cross-entropy and accuracy
+/// under Gaussian noise, whatever the objective) after every epoch and calling `on_epoch`
+/// with the report.
 ///
 /// With a `checkpoints` folder, the model and optimizer are saved there after every epoch
 /// (`model-N.mpk`, `optim-N.mpk`) and the log is appended to `log.tsv`; a later call with the
-/// same folder resumes after the last complete checkpoint. Only the latest epochs'
+/// same folder resumes after the last complete checkpoint. The folder's `settings.tsv`
+/// records the settings and seed; resuming with others (more epochs aside) is refused. Only the latest epochs'
 /// checkpoints are kept ([`TrainConfig::keep_checkpoints`]), with the best epoch's model. Shuffling and noise are derived
 /// from `(seed, epoch)`, so a resumed run draws what the uninterrupted one would have.
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] if the two data sets have different image shapes or classes;
-/// [`Error::Io`] if a checkpoint cannot be written or read.
+/// [`Error::Io`] if a checkpoint cannot be written or read; [`Error::RunMismatch`] if the
+/// folder holds a run started with other settings; the objective's errors (a SmoothAdv
+/// attack's) from any batch.
 ///
 /// # Example
 /// See the [module documentation](self).
@@ -618,6 +702,7 @@ where
     let mut start = 0;
     if let Some(dir) = checkpoints {
         fs::create_dir_all(dir)?;
+        check_settings(dir, config, seed)?;
         if let Some(epoch) = last_checkpoint(dir) {
             let (model_file, optim_file) = checkpoint_files(dir, epoch);
             model = model
@@ -630,7 +715,6 @@ where
             start = epoch;
         }
     }
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut schedule = config.schedule();
     // A resumed run skips the learning rates of the epochs already done.
     for _ in 0..start {
@@ -652,8 +736,10 @@ where
         let mut totals = EpochTotals::<B::InnerBackend>::new(&device);
         for chunk in order.chunks(config.batch_size()) {
             let (x, y) = batch::<B, S>(train_set, chunk, params, Some(rng.next_u64()), &device)?;
-            let logits = model.forward(add_noise(x, config.sigma()));
-            let loss = loss_fn.forward(logits.clone(), y.clone());
+            let (loss, logits) =
+                config
+                    .objective()
+                    .batch_loss(&model, x, y.clone(), config.sigma(), epoch)?;
             totals.add(loss.clone().inner(), logits.inner(), y.inner());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use randomized_smoothing::certificate::accuracy::{
-    AccuracyBound, Outcome, approximate_certified_accuracy, certified_accuracy_lower_bound,
+    AccuracyBound, Outcome, PairedComparison, approximate_certified_accuracy,
+    average_certified_radius, certified_accuracy_lower_bound,
 };
 use randomized_smoothing::certificate::projection::{
     LoggedSettings, Projection, RadiusBound, project,
@@ -46,7 +47,9 @@ pub(crate) struct AnalyzeArgs {
     /// Bernstein inequality (Theorem 6).
     #[arg(long, value_enum, default_value = "exact")]
     pub(crate) bound: BoundKind,
-    /// Output folder: table.md, table.tex, curves.tsv, certified_accuracy.svg/png.
+    /// Output folder: table.md, table.tex, curves.tsv, certified_accuracy.svg/png, and for
+    /// several logs of the same examples paired.md (average certified radius, McNemar tests
+    /// against the first log).
     #[arg(long)]
     pub(crate) out: PathBuf,
     /// A DeepFool log (`attack --method deepfool`) of an undefended network: its empirical
@@ -195,11 +198,11 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
     }
     let settings = settings_of(args)?;
     let mut runs: Vec<(String, Vec<Outcome>)> = Vec::new();
+    let mut examples: Vec<Vec<usize>> = Vec::new();
     for (i, path) in args.logs.iter().enumerate() {
-        let outcomes = read_certify_log(open(path)?)?
-            .iter()
-            .map(|r| r.outcome())
-            .collect();
+        let rows = read_certify_log(open(path)?)?;
+        examples.push(rows.iter().map(|r| r.idx).collect());
+        let outcomes = rows.iter().map(|r| r.outcome()).collect();
         let label = args
             .labels
             .get(i)
@@ -230,6 +233,20 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
     std::fs::write(args.out.join("table.md"), table.to_markdown())?;
     std::fs::write(args.out.join("table.tex"), table.to_latex())?;
     print!("{}", table.to_markdown());
+    for (label, outcomes) in &runs {
+        println!(
+            "{label}: average certified radius {:.3}",
+            average_certified_radius(outcomes)?
+        );
+    }
+    if runs.len() > 1 {
+        if examples.iter().all(|e| *e == examples[0]) {
+            std::fs::write(args.out.join("paired.md"), paired(args, &runs)?)?;
+            println!("wrote paired.md (each log against the first, same examples)");
+        } else {
+            eprintln!("no paired.md: the logs certify different examples");
+        }
+    }
 
     // Curves on a fine grid: the approximate certified accuracy, and its Appendix D lower
     // bound (holds with probability 1 - rho over the certification's randomness).
@@ -249,13 +266,7 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
         let lower = approx
             .iter()
             .map(|&a| {
-                certified_accuracy_lower_bound(
-                    a,
-                    m,
-                    logged.alpha,
-                    args.rho,
-                    AccuracyBound::Bernstein,
-                )
+                certified_accuracy_lower_bound(a, m, logged.alpha, args.rho, args.bound.into())
             })
             .collect::<Result<Vec<_>, _>>()?;
         for ((r, a), l) in grid.iter().zip(&approx).zip(&lower) {
@@ -304,6 +315,58 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
         write_comparisons(args, &runs, &settings)?;
     }
     Ok(())
+}
+
+/// Each log against the first on the same examples: the average certified radius, and at
+/// each radius of the table the examples only one of the two certifies, with the exact
+/// McNemar p-value.
+fn paired(args: &AnalyzeArgs, runs: &[(String, Vec<Outcome>)]) -> Result<String, Failure> {
+    let (first_label, first) = &runs[0];
+    let mut md = format!(
+        "# Paired comparisons against {first_label}\n\n\
+         {} examples, the same in every log. ACR: the average certified radius (0 for a wrong or \
+         abstained example). Each cell `a / b, p`: the examples certified correct at that radius \
+         by the first log (`{first_label}`) but not this one (a), by this one but not the first \
+         (b), and the two-sided exact McNemar p-value (binomial test of b in a + b at 1/2).\n\n\
+         | log | ACR |",
+        first.len()
+    );
+    for r in &args.radii {
+        md.push_str(&format!(" r = {r:.2} |"));
+    }
+    md.push_str("\n| --- | ---: |");
+    md.push_str(&" ---: |".repeat(args.radii.len()));
+    md.push('\n');
+    for (label, outcomes) in runs {
+        md.push_str(&format!(
+            "| {label} | {:.3} |",
+            average_certified_radius(outcomes)?
+        ));
+        for &r in &args.radii {
+            if std::ptr::eq(outcomes, first) {
+                md.push_str(" - |");
+                continue;
+            }
+            let c = PairedComparison::new(first, outcomes, r)?;
+            md.push_str(&format!(
+                " {} / {}, {} |",
+                c.only_first,
+                c.only_second,
+                significant(c.p_value)
+            ));
+        }
+        md.push('\n');
+    }
+    Ok(md)
+}
+
+/// A p-value with two significant digits.
+fn significant(p: f64) -> String {
+    if p >= 0.01 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.1e}")
+    }
 }
 
 /// The paper's Figure 5 (left) and Figure 8, as plots, TSVs and one Markdown file.

@@ -1,12 +1,14 @@
-//! `smoothing train`: a base classifier trained with Gaussian data augmentation.
+//! `smoothing train`: a base classifier trained for smoothing, with Gaussian augmentation or
+//! another objective.
 
 use std::path::PathBuf;
 
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use randomized_smoothing::models::{ModelCard, TrainingSummary, save_model_with_card};
+use randomized_smoothing::workflow::objective::{Consistency, Macer, Objective, SmoothAdv};
 use randomized_smoothing::workflow::train::{TrainConfig, train};
 
 use super::Failure;
@@ -60,6 +62,121 @@ pub(crate) struct TrainArgs {
     /// Output folder: checkpoints each epoch (a rerun resumes), log.tsv, model.bpk.
     #[arg(long)]
     pub(crate) out: PathBuf,
+    /// Training objective (docs/training.md): Gaussian augmentation (the paper's),
+    /// consistency regularization (Jeong & Shin 2020), MACER (Zhai et al. 2020) or SmoothAdv
+    /// (Salman et al. 2019).
+    #[arg(long, value_enum, default_value = "gaussian")]
+    pub(crate) objective: ObjectiveArg,
+    /// Consistency, MACER, SmoothAdv: noisy copies of each example (m, k, m) [default: 2,
+    /// 16, 2].
+    #[arg(long)]
+    pub(crate) copies: Option<usize>,
+    /// Consistency, MACER: weight of the KL term or of the radius hinge [default: 10, 12].
+    #[arg(long)]
+    pub(crate) lambda: Option<f64>,
+    /// Consistency: weight of the entropy term [default: 0.5].
+    #[arg(long)]
+    pub(crate) eta: Option<f64>,
+    /// MACER: hinge margin [default: 8].
+    #[arg(long)]
+    pub(crate) gamma: Option<f64>,
+    /// MACER: inverse temperature of the softmax in the radius [default: 16].
+    #[arg(long)]
+    pub(crate) beta: Option<f64>,
+    /// MACER: epochs trained on the classification term alone before the hinge joins
+    /// [default: 0].
+    #[arg(long)]
+    pub(crate) deferred: Option<usize>,
+    /// SmoothAdv: PGD steps [default: 2].
+    #[arg(long)]
+    pub(crate) attack_steps: Option<usize>,
+    /// SmoothAdv: attack radius, l2 in pixels [default: 1].
+    #[arg(long)]
+    pub(crate) epsilon: Option<f64>,
+    /// SmoothAdv: epochs over which the attack radius grows to --epsilon [default: 10].
+    #[arg(long)]
+    pub(crate) warmup: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ObjectiveArg {
+    /// Cross-entropy on one noisy copy (Cohen et al. 2019).
+    Gaussian,
+    /// Cross-entropy plus agreement of m noisy copies (Jeong & Shin 2020).
+    Consistency,
+    /// Cross-entropy of the soft smoothed classifier plus a certified-radius hinge.
+    Macer,
+    /// Cross-entropy on PGD examples against the soft smoothed classifier.
+    Smoothadv,
+}
+
+/// The objective the flags describe; flags of other objectives are refused rather than
+/// ignored.
+fn objective(args: &TrainArgs) -> Result<Objective, Failure> {
+    let given = [
+        (
+            "--copies",
+            args.copies.is_some(),
+            &["consistency", "macer", "smoothadv"][..],
+        ),
+        (
+            "--lambda",
+            args.lambda.is_some(),
+            &["consistency", "macer"][..],
+        ),
+        ("--eta", args.eta.is_some(), &["consistency"][..]),
+        ("--gamma", args.gamma.is_some(), &["macer"][..]),
+        ("--beta", args.beta.is_some(), &["macer"][..]),
+        ("--deferred", args.deferred.is_some(), &["macer"][..]),
+        (
+            "--attack-steps",
+            args.attack_steps.is_some(),
+            &["smoothadv"][..],
+        ),
+        ("--epsilon", args.epsilon.is_some(), &["smoothadv"][..]),
+        ("--warmup", args.warmup.is_some(), &["smoothadv"][..]),
+    ];
+    let name = args
+        .objective
+        .to_possible_value()
+        .map(|v| v.get_name().to_string());
+    let name = name.as_deref().unwrap_or_default();
+    if let Some((flag, _, owners)) = given
+        .iter()
+        .find(|(_, g, owners)| *g && !owners.contains(&name))
+    {
+        return Err(format!("{flag} applies to --objective {} only", owners.join(" or ")).into());
+    }
+    Ok(match args.objective {
+        ObjectiveArg::Gaussian => Objective::Gaussian,
+        ObjectiveArg::Consistency => {
+            let d = Consistency::default();
+            Objective::Consistency(Consistency {
+                copies: args.copies.unwrap_or(d.copies),
+                lambda: args.lambda.unwrap_or(d.lambda),
+                eta: args.eta.unwrap_or(d.eta),
+            })
+        }
+        ObjectiveArg::Macer => {
+            let d = Macer::default();
+            Objective::Macer(Macer {
+                samples: args.copies.unwrap_or(d.samples),
+                lambda: args.lambda.unwrap_or(d.lambda),
+                gamma: args.gamma.unwrap_or(d.gamma),
+                beta: args.beta.unwrap_or(d.beta),
+                deferred: args.deferred.unwrap_or(d.deferred),
+            })
+        }
+        ObjectiveArg::Smoothadv => {
+            let d = SmoothAdv::default();
+            Objective::SmoothAdv(SmoothAdv {
+                copies: args.copies.unwrap_or(d.copies),
+                steps: args.attack_steps.unwrap_or(d.steps),
+                epsilon: args.epsilon.unwrap_or(d.epsilon),
+                warmup: args.warmup.unwrap_or(d.warmup),
+            })
+        }
+    })
 }
 
 pub(crate) fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Result<(), Failure> {
@@ -79,11 +196,13 @@ pub(crate) fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Res
         .batch_size(args.batch)
         .lr(args.lr)
         .lr_schedule(args.lr_step_size, 0.1)
-        .keep_checkpoints(args.keep_checkpoints);
+        .keep_checkpoints(args.keep_checkpoints)
+        .objective(objective(args)?);
     if args.augment {
         params = params.augment(4, true);
     }
     let params = params.check()?;
+    eprintln!("objective: {}", params.objective());
     let bar = progress(args.epochs as u64, "epochs");
     let trained = train(
         model,
@@ -112,12 +231,15 @@ pub(crate) fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Res
     bar.finish_and_clear();
     let path = args.out.join("model.bpk");
     let card = ModelCard::new(config)
-        .with_training(Some(TrainingSummary::new(
-            name_of(args.data.dataset),
-            args.sigma,
-            args.epochs,
-            args.seed,
-        )))
+        .with_training(Some(
+            TrainingSummary::new(
+                name_of(args.data.dataset),
+                args.sigma,
+                args.epochs,
+                args.seed,
+            )
+            .with_objective(params.objective().to_string()),
+        ))
         .with_input(args.data.transform(None)?);
     save_model_with_card(&trained.valid(), &card, &path)?;
     println!("saved {}", path.display());
