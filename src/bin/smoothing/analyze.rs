@@ -337,13 +337,13 @@ fn paired(args: &AnalyzeArgs, runs: &[(String, Vec<Outcome>)]) -> Result<String,
     md.push_str("\n| --- | ---: |");
     md.push_str(&" ---: |".repeat(args.radii.len()));
     md.push('\n');
-    for (label, outcomes) in runs {
+    for (i, (label, outcomes)) in runs.iter().enumerate() {
         md.push_str(&format!(
             "| {label} | {:.3} |",
             average_certified_radius(outcomes)?
         ));
         for &r in &args.radii {
-            if std::ptr::eq(outcomes, first) {
+            if i == 0 {
                 md.push_str(" - |");
                 continue;
             }
