@@ -912,3 +912,128 @@ fn train_objectives() {
     assert!(stderr.contains("objective is macer (k = 16"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Denoised smoothing from the command line: `train-denoiser` in front of a clean
+/// classifier, then `certify --denoiser`; the log's manifest names the denoiser, so a rerun
+/// without it (or with another) is refused rather than mixed into the log.
+#[test]
+fn denoised_smoothing() {
+    let dir = scratch("denoiser");
+    smoothing(
+        &dir,
+        &[
+            "train",
+            "--dataset",
+            "digits",
+            "--filters",
+            "4",
+            "--sigma",
+            "0",
+            "--epochs",
+            "1",
+            "--batch",
+            "256",
+            "--out",
+            "run",
+        ],
+    );
+    let train = |objective: &'static str, out: &'static str, extra: &[&'static str]| {
+        let mut args = vec![
+            "train-denoiser",
+            "--dataset",
+            "digits",
+            "--model",
+            "run/model.bpk",
+            "--sigma",
+            "0.25",
+            "--epochs",
+            "1",
+            "--batch",
+            "256",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--objective",
+            objective,
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let stderr = smoothing_stderr(&dir, &train("mse", "mse", &[]));
+    assert!(
+        stderr.contains("DnCNN depth 3, width 8; objective: mse"),
+        "{stderr}"
+    );
+    // Stability training from the MSE denoiser; its card says so.
+    smoothing(
+        &dir,
+        &train("stability", "stab", &["--init", "mse/denoiser.bpk"]),
+    );
+    let card = randomized_smoothing::models::read_denoiser_card(dir.join("stab/denoiser.bpk"))
+        .unwrap()
+        .unwrap();
+    let training = card.training.unwrap();
+    assert!(
+        training.objective.starts_with("stability"),
+        "{}",
+        training.objective
+    );
+    assert!(
+        training.objective.contains("from denoiser sha256"),
+        "{}",
+        training.objective
+    );
+    assert_eq!((card.denoiser.depth, training.sigma), (3, 0.25));
+    // --init fixes the architecture.
+    let stderr = refused(
+        &dir,
+        swapped(
+            &train("stability", "stab2", &["--init", "mse/denoiser.bpk"]),
+            &[("8", "16")],
+        ),
+    );
+    assert!(
+        stderr.contains("--depth and --width must agree"),
+        "{stderr}"
+    );
+
+    let mut args = certify_args(
+        "0.25",
+        &["--denoiser", "stab/denoiser.bpk", "--out", "d.tsv"],
+    );
+    smoothing(&dir, &args);
+    // The header and 6 rows.
+    assert_eq!(rows_without_time(&dir.join("d.tsv")).len(), 7);
+    let text = std::fs::read_to_string(Manifest::path_of(&dir.join("d.tsv"))).unwrap();
+    let manifest = Manifest::from_json(&text).unwrap();
+    assert!(manifest.settings().contains_key("denoiser_sha256"));
+    // The same log without the denoiser, or with another, is another experiment.
+    args.truncate(args.len() - 4);
+    args.extend_from_slice(&["--out", "d.tsv"]);
+    let stderr = refused(&dir, &args);
+    assert!(stderr.contains("denoiser_sha256"), "{stderr}");
+    let stderr = refused(
+        &dir,
+        certify_args(
+            "0.25",
+            &["--denoiser", "mse/denoiser.bpk", "--out", "d.tsv"],
+        ),
+    );
+    assert!(stderr.contains("denoiser_sha256"), "{stderr}");
+    // A denoiser is not a classifier, and attack takes none.
+    let stderr = refused(
+        &dir,
+        swapped(
+            &certify_args("0.25", &["--out", "e.tsv"]),
+            &[("run/model.bpk", "mse/denoiser.bpk")],
+        ),
+    );
+    assert!(
+        stderr.contains("is a denoiser, not a classifier"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -19,13 +19,15 @@ use burn_store::{
     BurnpackStore, IdentityAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, TensorSnapshot,
 };
 
-use super::{ImageClassifier, Model, ModelConfig};
+use super::{Dncnn, DncnnConfig, ImageClassifier, Model, ModelConfig};
 use crate::data::FolderTransform;
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
 
 /// Burnpack metadata key of the model card (its JSON).
 const CARD_KEY: &str = "randomized_smoothing.card";
+/// Burnpack metadata key of a denoiser's card (its JSON), in place of a model card.
+const DENOISER_CARD_KEY: &str = "randomized_smoothing.denoiser_card";
 /// Burnpack metadata key of the SHA-256 of the card and the tensors.
 const DIGEST_KEY: &str = "randomized_smoothing.sha256";
 
@@ -68,6 +70,42 @@ pub struct TrainingSummary {
     /// The training objective.
     #[config(default = "String::from(\"cross-entropy on noisy inputs\")")]
     pub objective: String,
+}
+
+/// What a denoiser file says about its denoiser: the configuration that rebuilds it and, for
+/// one trained by [`crate::workflow::denoise`], how it was trained.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::models::{DenoiserCard, DncnnConfig};
+///
+/// let card = DenoiserCard::new(DncnnConfig::new([1, 28, 28]));
+/// assert!(card.training.is_none());
+/// ```
+#[derive(Config, Debug)]
+pub struct DenoiserCard {
+    /// The denoiser's configuration.
+    pub denoiser: DncnnConfig,
+    /// How the weights were trained, when the crate trained them.
+    pub training: Option<DenoiserTraining>,
+}
+
+/// How a denoiser was trained: the data, the noise, the objective and the classifier.
+#[derive(Config, Debug)]
+pub struct DenoiserTraining {
+    /// The data set's name, as the `smoothing` program takes it.
+    pub dataset: String,
+    /// Standard deviation of the Gaussian noise it removes.
+    pub sigma: f64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// The training seed.
+    pub seed: u64,
+    /// The training objective, with its settings.
+    pub objective: String,
+    /// SHA-256 of the classifier's file that the training evaluated (and, for the stability
+    /// objective, trained against).
+    pub classifier_sha256: String,
 }
 
 /// Saves `model`'s parameters and buffers to `path` in Burn's burnpack format, replacing
@@ -136,17 +174,95 @@ pub fn save_model_with_card<B: Backend>(
         name: "card",
         reason: e.to_string(),
     })?;
-    save(model, Some(json), path.as_ref())
+    save(model, Some((CARD_KEY, json)), path.as_ref())
 }
 
-fn save<B: Backend, M: Module<B>>(model: &M, card: Option<String>, path: &Path) -> Result<()> {
-    let digest = digest_of(card.as_deref(), &model.collect(None, None, false), path)?;
+/// Saves a denoiser with its card, so that [`load_denoiser`] (and `smoothing certify
+/// --denoiser FILE`) rebuilds it from the file alone.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] if the card describes other images than the denoiser takes;
+/// [`Error::Io`] if the file cannot be written.
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use randomized_smoothing::models::{DenoiserCard, DncnnConfig, load_denoiser, load_model_with_card, save_denoiser};
+///
+/// let device = Default::default();
+/// let config = DncnnConfig::new([1, 8, 8]).with_width(4);
+/// let path = std::env::temp_dir().join("rs-doc-denoiser.bpk");
+/// save_denoiser(&config.init::<NdArray>(&device)?, &DenoiserCard::new(config), &path)?;
+/// let (_denoiser, card) = load_denoiser::<NdArray>(&path, &device)?;
+/// assert_eq!(card.denoiser.width, 4);
+/// // A denoiser is not a classifier.
+/// assert!(load_model_with_card::<NdArray>(&path, &device).is_err());
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn save_denoiser<B: Backend>(
+    denoiser: &Dncnn<B>,
+    card: &DenoiserCard,
+    path: impl AsRef<Path>,
+) -> Result<()> {
+    use super::Denoiser;
+    if denoiser.image_shape() != card.denoiser.image_shape {
+        return Err(Error::InvalidParameter {
+            name: "card",
+            reason: format!(
+                "it describes {:?} images, the denoiser takes {:?}",
+                card.denoiser.image_shape,
+                denoiser.image_shape()
+            ),
+        });
+    }
+    let json = serde_json::to_string(card).map_err(|e| Error::InvalidParameter {
+        name: "card",
+        reason: e.to_string(),
+    })?;
+    save(denoiser, Some((DENOISER_CARD_KEY, json)), path.as_ref())
+}
+
+/// Rebuilds a denoiser from a file written by [`save_denoiser`]: its card's configuration,
+/// with the file's weights.
+///
+/// # Errors
+/// [`Error::UnreadableCheckpoint`] for a file without a denoiser card (a classifier's file,
+/// say), and the errors of [`load_model`].
+pub fn load_denoiser<B: Backend>(
+    path: impl AsRef<Path>,
+    device: &B::Device,
+) -> Result<(Dncnn<B>, DenoiserCard)> {
+    let path = path.as_ref();
+    let mut file = VerifiedFile::read(path)?;
+    let card = file
+        .denoiser
+        .take()
+        .ok_or_else(|| Error::UnreadableCheckpoint {
+            path: path.display().to_string(),
+            reason: if file.card.is_some() {
+                "it holds a classifier, not a denoiser".into()
+            } else {
+                "it has no denoiser card (save_denoiser writes one)".into()
+            },
+        })?;
+    let denoiser = file.load_into(card.denoiser.init(device)?, path)?;
+    Ok((denoiser, card))
+}
+
+fn save<B: Backend, M: Module<B>>(
+    model: &M,
+    card: Option<(&str, String)>,
+    path: &Path,
+) -> Result<()> {
+    let json = card.as_ref().map(|(_, json)| json.as_str());
+    let digest = digest_of(json, &model.collect(None, None, false), path)?;
     let mut store = BurnpackStore::from_file(path)
         .overwrite(true)
         .auto_extension(false)
         .metadata(DIGEST_KEY, digest);
-    if let Some(card) = card {
-        store = store.metadata(CARD_KEY, card);
+    if let Some((key, card)) = card {
+        store = store.metadata(key, card);
     }
     model
         .save_into(&mut store)
@@ -164,9 +280,20 @@ pub fn read_model_card(path: impl AsRef<Path>) -> Result<Option<ModelCard>> {
     Ok(VerifiedFile::read(path.as_ref())?.card)
 }
 
-/// A burnpack file whose digest, if it records one, matched: its card and tensors.
+/// The card of a denoiser file written by [`save_denoiser`], or `None` for a burnpack file
+/// without one (a classifier's, say). The file's digest is checked first.
+///
+/// # Errors
+/// Those of [`read_model_card`].
+pub fn read_denoiser_card(path: impl AsRef<Path>) -> Result<Option<DenoiserCard>> {
+    Ok(VerifiedFile::read(path.as_ref())?.denoiser)
+}
+
+/// A burnpack file whose digest, if it records one, matched: its card (a model's or a
+/// denoiser's) and tensors.
 struct VerifiedFile {
     card: Option<ModelCard>,
+    denoiser: Option<DenoiserCard>,
     snapshots: Vec<TensorSnapshot>,
 }
 
@@ -185,7 +312,14 @@ impl VerifiedFile {
             .values()
             .cloned()
             .collect();
-        let card_json = metadata.get(CARD_KEY).map(String::as_str);
+        let card_json = match (metadata.get(CARD_KEY), metadata.get(DENOISER_CARD_KEY)) {
+            (Some(_), Some(_)) => {
+                return Err(unreadable(
+                    "it has both a model card and a denoiser card".into(),
+                ));
+            }
+            (model, denoiser) => model.or(denoiser).map(String::as_str),
+        };
         match metadata.get(DIGEST_KEY) {
             Some(recorded) => {
                 let actual = digest_of(card_json, &snapshots, path)?;
@@ -205,12 +339,22 @@ impl VerifiedFile {
             }
             None => {}
         }
-        let card = card_json
-            .map(|json| {
-                serde_json::from_str(json).map_err(|e| unreadable(format!("its model card: {e}")))
-            })
-            .transpose()?;
-        Ok(Self { card, snapshots })
+        fn parse<T: burn::serde::de::DeserializeOwned>(
+            json: Option<&String>,
+            unreadable: impl Fn(String) -> Error,
+        ) -> Result<Option<T>> {
+            json.map(|json| serde_json::from_str(json).map_err(|e| unreadable(e.to_string())))
+                .transpose()
+        }
+        Ok(Self {
+            card: parse(metadata.get(CARD_KEY), |e| {
+                unreadable(format!("its model card: {e}"))
+            })?,
+            denoiser: parse(metadata.get(DENOISER_CARD_KEY), |e| {
+                unreadable(format!("its denoiser card: {e}"))
+            })?,
+            snapshots,
+        })
     }
 
     /// Loads the tensors into `model` after checking their names and shapes.
@@ -254,9 +398,13 @@ pub fn load_model_with_card<B: Backend>(
         .take()
         .ok_or_else(|| Error::UnreadableCheckpoint {
             path: path.display().to_string(),
-            reason: "it has no model card (saved by save_model or an older version): build the \
+            reason: if file.denoiser.is_some() {
+                "it holds a denoiser, not a classifier (load_denoiser reads it)".into()
+            } else {
+                "it has no model card (saved by save_model or an older version): build the \
                  model and use load_model"
-                .into(),
+                    .into()
+            },
         })?;
     let model = file.load_into(card.model.init(device)?, path)?;
     Ok((model, card))
@@ -285,6 +433,33 @@ pub fn load_model_with_card<B: Backend>(
 pub fn load_model<B: Backend, M: Module<B>>(model: M, path: impl AsRef<Path>) -> Result<M> {
     let path = path.as_ref();
     VerifiedFile::read(path)?.load_into(model, path)
+}
+
+/// The SHA-256 of a module's parameters and buffers (names, types, shapes and bytes), as a
+/// model file records it without a card: what identifies a set of weights in a run's
+/// settings.
+///
+/// # Errors
+/// [`Error::UnreadableCheckpoint`] if a tensor cannot be read back.
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use randomized_smoothing::models::{SmallCnnConfig, weights_digest};
+///
+/// let device = Default::default();
+/// let a = SmallCnnConfig::new([1, 8, 8], 10).init::<NdArray>(&device)?;
+/// let b = SmallCnnConfig::new([1, 8, 8], 10).init::<NdArray>(&device)?;
+/// assert_eq!(weights_digest(&a)?, weights_digest(&a.clone())?);
+/// assert_ne!(weights_digest(&a)?, weights_digest(&b)?);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn weights_digest<B: Backend, M: Module<B>>(module: &M) -> Result<String> {
+    digest_of(
+        None,
+        &module.collect(None, None, false),
+        Path::new("(model in memory)"),
+    )
 }
 
 /// The SHA-256 that a model file records: the card's JSON, then each tensor in name order

@@ -8,8 +8,10 @@
 //! | ImageNet ResNet-50, torchvision layout (`resnet50`) | [`ResNet`] | 3x224x224 |
 //! | small CNN for digits / MNIST | [`SmallCnn`] | 1x8x8, 1x28x28, ... |
 //! | any of the above, chosen at run time | [`Model`] | |
+//! | DnCNN denoiser, for denoised smoothing | [`Dncnn`] | any image |
+//! | a classifier behind a denoiser | [`Denoised`] | the classifier's |
 //!
-//! Every model here is a [`crate::BaseClassifier`] of rank 4, so it goes
+//! Every classifier here is a [`crate::BaseClassifier`] of rank 4, so it goes
 //! straight into a [`SmoothedClassifier`](crate::SmoothedClassifier).
 //! [`PytorchCheckpoint`] reads the checkpoints the paper's code writes (both PyTorch
 //! serialization formats); [`save_model`] and [`load_model`] keep the crate's own models.
@@ -29,6 +31,7 @@
 //! ```
 
 mod arch;
+mod denoiser;
 mod files;
 pub mod kernels;
 mod normalize;
@@ -40,9 +43,11 @@ mod small_cnn;
 mod zip_crc;
 
 pub use arch::{Architecture, Model, ModelConfig};
+pub use denoiser::{Denoised, Denoiser, Dncnn, DncnnConfig};
 pub use files::{
-    ModelCard, TrainingSummary, load_model, load_model_with_card, read_model_card, save_model,
-    save_model_with_card, transfer,
+    DenoiserCard, DenoiserTraining, ModelCard, TrainingSummary, load_denoiser, load_model,
+    load_model_with_card, read_denoiser_card, read_model_card, save_denoiser, save_model,
+    save_model_with_card, transfer, weights_digest,
 };
 pub use normalize::Normalize;
 #[cfg(feature = "pytorch")]

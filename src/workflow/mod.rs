@@ -1,10 +1,13 @@
-//! The experiment workflow over the library: training with Gaussian augmentation ([`train`]),
+//! The experiment workflow over the library: training with Gaussian augmentation or the
+//! objectives of later work ([`train`], [`objective`]), training denoisers ([`denoise`]),
 //! certification, prediction and attack jobs over data sets that can be resumed and sharded
 //! ([`jobs`], [`attacks`]), their logs ([`records`]) and run manifests ([`manifest`]), certified-accuracy tables ([`analysis`]) and plots
 //! ([`plot`]).
 
 pub mod analysis;
 pub mod attacks;
+mod checkpoints;
+pub mod denoise;
 pub mod jobs;
 pub mod manifest;
 pub mod objective;

@@ -22,9 +22,7 @@
 //! ```
 
 use std::borrow::Cow;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use burn::lr_scheduler::LrScheduler;
@@ -34,7 +32,6 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use burn::record::{DefaultRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use rand::Rng;
@@ -48,6 +45,7 @@ use crate::error::check_sigma;
 use crate::error::{Error, Result, check_positive};
 use crate::models::ImageClassifier;
 use crate::stats::seed::{GOLDEN_GAMMA, mix64};
+use crate::workflow::checkpoints::{RunFolder, settings_lines};
 use crate::workflow::objective::{Objective, add_noise};
 
 /// Unchecked training hyperparameters; [`check`](Self::check) them into a [`TrainValidConfig`].
@@ -361,7 +359,7 @@ pub struct EpochReport {
 
 /// Header of the training log: the columns of the paper's `train.py`, named consistently
 /// (its own header mixes `train loss` with `testloss`).
-const LOG_HEADER: &str = "epoch\ttime\tlr\ttrain_loss\ttrain_acc\ttest_loss\ttest_acc";
+pub(crate) const LOG_HEADER: &str = "epoch\ttime\tlr\ttrain_loss\ttrain_acc\ttest_loss\ttest_acc";
 
 impl EpochReport {
     /// The report as a tab-separated log line.
@@ -389,25 +387,16 @@ impl EpochReport {
     }
 }
 
-/// The model and optimizer checkpoint files of `epoch` in `dir` (the recorder adds its
-/// extension).
-fn checkpoint_files(dir: &Path, epoch: usize) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("model-{epoch}")),
-        dir.join(format!("optim-{epoch}")),
-    )
-}
-
 /// A batch of images `[batch, C, H, W]` and labels from `indices`. For training
 /// (`augment_seed` given) each example is read through
 /// [`load_train`](ImageSource::load_train) and then randomly cropped and flipped if
 /// configured; for evaluation it is read through [`load`](ImageSource::load) as is.
 /// Examples are read on rayon's pool (decoding image files is the slow part), each with its
 /// own generator derived from the seed, so a batch does not depend on the thread count.
-fn batch<B: Backend, S: ImageSource + ?Sized>(
+pub(crate) fn batch<B: Backend, S: ImageSource + ?Sized>(
     data: &S,
     indices: &[usize],
-    params: &TrainConfig,
+    augment: Augment,
     augment_seed: Option<u64>,
     device: &B::Device,
 ) -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>)> {
@@ -422,7 +411,7 @@ fn batch<B: Backend, S: ImageSource + ?Sized>(
             Some(seed) => {
                 let mut rng = Xoshiro256PlusPlus::seed_from_u64(mix64(seed ^ mix64(k as u64)));
                 let image = data.load_train(i, &mut rng)?;
-                Ok(crop_and_flip(image, [c, h, w], params, &mut rng))
+                Ok(crop_and_flip(image, [c, h, w], augment, &mut rng))
             }
         })
         .collect::<Result<_>>()?;
@@ -436,16 +425,26 @@ fn batch<B: Backend, S: ImageSource + ?Sized>(
     ))
 }
 
+/// Random crops and flips of training images (beyond what the data source's own
+/// [`load_train`](ImageSource::load_train) does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Augment {
+    /// Zero padding on each side before a random crop of the image's size (0: no crop).
+    pub(crate) padding: usize,
+    /// Horizontal flips with probability 1/2.
+    pub(crate) flip: bool,
+}
+
 /// The paper's CIFAR-10 augmentation: a random crop of the image padded with zeros by
 /// `crop_padding` on each side, and a horizontal flip with probability 1/2, as configured.
 fn crop_and_flip<'a>(
     image: Cow<'a, [f32]>,
     [c, h, w]: [usize; 3],
-    params: &TrainConfig,
+    augment: Augment,
     rng: &mut Xoshiro256PlusPlus,
 ) -> Cow<'a, [f32]> {
     use rand::RngExt;
-    let pad = params.crop_padding as i64;
+    let pad = augment.padding as i64;
     let mut offset = || {
         if pad > 0 {
             rng.random_range(-pad..=pad) as isize
@@ -454,7 +453,7 @@ fn crop_and_flip<'a>(
         }
     };
     let (dy, dx) = (offset(), offset());
-    let flip = params.flip && rng.random::<bool>();
+    let flip = augment.flip && rng.random::<bool>();
     if (dy, dx, flip) == (0, 0, false) {
         return image;
     }
@@ -487,7 +486,7 @@ fn evaluate<B: Backend, M: ImageClassifier<B>, S: ImageSource + ?Sized>(
     let mut totals = EpochTotals::<B>::new(device);
     let all: Vec<usize> = (0..data.len()).collect();
     for chunk in all.chunks(config.batch_size()) {
-        let (x, y) = batch::<B, S>(data, chunk, &config.0, None, device)?;
+        let (x, y) = batch::<B, S>(data, chunk, Augment::default(), None, device)?;
         let logits = model.forward(add_noise(x, config.sigma()));
         totals.add(loss_fn.forward(logits.clone(), y.clone()), logits, y);
     }
@@ -499,13 +498,13 @@ fn evaluate<B: Backend, M: ImageClassifier<B>, S: ImageSource + ?Sized>(
 }
 
 /// Summed loss and correct predictions over an epoch, accumulated on the device.
-struct EpochTotals<B: Backend> {
+pub(crate) struct EpochTotals<B: Backend> {
     loss: Tensor<B, 1>,
     correct: Tensor<B, 1, Int>,
 }
 
 impl<B: Backend> EpochTotals<B> {
-    fn new(device: &B::Device) -> Self {
+    pub(crate) fn new(device: &B::Device) -> Self {
         Self {
             loss: Tensor::zeros([1], device),
             correct: Tensor::zeros([1], device),
@@ -513,7 +512,12 @@ impl<B: Backend> EpochTotals<B> {
     }
 
     /// Adds a batch: its mean loss, logits `[batch, classes]` and labels `[batch]`.
-    fn add(&mut self, mean_loss: Tensor<B, 1>, logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>) {
+    pub(crate) fn add(
+        &mut self,
+        mean_loss: Tensor<B, 1>,
+        logits: Tensor<B, 2>,
+        labels: Tensor<B, 1, Int>,
+    ) {
         let n = labels.dims()[0];
         self.loss = self.loss.clone() + mean_loss * n as f64;
         let hits = logits.argmax(1).reshape([n]).equal(labels).int().sum();
@@ -521,50 +525,12 @@ impl<B: Backend> EpochTotals<B> {
     }
 
     /// The totals, read back once.
-    fn read(self) -> (f64, i64) {
+    pub(crate) fn read(self) -> (f64, i64) {
         (
             self.loss.into_scalar().elem::<f64>(),
             self.correct.into_scalar().elem::<i64>(),
         )
     }
-}
-
-/// Deletes the checkpoints a resumed run no longer needs: the optimizer state of all but the
-/// latest `keep` epochs, and their models too, except the model of the epoch with the best
-/// test accuracy in `log.tsv` (the first such epoch on a tie).
-fn prune_checkpoints(dir: &Path, latest: usize, keep: usize) -> Result<()> {
-    let best = fs::read_to_string(dir.join("log.tsv"))
-        .ok()
-        .and_then(|log| {
-            log.lines()
-                .skip(1)
-                .filter_map(|line| {
-                    let fields: Vec<&str> = line.split('\t').collect();
-                    Some((
-                        fields.first()?.parse::<usize>().ok()?,
-                        fields.get(6)?.parse::<f64>().ok()?,
-                    ))
-                })
-                .fold(
-                    None,
-                    |best: Option<(usize, f64)>, (epoch, acc)| match best {
-                        Some((_, b)) if b >= acc => best,
-                        _ => Some((epoch, acc)),
-                    },
-                )
-        })
-        .map(|(epoch, _)| epoch);
-    let remove = |path: PathBuf| match fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
-        _ => Ok(()),
-    };
-    for epoch in 1..=latest.saturating_sub(keep) {
-        remove(dir.join(format!("optim-{epoch}.mpk")))?;
-        if Some(epoch) != best {
-            remove(dir.join(format!("model-{epoch}.mpk")))?;
-        }
-    }
-    Ok(())
 }
 
 /// The settings a checkpoint folder was started with, one `name\tvalue` line each: all that
@@ -585,61 +551,7 @@ fn settings(config: &TrainValidConfig, seed: u64) -> String {
         ("flip", c.flip.to_string()),
         ("seed", seed.to_string()),
     ];
-    fields.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
-}
-
-/// Records the run's settings in `dir/settings.tsv`, or refuses to resume a run that was
-/// started with other ones ([`Error::RunMismatch`], naming each difference): its epochs
-/// would mix two trainings.
-fn check_settings(dir: &Path, config: &TrainValidConfig, seed: u64) -> Result<()> {
-    let path = dir.join("settings.tsv");
-    let ours = settings(config, seed);
-    match fs::read_to_string(&path) {
-        Ok(theirs) if theirs == ours => Ok(()),
-        Ok(theirs) => {
-            let fields = |text: &str| -> Vec<(String, String)> {
-                text.lines()
-                    .filter_map(|l| l.split_once('\t'))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect()
-            };
-            let (ours, theirs) = (fields(&ours), fields(&theirs));
-            let mut differences: Vec<String> = ours
-                .iter()
-                .filter_map(|(k, v)| match theirs.iter().find(|(tk, _)| tk == k) {
-                    Some((_, tv)) if tv == v => None,
-                    Some((_, tv)) => Some(format!("{k} is {v}, the run was started with {tv}")),
-                    None => Some(format!("{k} is {v}, the run recorded none")),
-                })
-                .collect();
-            if differences.is_empty() {
-                differences.push("the settings file is malformed".into());
-            }
-            Err(Error::RunMismatch {
-                log: path,
-                differences,
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::write(&path, ours).map_err(|e| Error::io(&path, e))
-        }
-        Err(e) => Err(Error::io(&path, e)),
-    }
-}
-
-/// The last epoch with a complete checkpoint in `dir`, if any.
-fn last_checkpoint(dir: &Path) -> Option<usize> {
-    let entries = fs::read_dir(dir).ok()?;
-    entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|name| {
-            name.strip_prefix("optim-")?
-                .strip_suffix(".mpk")?
-                .parse::<usize>()
-                .ok()
-        })
-        .filter(|epoch| dir.join(format!("model-{epoch}.mpk")).exists())
-        .max()
+    settings_lines(&fields)
 }
 
 /// Trains `model` on `train_set` with the configured [`Objective`] (Gaussian augmentation
@@ -688,6 +600,10 @@ where
     check_positive("train_set", train_set.len() as u64)?;
     let device = model.devices().into_iter().next().unwrap_or_default();
     let params = &config.0;
+    let augment = Augment {
+        padding: params.crop_padding,
+        flip: params.flip,
+    };
     let momentum = MomentumConfig {
         momentum: params.momentum,
         dampening: 0.0,
@@ -698,22 +614,12 @@ where
         .with_weight_decay(Some(WeightDecayConfig::new(params.weight_decay as f32)));
     let mut optim = sgd.init::<B, M>();
     let mut model = model;
-    let recorder = DefaultRecorder::new();
     let mut start = 0;
-    if let Some(dir) = checkpoints {
-        fs::create_dir_all(dir)?;
-        check_settings(dir, config, seed)?;
-        if let Some(epoch) = last_checkpoint(dir) {
-            let (model_file, optim_file) = checkpoint_files(dir, epoch);
-            model = model
-                .load_file(&model_file, &recorder, &device)
-                .map_err(|e| Error::io_other(&model_file, e))?;
-            let record = recorder
-                .load(optim_file.clone(), &device)
-                .map_err(|e| Error::io_other(&optim_file, e))?;
-            optim = optim.load_record(record);
-            start = epoch;
-        }
+    let folder = checkpoints
+        .map(|dir| RunFolder::open(dir, &settings(config, seed), config.checkpoints_kept()))
+        .transpose()?;
+    if let Some(folder) = &folder {
+        (model, optim, start) = folder.resume(model, optim, &device)?;
     }
     let mut schedule = config.schedule();
     // A resumed run skips the learning rates of the epochs already done.
@@ -735,7 +641,7 @@ where
         // GPU pipeline; they are read once per epoch.
         let mut totals = EpochTotals::<B::InnerBackend>::new(&device);
         for chunk in order.chunks(config.batch_size()) {
-            let (x, y) = batch::<B, S>(train_set, chunk, params, Some(rng.next_u64()), &device)?;
+            let (x, y) = batch::<B, S>(train_set, chunk, augment, Some(rng.next_u64()), &device)?;
             let (loss, logits) =
                 config
                     .objective()
@@ -755,27 +661,8 @@ where
             test_loss,
             test_acc,
         };
-        if let Some(dir) = checkpoints {
-            let (model_file, optim_file) = checkpoint_files(dir, epoch + 1);
-            model
-                .clone()
-                .save_file(&model_file, &recorder)
-                .map_err(|e| Error::io_other(&model_file, e))?;
-            recorder
-                .record(optim.to_record(), optim_file.clone())
-                .map_err(|e| Error::io_other(&optim_file, e))?;
-            let log_path = dir.join("log.tsv");
-            let fresh = !log_path.exists();
-            let mut log = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log_path)?;
-            if fresh {
-                writeln!(log, "{LOG_HEADER}")?;
-            }
-            writeln!(log, "{}", report.to_line())?;
-            drop(log);
-            prune_checkpoints(dir, epoch + 1, config.checkpoints_kept())?;
+        if let Some(folder) = &folder {
+            folder.save(epoch + 1, &model, &optim, LOG_HEADER, &report.to_line())?;
         }
         on_epoch(&report);
     }

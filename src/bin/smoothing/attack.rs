@@ -119,6 +119,9 @@ fn check_method_flags(args: &AttackArgs) -> Result<(), Failure> {
 
 pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> Result<(), Failure> {
     check_method_flags(args)?;
+    if args.model.denoiser.is_some() {
+        return Err("attack does not take --denoiser: it attacks the model itself".into());
+    }
     let data = args
         .data
         .load(args.job.split, args.model.card()?.as_ref())?;

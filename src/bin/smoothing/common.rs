@@ -11,8 +11,9 @@ use randomized_smoothing::data::{
     load_mnist,
 };
 use randomized_smoothing::models::{
-    Architecture, ImageClassifier, Model, ModelCard, ModelConfig, PytorchCheckpoint,
-    SmallCnnConfig, load_model, load_model_with_card, read_model_card,
+    Architecture, Denoised, Dncnn, ImageClassifier, Model, ModelCard, ModelConfig,
+    PytorchCheckpoint, SmallCnnConfig, load_denoiser, load_model, load_model_with_card,
+    read_denoiser_card, read_model_card,
 };
 use randomized_smoothing::workflow::jobs::{Job, Selection, Shard};
 use randomized_smoothing::workflow::manifest::{
@@ -240,6 +241,10 @@ pub(crate) struct ModelArgs {
     /// paper's layout (.pth, .pth.tar, .pt).
     #[arg(long)]
     pub(crate) model: PathBuf,
+    /// A denoiser (written by `train-denoiser`) to put in front of the model: certify or
+    /// predict `model(denoiser(x + noise))`, denoised smoothing (Salman et al. 2020).
+    #[arg(long)]
+    pub(crate) denoiser: Option<PathBuf>,
     /// The card, once read: reading it verifies the whole file's digest, and a run asks for
     /// it several times (the data transform, the model, the manifest).
     #[arg(skip)]
@@ -265,6 +270,14 @@ impl ModelArgs {
             return Ok(None);
         }
         let Some(card) = read_model_card(&self.model)? else {
+            if read_denoiser_card(&self.model)?.is_some() {
+                return Err(format!(
+                    "{} is a denoiser, not a classifier: give it as --denoiser, with the \
+                     classifier as --model",
+                    self.model.display()
+                )
+                .into());
+            }
             return Ok(None);
         };
         let arch = card.model.arch();
@@ -571,11 +584,75 @@ impl Progress {
     }
 }
 
+/// The base classifier of `certify` and `predict`: the model, or the model behind a
+/// denoiser (`--denoiser`).
+// One value per run: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Base<B: Backend> {
+    Model(Model<B>),
+    Denoised(Denoised<B, Dncnn<B>, Model<B>>),
+}
+
+// Named in full: the models are both image classifiers and base classifiers, and this
+// module calls the former's methods.
+impl<B: Backend> randomized_smoothing::BaseClassifier<4> for Base<B> {
+    type Backend = B;
+
+    fn input_shape(&self) -> &[usize] {
+        match self {
+            Self::Model(m) => ImageClassifier::input_shape(m),
+            Self::Denoised(d) => d.input_shape(),
+        }
+    }
+
+    fn num_classes(&self) -> usize {
+        match self {
+            Self::Model(m) => ImageClassifier::num_classes(m),
+            Self::Denoised(d) => d.num_classes(),
+        }
+    }
+
+    fn classify(
+        &self,
+        inputs: burn::tensor::Tensor<B, 4>,
+    ) -> burn::tensor::Tensor<B, 1, burn::tensor::Int> {
+        match self {
+            Self::Model(m) => m.classify(inputs),
+            Self::Denoised(d) => d.classify(inputs),
+        }
+    }
+}
+
+/// The model of `--model`, behind the denoiser of `--denoiser` if given. A denoiser
+/// trained for another sigma than `sigma` is allowed (the certificate holds for any base
+/// classifier) but said.
+pub(crate) fn load_base<B: Backend>(
+    args: &ModelArgs,
+    data: &DataArgs,
+    sample: &dyn ImageSource,
+    sigma: f64,
+    device: &B::Device,
+) -> Result<Base<B>, Failure> {
+    let model = load(args, data, sample, device)?;
+    let Some(path) = &args.denoiser else {
+        return Ok(Base::Model(model));
+    };
+    let (denoiser, card) = load_denoiser::<B>(path, device)?;
+    if let Some(trained) = card.training.as_ref().filter(|t| t.sigma != sigma) {
+        eprintln!(
+            "note: {} was trained to remove noise of sigma {}, this run smooths at {sigma}",
+            path.display(),
+            trained.sigma
+        );
+    }
+    Ok(Base::Denoised(Denoised::new(denoiser, model)?))
+}
+
 /// What `certify` and `predict` share: the data split, the smoothed model, the job and its
 /// progress bar.
 pub(crate) struct Run<B: Backend> {
     pub(crate) data: Box<dyn ImageSource>,
-    pub(crate) smoothed: SmoothedClassifier<Model<B>>,
+    pub(crate) smoothed: SmoothedClassifier<Base<B>>,
     pub(crate) job: Job,
     pub(crate) progress: Progress,
 }
@@ -591,9 +668,10 @@ impl<B: Backend> Run<B> {
     ) -> Result<Self, Failure> {
         let split = data.load(job.split, model.card()?.as_ref())?;
         let every = job.progress_every()?;
+        let sigma = job.sigma()?;
         let smoothed = SmoothedClassifier::new(
-            load(model, data, &*split, device)?,
-            Gaussian::new(job.sigma()?)?,
+            load_base(model, data, &*split, sigma, device)?,
+            Gaussian::new(sigma)?,
         );
         let job = job.job()?;
         let total = job.selection.indices(split.len()).len();
@@ -623,7 +701,7 @@ pub(crate) fn manifest<B: Backend>(
     job: &JobArgs,
     device: &B::Device,
 ) -> Result<Manifest, Failure> {
-    Ok(Manifest::new()
+    let mut manifest = Manifest::new()
         .set("command", command)
         .set("backend", B::name(device))
         .set("device", format!("{device:?}"))
@@ -665,7 +743,12 @@ pub(crate) fn manifest<B: Backend>(
             "max",
             job.max.map_or_else(|| "all".into(), |m| m.to_string()),
         )
-        .set("shard", &job.shard))
+        .set("shard", &job.shard);
+    // Only when given, so that the logs of runs without one keep their manifests.
+    if let Some(denoiser) = &model.denoiser {
+        manifest = manifest.set("denoiser_sha256", file_digest(denoiser)?);
+    }
+    Ok(manifest)
 }
 
 /// Seconds as h:mm:ss (rounded; capped far beyond any run).

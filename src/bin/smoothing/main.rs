@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! smoothing train   --dataset digits --arch small_cnn --sigma 0.25 --epochs 20 --out runs/digits
+//! smoothing train-denoiser --dataset digits --model runs/clean/model.bpk --sigma 0.25 --out runs/denoiser
+//! smoothing certify --dataset digits --model runs/clean/model.bpk --denoiser runs/denoiser/denoiser.bpk --sigma 0.25 --n 10000 --out logs/denoised.tsv
 //! smoothing certify --dataset digits --model runs/digits/model.bpk --sigma 0.25 --n 10000 --out logs/digits_0.25.tsv
 //! smoothing predict --dataset digits --model runs/digits/model.bpk --sigma 0.25 --n 1000 --out logs/digits_0.25.predict.tsv
 //! smoothing analyze logs/digits_0.25.tsv --out analysis/digits
@@ -18,6 +20,7 @@ mod analyze;
 mod attack;
 mod certify;
 mod common;
+mod denoise;
 mod predict;
 mod status;
 mod train;
@@ -25,6 +28,7 @@ mod train;
 use analyze::*;
 use attack::*;
 use certify::*;
+use denoise::*;
 use predict::*;
 use status::*;
 use train::*;
@@ -60,6 +64,7 @@ struct Cli {
 /// A command that runs a model, on the backend `--backend` and `--device` choose.
 enum Work<'a> {
     Train(&'a TrainArgs),
+    TrainDenoiser(&'a TrainDenoiserArgs),
     Certify(&'a CertifyArgs),
     Predict(&'a PredictArgs),
     Attack(&'a AttackArgs),
@@ -71,6 +76,7 @@ impl BackendTask for Work<'_> {
     fn run<B: Backend>(self, device: B::Device) -> Result<(), Failure> {
         match self {
             Work::Train(a) => run_train::<B>(a, &device),
+            Work::TrainDenoiser(a) => run_train_denoiser::<B>(a, &device),
             Work::Certify(a) => run_certify::<B>(a, &device),
             Work::Predict(a) => run_predict::<B>(a, &device),
             Work::Attack(a) => run_attack::<B>(a, &device),
@@ -82,6 +88,9 @@ impl BackendTask for Work<'_> {
 enum Command {
     /// Train a base classifier with Gaussian data augmentation (the paper's train.py).
     Train(TrainArgs),
+    /// Train a denoiser in front of a fixed classifier, for denoised smoothing (Salman et
+    /// al. 2020): certify and predict take it as --denoiser.
+    TrainDenoiser(TrainDenoiserArgs),
     /// CERTIFY each selected example; one TSV row per example (certify.py's format).
     Certify(CertifyArgs),
     /// PREDICT each selected example; one TSV row per example (predict.py's format).
@@ -120,6 +129,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Train(a) => on_backend(&cli, Work::Train(a)),
+        Command::TrainDenoiser(a) => on_backend(&cli, Work::TrainDenoiser(a)),
         Command::Certify(a) => on_backend(&cli, Work::Certify(a)),
         Command::Predict(a) => on_backend(&cli, Work::Predict(a)),
         Command::Analyze(a) => run_analyze(a),
