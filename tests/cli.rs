@@ -160,6 +160,20 @@ fn train_certify_shards_merge_predict_analyze() {
         let (ra, rb): (f64, f64) = (a[3].parse().unwrap(), b[3].parse().unwrap());
         assert!((ra - rb).abs() <= 0.02, "{a:?} vs {b:?}");
     }
+    // Each noisy copy on the CPU is a function of the example's seed and its number alone:
+    // another batch size gives the same rows.
+    smoothing(
+        &dir,
+        &swapped(
+            &certify_args("0.25", &["--out", "b37.tsv"]),
+            &[("100", "37")],
+        ),
+    );
+    assert_eq!(rows_without_time(&dir.join("b37.tsv")), whole);
+    // And so do examples whose samples share forward passes.
+    certify(&["--pack", "4", "--out", "packed.tsv"]);
+    assert_eq!(rows_without_time(&dir.join("packed.tsv")), whole);
+
     // A backend that cannot run on the device, or is not compiled in, is refused up front.
     for (flags, message) in [
         (

@@ -167,6 +167,15 @@ common::backend_tests!(
 
 /// The noisy inputs a seed gives on `B`: the base classifier reads them back.
 fn noisy_inputs<B: Backend>(device: &B::Device, seed: u64) -> Vec<f32> {
+    noisy_inputs_in_batches::<B>(device, seed, 100)
+}
+
+/// The 250 noisy inputs a seed gives on `B` in batches of at most `batch_size`.
+fn noisy_inputs_in_batches<B: Backend>(
+    device: &B::Device,
+    seed: u64,
+    batch_size: usize,
+) -> Vec<f32> {
     struct Reader<B: Backend> {
         shape: Vec<usize>,
         seen: std::cell::RefCell<Vec<f32>>,
@@ -197,7 +206,7 @@ fn noisy_inputs<B: Backend>(device: &B::Device, seed: u64) -> Vec<f32> {
     };
     let g = SmoothedClassifier::new(reader, Gaussian::new(0.5).unwrap());
     let x = Tensor::<B, 1>::from_floats([0.1, 0.2, 0.3], device);
-    g.sample_counts(x, 250, 100, seed).unwrap();
+    g.sample_counts(x, 250, batch_size, seed).unwrap();
     g.base().seen.take()
 }
 
@@ -232,4 +241,147 @@ fn cpu_backends_share_the_noise_stream() {
         .sum::<f32>()
         / 750.0;
     assert!((var - 0.25).abs() < 0.05, "variance {var}");
+}
+
+/// On the CPU backends each noisy copy is a function of the seed and its number in the
+/// stream alone: cutting the stream into other batches gives the same copies, in order.
+#[test]
+fn host_noise_does_not_depend_on_the_batch_size() {
+    fn check<B: Backend>() {
+        let device = Default::default();
+        let whole = noisy_inputs_in_batches::<B>(&device, 11, 250);
+        for batch_size in [1, 7, 100, 249] {
+            assert_eq!(
+                noisy_inputs_in_batches::<B>(&device, 11, batch_size),
+                whole,
+                "{} at batch {batch_size}",
+                std::any::type_name::<B>()
+            );
+        }
+    }
+    check::<burn::backend::NdArray>();
+    check::<burn::backend::Flex>();
+    #[cfg(feature = "tch")]
+    check::<burn::backend::LibTorch>();
+}
+
+/// So a certificate of a real network is the same at any batch size: the same samples, and
+/// a network whose decision on a sample does not depend on the other samples in its batch
+/// (the crate's convolution kernels and LibTorch's on the CPU compute each image alone).
+#[test]
+fn certificates_do_not_depend_on_the_batch_size() {
+    use randomized_smoothing::CertifyConfig;
+    use randomized_smoothing::data::{ImageSource, digits};
+    use randomized_smoothing::models::{ModelConfig, SmallCnnConfig, load_model};
+
+    fn check<B: Backend>() {
+        let device = Default::default();
+        // The digits network of docs/attacks.md, trained at sigma 0.25; at sigma 1 it
+        // answers several classes, so equal counts say something.
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/attacks/digits/model.bpk");
+        let config = SmallCnnConfig::new([1, 8, 8], 10)
+            .with_filters(16)
+            .with_mean(vec![0.3])
+            .with_std(vec![0.35]);
+        let model = ModelConfig::SmallCnn(config).init::<B>(&device).unwrap();
+        let model = load_model(model, &path).unwrap();
+        let g = SmoothedClassifier::new(model, Gaussian::new(1.0).unwrap());
+        let data = digits().unwrap();
+        for idx in [0, 1, 2] {
+            let x = Tensor::<B, 3>::from_data(
+                burn::tensor::TensorData::new(data.load(idx).unwrap().into_owned(), [1, 8, 8]),
+                &device,
+            );
+            let counts = |batch_size| g.sample_counts(x.clone(), 2_000, batch_size, 21).unwrap();
+            let whole = counts(1_000);
+            assert!(whole.iter().filter(|&&c| c >= 20).count() >= 2, "{whole:?}");
+            for batch_size in [400, 150] {
+                assert_eq!(counts(batch_size), whole, "image {idx}, batch {batch_size}");
+            }
+            let certify = |batch_size| {
+                let config = CertifyConfig::default()
+                    .n0(100)
+                    .n(2_000)
+                    .batch_size(batch_size)
+                    .check()
+                    .unwrap();
+                g.certify(x.clone(), &config, 21 + idx as u64).unwrap()
+            };
+            assert_eq!(certify(400), certify(150), "image {idx}");
+        }
+    }
+    check::<burn::backend::NdArray>();
+    check::<burn::backend::Flex>();
+    #[cfg(feature = "tch")]
+    check::<burn::backend::LibTorch>();
+}
+
+/// CERTIFY and PREDICT of several inputs with their samples packed into shared forward
+/// passes answer what each input's own procedure answers with its seed: the batches mix the
+/// tail of one input's samples with the head of the next (batch 150 against n0 = 100 and
+/// n = 500), and the selection samples of several inputs share a pass.
+#[test]
+fn packed_inputs_answer_as_each_alone() {
+    use randomized_smoothing::data::{ImageSource, digits};
+    use randomized_smoothing::models::{ModelConfig, SmallCnnConfig, load_model};
+    use randomized_smoothing::{CertifyConfig, PredictConfig};
+
+    fn check<B: Backend>() {
+        let device = Default::default();
+        let config = SmallCnnConfig::new([1, 8, 8], 10)
+            .with_filters(16)
+            .with_mean(vec![0.3])
+            .with_std(vec![0.35]);
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/attacks/digits/model.bpk");
+        let model = load_model(
+            ModelConfig::SmallCnn(config).init::<B>(&device).unwrap(),
+            &path,
+        )
+        .unwrap();
+        // sigma 0.5: some certificates and some abstentions, so equality says something.
+        let g = SmoothedClassifier::new(model, Gaussian::new(0.5).unwrap());
+        let data = digits().unwrap();
+        let inputs: Vec<(Tensor<B, 3>, u64)> = (0..7)
+            .map(|idx| {
+                let pixels = data.load(idx).unwrap().into_owned();
+                let x =
+                    Tensor::from_data(burn::tensor::TensorData::new(pixels, [1, 8, 8]), &device);
+                (x, 100 + idx as u64)
+            })
+            .collect();
+        let certify = CertifyConfig::default()
+            .n0(100)
+            .n(500)
+            .alpha(0.01)
+            .batch_size(150)
+            .check()
+            .unwrap();
+        let packed = g.certify_many(inputs.clone(), &certify).unwrap();
+        let alone: Vec<_> = inputs
+            .iter()
+            .map(|(x, seed)| g.certify(x.clone(), &certify, *seed).unwrap())
+            .collect();
+        assert_eq!(packed, alone, "{}", std::any::type_name::<B>());
+        assert!(
+            alone.iter().any(|c| c.class().is_none()) && alone.iter().any(|c| c.class().is_some()),
+            "{alone:?}"
+        );
+        let predict = PredictConfig::default()
+            .n(260)
+            .batch_size(150)
+            .check()
+            .unwrap();
+        let packed = g.predict_many(inputs.clone(), &predict).unwrap();
+        let alone: Vec<_> = inputs
+            .iter()
+            .map(|(x, seed)| g.predict(x.clone(), &predict, *seed).unwrap())
+            .collect();
+        assert_eq!(packed, alone, "{}", std::any::type_name::<B>());
+    }
+    check::<burn::backend::NdArray>();
+    check::<burn::backend::Flex>();
+    #[cfg(feature = "tch")]
+    check::<burn::backend::LibTorch>();
 }

@@ -23,5 +23,7 @@ pub use smoothed::SmoothedClassifier;
 /// The version of the noise streams: bumped whenever the same seed would give other noise
 /// samples, so that a log certified with one stream is never resumed with another (see
 /// [`crate::workflow::manifest`]). 1: rand_distr's normals; 2: the vectorized ziggurat
-/// (`stats::ziggurat`); 3: procedure streams from SplitMix64 instead of rand's `StdRng`.
-pub const NOISE_STREAM_VERSION: u32 = 3;
+/// (`stats::ziggurat`); 3: procedure streams from SplitMix64 instead of rand's `StdRng`; 4:
+/// on the host, each noisy copy seeded by its row number in the stream rather than by its
+/// batch and place in the batch, so rows no longer depend on the batch size.
+pub const NOISE_STREAM_VERSION: u32 = 4;

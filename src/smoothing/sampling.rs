@@ -61,24 +61,28 @@ impl<B: Backend, const D: usize> CleanInput<B, D> {
         })
     }
 
-    /// Batch `index` of `rows` noisy copies from the noise stream `seed`: a function of
-    /// `(seed, index)` alone, whatever else samples meanwhile. It is built in the model's
-    /// layout because a reshape copies on some backends.
+    /// Noisy copies `first_row .. first_row + rows` of the noise stream `seed`.
+    ///
+    /// On the host each copy is a function of `(seed, its row number)` alone, so a stream's
+    /// rows are the same whatever the batch sizes that cut it and whatever else samples
+    /// meanwhile. Devices that draw from their own generator ([`device_noise`]) seed it once
+    /// per batch, from `(seed, first_row)`: their rows depend on where batches start. The
+    /// batch is built in the model's layout because a reshape copies on some backends.
     fn perturbed_batch<N: NoiseDistribution>(
         &self,
         noise: &N,
         rows: usize,
         seed: u64,
-        index: u64,
+        first_row: u64,
     ) -> Tensor<B, D> {
         let mut shape = self.shape;
         shape[0] = rows;
-        let batch_seed = split_mix(seed ^ split_mix(index));
         match &self.values {
             Source::Host(x) => host_batch(shape, &self.device, |values| {
-                fill_perturbed_rows(noise, x, values, batch_seed)
+                fill_perturbed_rows(noise, x, values, seed, first_row)
             }),
             Source::Device(x) => {
+                let batch_seed = split_mix(seed ^ split_mix(first_row));
                 x.clone().expand(shape)
                     + device_noise::<B, N, D>(noise, shape, &self.device, batch_seed)
             }
@@ -108,24 +112,25 @@ pub(crate) fn device_noise<B: Backend, N: NoiseDistribution, const D: usize>(
     noise.sample::<B, D>(shape, device)
 }
 
-/// Fills `values` with rows of `x + noise` on all cores (on rayon's pool, which Burn's CPU
-/// backends share), each row from its own generator seeded by `(batch_seed, row)`, so the
-/// result does not depend on the number of threads. `values` may be uninitialized: each row
-/// is copied from `x` where its noise is added, on the thread that adds it, while it is in
-/// cache.
+/// Fills `values` with rows `first_row ..` of `x + noise` on all cores (on rayon's pool,
+/// which Burn's CPU backends share), row `i` of the stream from its own generator seeded by
+/// `(seed, i)`, so the result depends neither on the number of threads nor on how the
+/// stream is cut into batches. `values` may be uninitialized: each row is copied from `x`
+/// where its noise is added, on the thread that adds it, while it is in cache.
 fn fill_perturbed_rows<N: NoiseDistribution>(
     noise: &N,
     x: &[f32],
     values: &mut [MaybeUninit<f32>],
-    batch_seed: u64,
+    seed: u64,
+    first_row: u64,
 ) {
     values
         .par_chunks_mut(x.len())
         .enumerate()
-        .for_each(|(row_index, row)| {
+        .for_each(|(offset, row)| {
             let row = init_from(row, x);
-            let seed = split_mix(batch_seed ^ split_mix(row_index as u64));
-            noise.add_to(row, &mut Xoshiro256PlusPlus::seed_from_u64(seed));
+            let row_seed = split_mix(seed ^ split_mix(first_row + offset as u64));
+            noise.add_to(row, &mut Xoshiro256PlusPlus::seed_from_u64(row_seed));
         });
 }
 
@@ -216,7 +221,7 @@ mod libtorch {
     }
 }
 /// Names (as [`Backend::name`] gives them) of the backends whose tensors live in host memory,
-/// where the crate draws noise itself on all cores ([`cpu_perturbed_batch`]) instead of with the
+/// where the crate draws noise itself on all cores (`fill_perturbed_rows`) instead of with the
 /// backend's generator.
 const HOST_BACKENDS: [&str; 3] = ["ndarray", "flex", "libtorch<cpu>"];
 
@@ -229,6 +234,14 @@ const HOST_BACKENDS: [&str; 3] = ["ndarray", "flex", "libtorch<cpu>"];
 /// that path exercised on the CPU by the tests.
 pub(crate) fn noise_on_host<B: Backend>(device: &B::Device) -> bool {
     HOST_BACKENDS.contains(&B::name(device).as_str())
+}
+
+/// One input's part of a packed sampling run: `num` noisy copies of `input` from the noise
+/// stream `seed`.
+pub(crate) struct Draw<'a, B: Backend, const D: usize> {
+    pub(crate) input: &'a CleanInput<B, D>,
+    pub(crate) num: u64,
+    pub(crate) seed: u64,
 }
 
 /// Counts the base classifier's decisions on `num` noisy copies of `x`, in batches of at
@@ -246,16 +259,64 @@ where
     C: BaseClassifier<D, Backend = B>,
     N: NoiseDistribution,
 {
-    let device = &x.device;
+    let draw = Draw {
+        input: x,
+        num,
+        seed,
+    };
+    let mut counts = sample_counts_packed(base, noise, &[draw], batch_size)?;
+    Ok(counts.pop().expect("one count vector per draw"))
+}
+
+/// Counts the base classifier's decisions for several draws at once, each forward pass
+/// filled up to `batch_size` rows: the tail of one draw and the head of the next share a
+/// batch. With the host's noise each row is a function of its draw's `(seed, row number)`,
+/// and each row's decision of that row alone (see `tests/smoothing.rs`), so every draw's
+/// counts are what [`sample_counts`] gives it alone. The counts stay on the device until
+/// the end: one transfer for all draws.
+pub(crate) fn sample_counts_packed<B, C, N, const D: usize>(
+    base: &C,
+    noise: &N,
+    draws: &[Draw<'_, B, D>],
+    batch_size: usize,
+) -> Result<Vec<Vec<u64>>>
+where
+    B: Backend,
+    C: BaseClassifier<D, Backend = B>,
+    N: NoiseDistribution,
+{
+    let Some(first) = draws.first() else {
+        return Ok(Vec::new());
+    };
+    let device = &first.input.device;
     let classes = base.num_classes();
     let class_ids = Tensor::<B, 1, Int>::arange(0..classes as i64, device).reshape([1, classes]);
-    let mut counts = Tensor::<B, 1, Int>::zeros([classes], device);
-    let mut remaining = num;
-    let mut index = 0;
-    while remaining > 0 {
-        let rows = remaining.min(batch_size as u64) as usize;
-        let inputs = x.perturbed_batch(noise, rows, seed, index);
-        index += 1;
+    let mut counts: Vec<Tensor<B, 1, Int>> = draws
+        .iter()
+        .map(|_| Tensor::zeros([classes], device))
+        .collect();
+    // The next row to draw: draw `next`, its row `offset`.
+    let (mut next, mut offset) = (0, 0u64);
+    loop {
+        // (draw, first row, rows) of each segment of this batch, in order.
+        let mut segments: Vec<(usize, u64, usize)> = Vec::new();
+        let mut rows = 0;
+        while rows < batch_size && next < draws.len() {
+            let take = (draws[next].num - offset).min((batch_size - rows) as u64) as usize;
+            if take > 0 {
+                segments.push((next, offset, take));
+            }
+            rows += take;
+            offset += take as u64;
+            if offset == draws[next].num {
+                next += 1;
+                offset = 0;
+            }
+        }
+        if segments.is_empty() {
+            break;
+        }
+        let inputs = packed_batch(noise, draws, &segments, rows);
         let decisions = base.classify(inputs);
         let got = decisions.dims()[0];
         if got != rows {
@@ -265,21 +326,80 @@ where
             });
         }
         // One-hot by comparison with 0..classes; a decision outside that range matches no
-        // column and is caught by the total below.
+        // column and is caught by the totals below.
         let hits = decisions
             .reshape([rows, 1])
-            .equal(class_ids.clone().expand([rows, classes]));
-        counts = counts + hits.int().sum_dim(0).reshape([classes]);
-        remaining -= rows as u64;
+            .equal(class_ids.clone().expand([rows, classes]))
+            .int();
+        let mut start = 0;
+        for &(d, _, take) in &segments {
+            let part = if segments.len() == 1 {
+                hits.clone()
+            } else {
+                hits.clone().slice([start..start + take, 0..classes])
+            };
+            counts[d] = counts[d].clone() + part.sum_dim(0).reshape([classes]);
+            start += take;
+        }
     }
-    let counts: Vec<u64> = counts.into_data().iter::<i64>().map(|c| c as u64).collect();
-    let total: u64 = counts.iter().sum();
-    if total != num {
-        return Err(Error::ClassOutOfRange {
-            num_classes: classes,
-            out_of_range: num - total,
-            total: num,
+    let all: Vec<u64> = Tensor::cat(counts, 0)
+        .into_data()
+        .iter::<i64>()
+        .map(|c| c as u64)
+        .collect();
+    all.chunks(classes)
+        .zip(draws)
+        .map(|(counts, draw)| {
+            let total: u64 = counts.iter().sum();
+            if total != draw.num {
+                return Err(Error::ClassOutOfRange {
+                    num_classes: classes,
+                    out_of_range: draw.num - total,
+                    total: draw.num,
+                });
+            }
+            Ok(counts.to_vec())
+        })
+        .collect()
+}
+
+/// The batch of `rows` noisy copies that `segments` (draw, first row, rows) name, in order.
+fn packed_batch<B: Backend, N: NoiseDistribution, const D: usize>(
+    noise: &N,
+    draws: &[Draw<'_, B, D>],
+    segments: &[(usize, u64, usize)],
+    rows: usize,
+) -> Tensor<B, D> {
+    if let [(d, first_row, take)] = segments {
+        let draw = &draws[*d];
+        return draw
+            .input
+            .perturbed_batch(noise, *take, draw.seed, *first_row);
+    }
+    let first = draws[segments[0].0].input;
+    let mut shape = first.shape;
+    shape[0] = rows;
+    if let Source::Host(x) = &first.values {
+        let row_len = x.len();
+        return host_batch(shape, &first.device, |values| {
+            let mut start = 0;
+            for &(d, first_row, take) in segments {
+                let Source::Host(x) = &draws[d].input.values else {
+                    unreachable!("inputs on one device have their values in one place")
+                };
+                let part = &mut values[start * row_len..(start + take) * row_len];
+                fill_perturbed_rows(noise, x, part, draws[d].seed, first_row);
+                start += take;
+            }
         });
     }
-    Ok(counts)
+    let parts = segments
+        .iter()
+        .map(|&(d, first_row, take)| {
+            let draw = &draws[d];
+            draw.input
+                .perturbed_batch(noise, take, draw.seed, first_row)
+        })
+        .collect();
+    Tensor::cat(parts, 0)
 }

@@ -7,7 +7,7 @@ use super::base::BaseClassifier;
 use super::noise::{Gaussian, NoiseDistribution};
 use super::outcome::{AbstainReason, Certification, Estimate, Prediction};
 use super::params::{CertifyValidConfig, PredictValidConfig, check_samples};
-use super::sampling::{CleanInput, sample_counts};
+use super::sampling::{CleanInput, Draw, sample_counts, sample_counts_packed};
 use crate::error::{Error, Result, check_positive};
 use crate::stats::binomial::{clopper_pearson_lower_pair, clopper_pearson_upper_pair};
 use crate::stats::hung_fithian::{TopTwoTest, top_two};
@@ -185,18 +185,75 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
             config.batch_size(),
             streams.next(),
         )?;
-        let test = TopTwoTest::from_counts(&counts)?;
-        Ok(if test.rejects(config.alpha()) {
-            Prediction::Class {
-                class: test.top,
-                test,
-            }
-        } else {
-            Prediction::Abstain {
-                reason: AbstainReason::NotSignificant,
-                test,
-            }
-        })
+        prediction(&counts, config)
+    }
+
+    /// PREDICT for several inputs, `(x, seed)` each, their samples packed into full forward
+    /// passes of `config`'s batch size: the tail of one input's samples and the head of the
+    /// next share a pass. Each answer is [`predict`](Self::predict)'s for the same input and
+    /// seed on the CPU backends (each noisy copy there is a function of its seed and number,
+    /// and each decision of its copy alone); a GPU seeds its generator per batch segment, so
+    /// there the answers depend on the packing as they do on the batch size.
+    ///
+    /// # Errors
+    /// As [`predict`](Self::predict), for the first input that fails.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::tensor::Tensor;
+    /// use randomized_smoothing::{Gaussian, LinearClassifier, PredictConfig, SmoothedClassifier};
+    ///
+    /// let device = Default::default();
+    /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &device)?;
+    /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
+    /// let config = PredictConfig::default().n(300).batch_size(400).check()?;
+    /// let xs: Vec<_> = [-1.0, 0.02, 1.0]
+    ///     .iter()
+    ///     .zip([5, 6, 7])
+    ///     .map(|(&a, seed)| (Tensor::<NdArray, 1>::from_floats([a], &device), seed))
+    ///     .collect();
+    /// let packed = smoothed.predict_many(xs.clone(), &config)?;
+    /// for ((x, seed), p) in xs.into_iter().zip(packed) {
+    ///     assert_eq!(smoothed.predict(x, &config, seed)?, p);
+    /// }
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn predict_many<const D: usize, const K: usize>(
+        &self,
+        inputs: Vec<(Tensor<C::Backend, K>, u64)>,
+        config: &PredictValidConfig,
+    ) -> Result<Vec<Prediction>>
+    where
+        C: BaseClassifier<D>,
+    {
+        let prepared = self.prepare_all(inputs)?;
+        let draws: Vec<_> = prepared
+            .iter()
+            .map(|(x, seed)| Draw {
+                input: x,
+                num: config.n(),
+                seed: Streams::new(*seed).next(),
+            })
+            .collect();
+        sample_counts_packed(&self.base, &self.noise, &draws, config.batch_size())?
+            .iter()
+            .map(|counts| prediction(counts, config))
+            .collect()
+    }
+
+    /// [`prepare`](Self::prepare) for each input, keeping its seed.
+    fn prepare_all<const D: usize, const K: usize>(
+        &self,
+        inputs: Vec<(Tensor<C::Backend, K>, u64)>,
+    ) -> Result<Vec<(CleanInput<C::Backend, D>, u64)>>
+    where
+        C: BaseClassifier<D>,
+    {
+        inputs
+            .into_iter()
+            .map(|(x, seed)| Ok((self.prepare(x)?, seed)))
+            .collect()
     }
 
     /// CERTIFY: a class and a radius within which the smoothed classifier is certified to
@@ -256,13 +313,84 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
             batch,
             streams.next(),
         )?;
-        let estimate = bound_top_two(
-            &estimation,
-            candidate,
-            config.alpha(),
-            config.is_two_sided(),
-        );
-        Ok(if estimate.p_a_lower > estimate.p_b_upper {
+        Ok(self.certification(&estimation, candidate, config))
+    }
+
+    /// CERTIFY for several inputs, `(x, seed)` each, their samples packed into full forward
+    /// passes: first the selection samples of all of them (the `n0` samples of several
+    /// inputs fill one pass), then their estimation samples, the tail of one input's and the
+    /// head of the next sharing a pass. Selection and estimation stay separate streams of
+    /// each input's seed, so each answer is [`certify`](Self::certify)'s for the same input
+    /// and seed on the CPU backends; on a GPU, as for the batch size, the answers depend on
+    /// the packing (see [`predict_many`](Self::predict_many)).
+    ///
+    /// # Errors
+    /// As [`certify`](Self::certify), for the first input that fails.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use burn::tensor::Tensor;
+    /// use randomized_smoothing::{CertifyConfig, Gaussian, LinearClassifier, SmoothedClassifier};
+    ///
+    /// let device = Default::default();
+    /// let base = LinearClassifier::<NdArray>::new(&[1.0], 0.0, &device)?;
+    /// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.5)?);
+    /// let config = CertifyConfig::default().n(500).batch_size(400).check()?;
+    /// let xs: Vec<_> = [-1.0, 0.1, 0.7]
+    ///     .iter()
+    ///     .zip([1, 2, 3])
+    ///     .map(|(&a, seed)| (Tensor::<NdArray, 1>::from_floats([a], &device), seed))
+    ///     .collect();
+    /// let packed = smoothed.certify_many(xs.clone(), &config)?;
+    /// for ((x, seed), c) in xs.into_iter().zip(packed) {
+    ///     assert_eq!(smoothed.certify(x, &config, seed)?, c);
+    /// }
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn certify_many<const D: usize, const K: usize>(
+        &self,
+        inputs: Vec<(Tensor<C::Backend, K>, u64)>,
+        config: &CertifyValidConfig,
+    ) -> Result<Vec<Certification>>
+    where
+        C: BaseClassifier<D>,
+    {
+        let prepared = self.prepare_all(inputs)?;
+        let mut streams: Vec<Streams> = prepared.iter().map(|(_, s)| Streams::new(*s)).collect();
+        let mut draws = |num: u64| -> Vec<Draw<'_, C::Backend, D>> {
+            prepared
+                .iter()
+                .zip(streams.iter_mut())
+                .map(|((x, _), streams)| Draw {
+                    input: x,
+                    num,
+                    seed: streams.next(),
+                })
+                .collect()
+        };
+        let (selection_draws, estimation_draws) = (draws(config.n0()), draws(config.n()));
+        let batch = config.batch_size();
+        let selection = sample_counts_packed(&self.base, &self.noise, &selection_draws, batch)?;
+        let estimation = sample_counts_packed(&self.base, &self.noise, &estimation_draws, batch)?;
+        Ok(selection
+            .iter()
+            .zip(&estimation)
+            .map(|(selection, estimation)| {
+                self.certification(estimation, top_two(selection).0, config)
+            })
+            .collect())
+    }
+
+    /// The certificate of `candidate` from its estimation counts.
+    fn certification(
+        &self,
+        estimation: &[u64],
+        candidate: usize,
+        config: &CertifyValidConfig,
+    ) -> Certification {
+        let estimate = bound_top_two(estimation, candidate, config.alpha(), config.is_two_sided());
+        if estimate.p_a_lower > estimate.p_b_upper {
             let radius = self.noise.radius(estimate.p_a_lower, estimate.p_b_upper);
             Certification::Certified {
                 class: candidate,
@@ -274,8 +402,24 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
                 reason: AbstainReason::LowConfidence,
                 estimate,
             }
-        })
+        }
     }
+}
+
+/// PREDICT's answer from its counts.
+fn prediction(counts: &[u64], config: &PredictValidConfig) -> Result<Prediction> {
+    let test = TopTwoTest::from_counts(counts)?;
+    Ok(if test.rejects(config.alpha()) {
+        Prediction::Class {
+            class: test.top,
+            test,
+        }
+    } else {
+        Prediction::Abstain {
+            reason: AbstainReason::NotSignificant,
+            test,
+        }
+    })
 }
 
 /// The confidence bounds of CERTIFY for `candidate` from the estimation counts: the paper's

@@ -122,6 +122,9 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
     if args.model.denoiser.is_some() {
         return Err("attack does not take --denoiser: it attacks the model itself".into());
     }
+    if args.job.pack != 1 {
+        return Err("--pack is for certify and predict".into());
+    }
     let data = args
         .data
         .load(args.job.split, args.model.card()?.as_ref())?;

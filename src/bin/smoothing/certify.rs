@@ -3,7 +3,7 @@
 use burn::tensor::backend::Backend;
 use clap::Args;
 use randomized_smoothing::CertifyConfig;
-use randomized_smoothing::workflow::jobs::certify_dataset;
+use randomized_smoothing::workflow::jobs::certify_dataset_packed;
 
 use super::Failure;
 use super::common::*;
@@ -58,11 +58,12 @@ pub(crate) fn run_certify<B: Backend>(
         .set("n", args.n)
         .set("two_sided", args.two_sided)
         .attach(&job.output)?;
-    let rows = certify_dataset(
+    let rows = certify_dataset_packed(
         &smoothed,
         &*data,
         &config,
         &job,
+        args.job.pack,
         device,
         |row, done, total| {
             let message = format!("last: idx {} radius {:.3}", row.idx, row.radius);

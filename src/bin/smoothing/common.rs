@@ -470,6 +470,12 @@ pub(crate) struct JobArgs {
     /// The TSV log; a rerun continues after its last complete row.
     #[arg(long)]
     pub(crate) out: PathBuf,
+    /// certify, predict: examples whose noisy samples share forward passes (each pass
+    /// filled up to --batch with the samples of the next examples). On the CPU the rows are
+    /// the same with any value; on a GPU, where a small pass runs at a fraction of a full
+    /// one's rate, it pays, and the rows depend on it as they do on --batch.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) pack: usize,
     /// Seconds between progress lines on stderr when it is not a terminal (a batch job, a
     /// pipe), where the progress bar is hidden; 0 prints a line per example.
     #[arg(long, default_value_t = 60.0)]
@@ -744,9 +750,12 @@ pub(crate) fn manifest<B: Backend>(
             job.max.map_or_else(|| "all".into(), |m| m.to_string()),
         )
         .set("shard", &job.shard);
-    // Only when given, so that the logs of runs without one keep their manifests.
+    // Only when given, so that the logs of runs without them keep their manifests.
     if let Some(denoiser) = &model.denoiser {
         manifest = manifest.set("denoiser_sha256", file_digest(denoiser)?);
+    }
+    if job.pack > 1 {
+        manifest = manifest.set("pack", job.pack);
     }
     Ok(manifest)
 }

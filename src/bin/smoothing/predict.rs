@@ -3,7 +3,7 @@
 use burn::tensor::backend::Backend;
 use clap::Args;
 use randomized_smoothing::PredictConfig;
-use randomized_smoothing::workflow::jobs::predict_dataset;
+use randomized_smoothing::workflow::jobs::predict_dataset_packed;
 
 use super::Failure;
 use super::common::*;
@@ -47,11 +47,12 @@ pub(crate) fn run_predict<B: Backend>(
     manifest::<B>("predict", &args.data, &args.model, &args.job, device)?
         .set("n", args.n)
         .attach(&job.output)?;
-    let rows = predict_dataset(
+    let rows = predict_dataset_packed(
         &smoothed,
         &*data,
         &config,
         &job,
+        args.job.pack,
         device,
         |row, done, total| {
             progress.row(done, total, format!("last: idx {}", row.idx));
