@@ -370,6 +370,20 @@ pub(crate) fn image<B: Backend, S: ImageSource + ?Sized>(
     Ok(Tensor::from_data(image, device))
 }
 
+/// The examples `indices` of `data` as tensors on `device`, each with its seed: the inputs
+/// of a packed group.
+fn seeded_images<B: Backend, S: ImageSource + ?Sized>(
+    data: &S,
+    indices: &[usize],
+    seed: u64,
+    device: &B::Device,
+) -> Result<Vec<(Tensor<B, 3>, u64)>> {
+    indices
+        .iter()
+        .map(|&idx| Ok((image::<B, S>(data, idx, device)?, example_seed(seed, idx))))
+        .collect()
+}
+
 /// Certifies the selected examples of `data` on `device`, appending one flushed row per
 /// example to the job's TSV log (header first). If the log already holds rows of this job, those
 /// examples are skipped and the rest appended, so a killed run continues where it stopped
@@ -479,15 +493,7 @@ where
         job,
         inputs_per_pass,
         |group| {
-            let inputs = group
-                .iter()
-                .map(|&idx| {
-                    Ok((
-                        image::<B, S>(data, idx, device)?,
-                        example_seed(job.seed, idx),
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let inputs = seeded_images::<B, S>(data, group, job.seed, device)?;
             // Timed from the loaded images on, as the paper's certify.py times.
             let started = Instant::now();
             let certifications = smoothed.certify_many(inputs, config)?;
@@ -585,15 +591,7 @@ where
         job,
         inputs_per_pass,
         |group| {
-            let inputs = group
-                .iter()
-                .map(|&idx| {
-                    Ok((
-                        image::<B, S>(data, idx, device)?,
-                        example_seed(job.seed, idx),
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let inputs = seeded_images::<B, S>(data, group, job.seed, device)?;
             let started = Instant::now();
             let predictions = smoothed.predict_many(inputs, config)?;
             let time = started.elapsed() / group.len() as u32;
