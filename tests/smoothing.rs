@@ -320,12 +320,13 @@ fn certificates_do_not_depend_on_the_batch_size() {
 /// CERTIFY and PREDICT of several inputs with their samples packed into shared forward
 /// passes answer what each input's own procedure answers with its seed: the batches mix the
 /// tail of one input's samples with the head of the next (batch 150 against n0 = 100 and
-/// n = 500), and the selection samples of several inputs share a pass.
+/// n = 500), and the selection samples of several inputs share a pass. So do the sequential
+/// procedures, whose later rounds pack the inputs still undecided.
 #[test]
 fn packed_inputs_answer_as_each_alone() {
     use randomized_smoothing::data::{ImageSource, digits};
     use randomized_smoothing::models::{ModelConfig, SmallCnnConfig, load_model};
-    use randomized_smoothing::{CertifyConfig, PredictConfig};
+    use randomized_smoothing::{CertifyConfig, PredictConfig, SequentialConfig};
 
     fn check<B: Backend>() {
         let device = Default::default();
@@ -379,6 +380,43 @@ fn packed_inputs_answer_as_each_alone() {
             .map(|(x, seed)| g.predict(x.clone(), &predict, *seed).unwrap())
             .collect();
         assert_eq!(packed, alone, "{}", std::any::type_name::<B>());
+        // The sequential procedures: inputs leave the rounds at different looks, and the
+        // rounds after that pack only those still undecided.
+        let sequential = SequentialConfig::default()
+            .samples(100, 3_200)
+            .alpha(0.01)
+            .batch_size(150)
+            .check()
+            .unwrap();
+        let packed = g
+            .certify_at_radius_many(inputs.clone(), 0.5, &sequential)
+            .unwrap();
+        let alone: Vec<_> = inputs
+            .iter()
+            .map(|(x, seed)| {
+                g.certify_at_radius(x.clone(), 0.5, &sequential, *seed)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(packed, alone, "{}", std::any::type_name::<B>());
+        let looks: std::collections::BTreeSet<usize> = alone.iter().map(|s| s.looks).collect();
+        assert!(looks.len() >= 2, "{alone:?}");
+        // A coarse tolerance, so that some radii settle before the last look.
+        let budgeted = SequentialConfig::default()
+            .samples(100, 12_800)
+            .alpha(0.01)
+            .batch_size(150)
+            .tolerance(0.15)
+            .check()
+            .unwrap();
+        let packed = g.certify_budgeted_many(inputs.clone(), &budgeted).unwrap();
+        let alone: Vec<_> = inputs
+            .iter()
+            .map(|(x, seed)| g.certify_budgeted(x.clone(), &budgeted, *seed).unwrap())
+            .collect();
+        assert_eq!(packed, alone, "{}", std::any::type_name::<B>());
+        let looks: std::collections::BTreeSet<usize> = alone.iter().map(|s| s.looks).collect();
+        assert!(looks.len() >= 2, "{alone:?}");
     }
     check::<burn::backend::NdArray>();
     check::<burn::backend::Flex>();

@@ -243,7 +243,7 @@ impl<C, N: NoiseDistribution> SmoothedClassifier<C, N> {
     }
 
     /// [`prepare`](Self::prepare) for each input, keeping its seed.
-    fn prepare_all<const D: usize, const K: usize>(
+    pub(crate) fn prepare_all<const D: usize, const K: usize>(
         &self,
         inputs: Vec<(Tensor<C::Backend, K>, u64)>,
     ) -> Result<Vec<(CleanInput<C::Backend, D>, u64)>>
