@@ -681,6 +681,12 @@ fn attack_certified_examples() {
     // A rerun finds every row done and appends none.
     smoothing(&dir, &attack);
     assert_eq!(rows_without_time(&dir.join("atk/pgd_3R.tsv")), rows);
+    // PREDICT's samples of three adversarial inputs at a time share forward passes; the
+    // rows are the same.
+    let mut packed = swapped(&attack, &[("atk", "atk_packed")]);
+    packed.extend(["--pack", "3"]);
+    smoothing(&dir, &packed);
+    assert_eq!(rows_without_time(&dir.join("atk_packed/pgd_3R.tsv")), rows);
     // A rerun into the folder with another objective is refused (its rows would be
     // summarized as one objective's), and so is a certification log of another sigma.
     let mut other_objective = attack.clone();
@@ -734,6 +740,10 @@ fn attack_certified_examples() {
         stderr.contains("--overshoot applies to --method deepfool only"),
         "{stderr}"
     );
+    let mut args = deepfool.clone();
+    args.extend(["--pack", "2"]);
+    let stderr = refused(&dir, &args);
+    assert!(stderr.contains("DeepFool has none"), "{stderr}");
     let summary = smoothing(&dir, &deepfool);
     assert!(summary.contains("| 0 |"), "{summary}");
     assert_eq!(rows_without_time(&dir.join("df/deepfool.tsv")).len(), 7);

@@ -8,7 +8,7 @@ use std::time::Instant;
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use super::jobs::{Job, example_seed, image, run_indices, run_job};
+use super::jobs::{Job, example_seed, image, run_groups, run_job};
 use super::records::{AttackOutcome, AttackRecord, CertifyRecord, DeepFoolRecord};
 use crate::attack::{DeepFoolValidConfig, PgdConfig, deepfool, host_l2_norm, pgd};
 use crate::data::ImageSource;
@@ -139,6 +139,35 @@ where
     T: AutodiffBackend,
     F: Fn(Tensor<T, 4>) -> Tensor<T, 2>,
 {
+    attack_dataset_packed(smoothed, logits, data, attack, 1, devices, on_row)
+}
+
+/// [`attack_dataset`] with the examples taken `inputs_per_pass` at a time: each is attacked
+/// alone, then PREDICT judges the group's adversarial inputs together
+/// ([`SmoothedClassifier::predict_many`]), their samples packed into full forward passes.
+/// On the CPU backends every row but its time is the one [`attack_dataset`] writes; the
+/// rows of a group are written together, in index order, each with the group's time divided
+/// among its examples.
+///
+/// # Errors
+/// As [`attack_dataset`]; [`Error::ZeroCount`] for zero inputs per pass.
+pub fn attack_dataset_packed<B, C, N, S, T, F>(
+    smoothed: &SmoothedClassifier<C, N>,
+    logits: F,
+    data: &S,
+    attack: &AttackJob<'_>,
+    inputs_per_pass: usize,
+    devices: (&B::Device, &T::Device),
+    on_row: impl FnMut(&AttackRecord, usize, usize),
+) -> Result<Vec<AttackRecord>>
+where
+    B: Backend,
+    C: BaseClassifier<4, Backend = B>,
+    N: NoiseDistribution,
+    S: ImageSource + ?Sized,
+    T: AutodiffBackend,
+    F: Fn(Tensor<T, 4>) -> Tensor<T, 2>,
+{
     let AttackJob {
         certified,
         plan,
@@ -161,32 +190,47 @@ where
         .into_iter()
         .filter(|i| radii.contains_key(i))
         .collect();
-    run_indices(
+    run_groups(
         &indices,
         job,
-        |idx| {
-            let x = image::<T, S>(data, idx, devices.1)?;
+        inputs_per_pass,
+        |group| {
             let started = Instant::now();
-            let label = data.label(idx);
-            let radius = radii[&idx];
-            let attack_radius = plan.multiple * radius;
-            let config = plan.pgd.clone().radius(attack_radius).check()?;
-            // The attack and the prediction at its result draw independent noise.
-            let seed = example_seed(job.seed, idx);
-            let adversarial = pgd(&logits, smoothed.noise(), x.clone(), label, &config, seed)?;
-            let distance = host_l2_norm(adversarial.clone() - x);
-            let at = Tensor::<B, 3>::from_data(adversarial.into_data(), devices.0);
-            let predicted = smoothed.predict(at, predict, split_mix(seed))?.class();
-            Ok(AttackRecord {
-                idx,
-                label,
-                radius,
-                attack_radius,
-                predict: predicted,
-                outcome: AttackOutcome::of(predicted, label),
-                distance,
-                time: started.elapsed(),
-            })
+            // (attack radius, distance) of each example, and PREDICT's inputs.
+            let mut attacked = Vec::with_capacity(group.len());
+            let mut judged = Vec::with_capacity(group.len());
+            for &idx in group {
+                let x = image::<T, S>(data, idx, devices.1)?;
+                let attack_radius = plan.multiple * radii[&idx];
+                let config = plan.pgd.clone().radius(attack_radius).check()?;
+                // The attack and the prediction at its result draw independent noise.
+                let seed = example_seed(job.seed, idx);
+                let label = data.label(idx);
+                let adversarial = pgd(&logits, smoothed.noise(), x.clone(), label, &config, seed)?;
+                attacked.push((attack_radius, host_l2_norm(adversarial.clone() - x)));
+                let at = Tensor::<B, 3>::from_data(adversarial.into_data(), devices.0);
+                judged.push((at, split_mix(seed)));
+            }
+            let predictions = smoothed.predict_many(judged, predict)?;
+            let time = started.elapsed() / group.len() as u32;
+            Ok(group
+                .iter()
+                .zip(attacked)
+                .zip(predictions)
+                .map(|((&idx, (attack_radius, distance)), prediction)| {
+                    let (label, predicted) = (data.label(idx), prediction.class());
+                    AttackRecord {
+                        idx,
+                        label,
+                        radius: radii[&idx],
+                        attack_radius,
+                        predict: predicted,
+                        outcome: AttackOutcome::of(predicted, label),
+                        distance,
+                        time,
+                    }
+                })
+                .collect())
         },
         on_row,
     )

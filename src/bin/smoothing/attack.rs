@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use randomized_smoothing::attack::{DeepFoolConfig, Objective, PgdConfig};
 use randomized_smoothing::models::ImageClassifier;
 use randomized_smoothing::workflow::attacks::{
-    AttackJob, AttackPlan, attack_dataset, deepfool_dataset,
+    AttackJob, AttackPlan, attack_dataset_packed, deepfool_dataset,
 };
 use randomized_smoothing::workflow::manifest::Manifest;
 use randomized_smoothing::workflow::records::{
@@ -122,8 +122,8 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
     if args.model.denoiser.is_some() {
         return Err("attack does not take --denoiser: it attacks the model itself".into());
     }
-    if args.job.pack != 1 {
-        return Err("--pack is for certify and predict".into());
+    if args.job.pack != 1 && args.method == Method::Deepfool {
+        return Err("--pack packs PREDICT's samples; DeepFool has none".into());
     }
     let data = args
         .data
@@ -298,11 +298,12 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
             // Its length comes with the first row: which examples are attacked is the
             // library's rule (certified correctly with R > 0), not repeated here.
             let mut progress = Progress::new(&format!("pgd at {multiple}R"), 0, 0, every);
-            let rows = attack_dataset(
+            let rows = attack_dataset_packed(
                 &smoothed,
                 logits,
                 &*data,
                 &attack,
+                args.job.pack,
                 (device, device),
                 |row, done, total| {
                     let message = format!("last: idx {} {}", row.idx, row.outcome.name());

@@ -470,10 +470,11 @@ pub(crate) struct JobArgs {
     /// The TSV log; a rerun continues after its last complete row.
     #[arg(long)]
     pub(crate) out: PathBuf,
-    /// certify, predict: examples whose noisy samples share forward passes (each pass
-    /// filled up to --batch with the samples of the next examples). On the CPU the rows are
-    /// the same with any value; on a GPU, where a small pass runs at a fraction of a full
-    /// one's rate, it pays, and the rows depend on it as they do on --batch.
+    /// certify, predict, attack (PGD's PREDICT): examples whose noisy samples share forward
+    /// passes (each pass filled up to --batch with the samples of the next examples). On the
+    /// CPU the rows are the same with any value; on a GPU, where a small pass runs at a
+    /// fraction of a full one's rate, it pays, and the rows depend on it as they do on
+    /// --batch.
     #[arg(long, default_value_t = 1)]
     pub(crate) pack: usize,
     /// Seconds between progress lines on stderr when it is not a terminal (a batch job, a
