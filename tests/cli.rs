@@ -174,6 +174,40 @@ fn train_certify_shards_merge_predict_analyze() {
     certify(&["--pack", "4", "--out", "packed.tsv"]);
     assert_eq!(rows_without_time(&dir.join("packed.tsv")), whole);
 
+    // Half precision runs on LibTorch (and CUDA): the crate's CPU kernels compute in f32,
+    // so Flex refuses it. On LibTorch the bf16 network answers as the f32 one on the same
+    // noisy inputs, but for near ties, and the manifest says which precision ran.
+    let flex = [
+        "--backend",
+        "flex",
+        "--precision",
+        "bf16",
+        "--out",
+        "never.tsv",
+    ];
+    let stderr = refused(&dir, certify_args("0.25", &flex));
+    assert!(stderr.contains("runs on libtorch or cuda"), "{stderr}");
+    if cfg!(feature = "tch") {
+        certify(&[
+            "--backend",
+            "libtorch",
+            "--precision",
+            "bf16",
+            "--out",
+            "bf16.tsv",
+        ]);
+        let half = rows_without_time(&dir.join("bf16.tsv"));
+        assert_eq!(half.len(), whole.len());
+        let same = half
+            .iter()
+            .zip(&whole)
+            .filter(|(a, b)| a.split('\t').nth(2) == b.split('\t').nth(2))
+            .count();
+        assert!(same + 1 >= whole.len(), "{half:?} against {whole:?}");
+        let manifest = Manifest::of_log(&dir.join("bf16.tsv")).unwrap().unwrap();
+        assert_eq!(manifest.settings()["precision"], "bf16");
+    }
+
     // A backend that cannot run on the device, or is not compiled in, is refused up front.
     for (flags, message) in [
         (

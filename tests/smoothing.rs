@@ -423,3 +423,65 @@ fn packed_inputs_answer_as_each_alone() {
     #[cfg(feature = "tch")]
     check::<burn::backend::LibTorch>();
 }
+
+/// Half precision: the digits network with its weights and each noisy batch cast to `bf16`
+/// or `f16` (`models::Cast`) samples the same noisy inputs (drawn and added to the image in
+/// `f32` on the host) and decides nearly every one as in `f32`. Some decisions do change (a
+/// cast that did nothing, or a network that computed in `f32` after all, would change
+/// none), but few: the counts move by at most 2% of the samples, and the top class stays.
+#[cfg(feature = "tch")]
+#[test]
+fn half_precision_counts_follow_f32() {
+    use burn::backend::LibTorch;
+    use randomized_smoothing::data::{ImageSource, digits};
+    use randomized_smoothing::models::{Cast, ModelConfig, Precision, SmallCnnConfig, load_model};
+
+    let device = Default::default();
+    let config = SmallCnnConfig::new([1, 8, 8], 10)
+        .with_filters(16)
+        .with_mean(vec![0.3])
+        .with_std(vec![0.35]);
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/attacks/digits/model.bpk");
+    let model = ModelConfig::SmallCnn(config)
+        .init::<LibTorch>(&device)
+        .unwrap();
+    let model = load_model(model, &path).unwrap().fold_batch_norm();
+    let smoothed = |precision| {
+        SmoothedClassifier::new(
+            Cast::module(model.clone(), precision),
+            Gaussian::new(0.5).unwrap(),
+        )
+    };
+    let data = digits().unwrap();
+    const N: u64 = 4_000;
+    for precision in [Precision::Bf16, Precision::F16] {
+        let (full, half) = (smoothed(Precision::F32), smoothed(precision));
+        let mut moved_in_all = 0;
+        for idx in 0..7 {
+            let pixels = data.load(idx).unwrap().into_owned();
+            let x = Tensor::<LibTorch, 3>::from_data(
+                burn::tensor::TensorData::new(pixels, [1, 8, 8]),
+                &device,
+            );
+            let reference = full
+                .sample_counts(x.clone(), N, 400, 5 + idx as u64)
+                .unwrap();
+            let counts = half.sample_counts(x, N, 400, 5 + idx as u64).unwrap();
+            let moved = reference
+                .iter()
+                .zip(&counts)
+                .map(|(a, b)| a.abs_diff(*b))
+                .sum::<u64>()
+                / 2;
+            assert!(
+                moved <= N / 50,
+                "{precision} digit {idx}: {reference:?} {counts:?}"
+            );
+            let top = |c: &[u64]| (0..c.len()).max_by_key(|&k| c[k]);
+            assert_eq!(top(&reference), top(&counts), "{precision} digit {idx}");
+            moved_in_all += moved;
+        }
+        assert!(moved_in_all > 0, "{precision}: no decision changed");
+    }
+}

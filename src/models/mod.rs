@@ -35,6 +35,7 @@ mod denoiser;
 mod files;
 pub mod kernels;
 mod normalize;
+mod precision;
 #[cfg(feature = "pytorch")]
 mod pytorch;
 mod resnet;
@@ -50,6 +51,7 @@ pub use files::{
     save_model_with_card, transfer, weights_digest,
 };
 pub use normalize::Normalize;
+pub use precision::{Cast, Precision, cast_weights};
 #[cfg(feature = "pytorch")]
 pub use pytorch::{PytorchCheckpoint, pytorch_keys};
 pub use resnet::{

@@ -165,8 +165,11 @@ impl Normalize {
         // broadcast is the pattern every CPU backend vectorizes (Burn's Flex takes a
         // per-element strided path for the other, 90 times slower: docs/benchmarks.md).
         // The rows are expanded on the device: only the `c` values cross from the host.
+        // In the input's float type, so that a half-precision batch stays in half precision.
+        let dtype = x.dtype();
         let row = |values: &[f32]| {
-            Tensor::<B, 4>::from_data(TensorData::new(values.to_vec(), [1, c, 1, 1]), &device)
+            let data = TensorData::new(values.to_vec(), [1, c, 1, 1]);
+            Tensor::<B, 4>::from_data(data, (&device, dtype))
                 .expand([1, c, h, w])
                 .reshape([1, c * h * w])
         };

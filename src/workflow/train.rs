@@ -357,6 +357,39 @@ pub struct EpochReport {
     pub test_acc: f64,
 }
 
+/// One line for a person watching a run: the epoch, its seconds, the learning rate (six
+/// decimals without trailing zeros, so that 1e-4 and 0.05 both read whole, and a schedule's
+/// 0.05 x 0.1 reads 0.005) and the losses and accuracies.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use randomized_smoothing::workflow::train::EpochReport;
+///
+/// let e = EpochReport { epoch: 3, time: Duration::from_millis(2_540), lr: 0.05 * 0.1 * 0.1, train_loss: 0.5,
+///                       train_acc: 0.8, test_loss: 0.6, test_acc: 0.75 };
+/// assert_eq!(
+///     e.to_string(),
+///     "epoch   3: 2.5 s, lr 0.0005, train loss 0.5000 acc 0.800, test loss 0.6000 acc 0.750"
+/// );
+/// ```
+impl std::fmt::Display for EpochReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lr = format!("{:.6}", self.lr);
+        let lr = lr.trim_end_matches('0').trim_end_matches('.');
+        write!(
+            f,
+            "epoch {:>3}: {:.1} s, lr {lr}, train loss {:.4} acc {:.3}, test loss {:.4} acc {:.3}",
+            self.epoch,
+            self.time.as_secs_f64(),
+            self.train_loss,
+            self.train_acc,
+            self.test_loss,
+            self.test_acc
+        )
+    }
+}
+
 /// Header of the training log: the columns of the paper's `train.py`, named consistently
 /// (its own header mixes `train loss` with `testloss`).
 pub(crate) const LOG_HEADER: &str = "epoch\ttime\tlr\ttrain_loss\ttrain_acc\ttest_loss\ttest_acc";

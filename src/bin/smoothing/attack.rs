@@ -6,7 +6,7 @@ use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
 use randomized_smoothing::attack::{DeepFoolConfig, Objective, PgdConfig};
-use randomized_smoothing::models::ImageClassifier;
+use randomized_smoothing::models::{ImageClassifier, Precision};
 use randomized_smoothing::workflow::attacks::{
     AttackJob, AttackPlan, attack_dataset_packed, deepfool_dataset,
 };
@@ -121,6 +121,9 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
     check_method_flags(args)?;
     if args.model.denoiser.is_some() {
         return Err("attack does not take --denoiser: it attacks the model itself".into());
+    }
+    if args.model.precision != Precision::F32 {
+        return Err("attack computes in f32: --precision is for certify and predict".into());
     }
     if args.job.pack != 1 && args.method == Method::Deepfool {
         return Err("--pack packs PREDICT's samples; DeepFool has none".into());

@@ -11,9 +11,9 @@ use randomized_smoothing::data::{
     load_mnist,
 };
 use randomized_smoothing::models::{
-    Architecture, Denoised, Dncnn, ImageClassifier, Model, ModelCard, ModelConfig,
-    PytorchCheckpoint, SmallCnnConfig, load_denoiser, load_model, load_model_with_card,
-    read_denoiser_card, read_model_card,
+    Architecture, Cast, Denoised, Dncnn, ImageClassifier, Model, ModelCard, ModelConfig, Precision,
+    PytorchCheckpoint, SmallCnnConfig, cast_weights, load_denoiser, load_model,
+    load_model_with_card, read_denoiser_card, read_model_card,
 };
 use randomized_smoothing::workflow::jobs::{Job, Selection, Shard};
 use randomized_smoothing::workflow::manifest::{
@@ -245,6 +245,12 @@ pub(crate) struct ModelArgs {
     /// predict `model(denoiser(x + noise))`, denoised smoothing (Salman et al. 2020).
     #[arg(long)]
     pub(crate) denoiser: Option<PathBuf>,
+    /// certify, predict: the format the model (and denoiser) compute in: f32, or f16 / bf16
+    /// (weights and each noisy batch cast, the noise drawn and added in f32, batch norms
+    /// folded first). On LibTorch and CUDA; the certificate is then the half-precision
+    /// network's.
+    #[arg(long, default_value = "f32")]
+    pub(crate) precision: Precision,
     /// The card, once read: reading it verifies the whole file's digest, and a run asks for
     /// it several times (the data transform, the model, the manifest).
     #[arg(skip)]
@@ -630,7 +636,8 @@ impl<B: Backend> randomized_smoothing::BaseClassifier<4> for Base<B> {
     }
 }
 
-/// The model of `--model`, behind the denoiser of `--denoiser` if given. A denoiser
+/// The model of `--model`, behind the denoiser of `--denoiser` if given, in the precision
+/// of `--precision`. A denoiser
 /// trained for another sigma than `sigma` is allowed (the certificate holds for any base
 /// classifier) but said.
 pub(crate) fn load_base<B: Backend>(
@@ -639,12 +646,26 @@ pub(crate) fn load_base<B: Backend>(
     sample: &dyn ImageSource,
     sigma: f64,
     device: &B::Device,
-) -> Result<Base<B>, Failure> {
+) -> Result<Cast<Base<B>>, Failure> {
+    let precision = args.precision;
+    if precision != Precision::F32 && ["flex", "ndarray"].contains(&B::name(device).as_str()) {
+        return Err(format!(
+            "--precision {precision} runs on libtorch or cuda; {} computes in f32",
+            B::name(device)
+        )
+        .into());
+    }
     let model = load(args, data, sample, device)?;
+    // Batch norms folded before the cast: a running variance underflows in f16.
+    let model = match precision {
+        Precision::F32 => model,
+        p => cast_weights(model.fold_batch_norm(), p),
+    };
     let Some(path) = &args.denoiser else {
-        return Ok(Base::Model(model));
+        return Ok(Cast::inputs(Base::Model(model), precision));
     };
     let (denoiser, card) = load_denoiser::<B>(path, device)?;
+    let denoiser = cast_weights(denoiser, precision);
     if let Some(trained) = card.training.as_ref().filter(|t| t.sigma != sigma) {
         eprintln!(
             "note: {} was trained to remove noise of sigma {}, this run smooths at {sigma}",
@@ -652,14 +673,17 @@ pub(crate) fn load_base<B: Backend>(
             trained.sigma
         );
     }
-    Ok(Base::Denoised(Denoised::new(denoiser, model)?))
+    Ok(Cast::inputs(
+        Base::Denoised(Denoised::new(denoiser, model)?),
+        precision,
+    ))
 }
 
 /// What `certify` and `predict` share: the data split, the smoothed model, the job and its
 /// progress bar.
 pub(crate) struct Run<B: Backend> {
     pub(crate) data: Box<dyn ImageSource>,
-    pub(crate) smoothed: SmoothedClassifier<Base<B>>,
+    pub(crate) smoothed: SmoothedClassifier<Cast<Base<B>>>,
     pub(crate) job: Job,
     pub(crate) progress: Progress,
 }
@@ -712,13 +736,7 @@ pub(crate) fn manifest<B: Backend>(
         .set("command", command)
         .set("backend", B::name(device))
         .set("device", format!("{device:?}"))
-        .set(
-            "precision",
-            std::any::type_name::<B::FloatElem>()
-                .rsplit("::")
-                .next()
-                .unwrap_or("?"),
-        )
+        .set("precision", model.precision)
         .set("model_sha256", file_digest(&model.model)?)
         .set("arch", model.describe()?)
         .set("dataset", name_of(data.dataset))

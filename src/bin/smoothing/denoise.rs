@@ -8,7 +8,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
 use randomized_smoothing::models::{
-    DenoiserCard, DenoiserTraining, DncnnConfig, load_denoiser, save_denoiser,
+    DenoiserCard, DenoiserTraining, DncnnConfig, Precision, load_denoiser, save_denoiser,
 };
 use randomized_smoothing::workflow::denoise::{
     DenoiserObjective, DenoiserTrainConfig, train_denoiser,
@@ -80,6 +80,9 @@ pub(crate) fn run_train_denoiser<B: Backend>(
     if args.model.denoiser.is_some() {
         return Err("train-denoiser starts from --init, not --denoiser".into());
     }
+    if args.model.precision != Precision::F32 {
+        return Err("train-denoiser trains in f32: --precision is for certify and predict".into());
+    }
     let card = args.model.card()?;
     let train_set = args.data.load(Split::Train, card.as_ref())?;
     let test_set = args.data.load(Split::Test, card.as_ref())?;
@@ -140,19 +143,7 @@ pub(crate) fn run_train_denoiser<B: Backend>(
         args.seed,
         |e| {
             bar.set_position(e.epoch as u64);
-            say(
-                &bar,
-                format!(
-                    "epoch {:>3}: {:.1} s, lr {:.6}, train loss {:.4} acc {:.3}, test loss {:.4} acc {:.3}",
-                    e.epoch,
-                    e.time.as_secs_f64(),
-                    e.lr,
-                    e.train_loss,
-                    e.train_acc,
-                    e.test_loss,
-                    e.test_acc
-                ),
-            );
+            say(&bar, e.to_string());
         },
     )?;
     bar.finish_and_clear();

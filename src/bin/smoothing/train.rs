@@ -213,19 +213,7 @@ pub(crate) fn run_train<B: Backend>(args: &TrainArgs, device: &B::Device) -> Res
         args.seed,
         |e| {
             bar.set_position(e.epoch as u64);
-            say(
-                &bar,
-                format!(
-                    "epoch {:>3}: {:.1} s, lr {:.4}, train loss {:.4} acc {:.3}, test loss {:.4} acc {:.3}",
-                    e.epoch,
-                    e.time.as_secs_f64(),
-                    e.lr,
-                    e.train_loss,
-                    e.train_acc,
-                    e.test_loss,
-                    e.test_acc
-                ),
-            );
+            say(&bar, e.to_string());
         },
     )?;
     bar.finish_and_clear();
