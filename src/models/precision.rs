@@ -106,7 +106,7 @@ pub fn cast_weights<B: Backend, M: Module<B>>(module: M, precision: Precision) -
 /// ```
 /// use burn::backend::NdArray;
 /// use randomized_smoothing::models::{Cast, Precision, SmallCnnConfig};
-/// use randomized_smoothing::smoothing::base::BaseClassifier;
+/// use randomized_smoothing::BaseClassifier;
 ///
 /// let model = SmallCnnConfig::new([1, 8, 8], 10).init::<NdArray>(&Default::default())?;
 /// // f32 changes nothing; half precision needs LibTorch or CUDA.
