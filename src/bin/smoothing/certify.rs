@@ -7,6 +7,7 @@ use randomized_smoothing::workflow::jobs::certify_dataset_packed;
 
 use super::Failure;
 use super::common::*;
+use super::run::Run;
 
 #[derive(Args)]
 pub(crate) struct CertifyArgs {

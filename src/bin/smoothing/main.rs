@@ -22,6 +22,7 @@ mod certify;
 mod common;
 mod denoise;
 mod predict;
+mod run;
 mod status;
 mod train;
 

@@ -1,0 +1,132 @@
+//! The smoothed classifier that `certify` and `predict` run: the model, behind a denoiser
+//! and in a precision if asked, and what else the two commands share.
+
+use burn::tensor::backend::Backend;
+use randomized_smoothing::data::ImageSource;
+use randomized_smoothing::models::{
+    Cast, Denoised, Dncnn, ImageClassifier, Model, Precision, cast_weights, load_denoiser,
+};
+use randomized_smoothing::workflow::jobs::Job;
+use randomized_smoothing::{Gaussian, SmoothedClassifier};
+
+use super::Failure;
+use super::common::{DataArgs, JobArgs, ModelArgs, Progress, load};
+
+/// The base classifier of `certify` and `predict`: the model, or the model behind a
+/// denoiser (`--denoiser`).
+// One value per run: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Base<B: Backend> {
+    Model(Model<B>),
+    Denoised(Denoised<B, Dncnn<B>, Model<B>>),
+}
+
+// Named in full: the models are both image classifiers and base classifiers, and this
+// module calls the former's methods.
+impl<B: Backend> randomized_smoothing::BaseClassifier<4> for Base<B> {
+    type Backend = B;
+
+    fn input_shape(&self) -> &[usize] {
+        match self {
+            Self::Model(m) => ImageClassifier::input_shape(m),
+            Self::Denoised(d) => d.input_shape(),
+        }
+    }
+
+    fn num_classes(&self) -> usize {
+        match self {
+            Self::Model(m) => ImageClassifier::num_classes(m),
+            Self::Denoised(d) => d.num_classes(),
+        }
+    }
+
+    fn classify(
+        &self,
+        inputs: burn::tensor::Tensor<B, 4>,
+    ) -> burn::tensor::Tensor<B, 1, burn::tensor::Int> {
+        match self {
+            Self::Model(m) => m.classify(inputs),
+            Self::Denoised(d) => d.classify(inputs),
+        }
+    }
+}
+
+/// The model of `--model`, behind the denoiser of `--denoiser` if given, in the precision
+/// of `--precision`. A denoiser
+/// trained for another sigma than `sigma` is allowed (the certificate holds for any base
+/// classifier) but said.
+pub(crate) fn load_base<B: Backend>(
+    args: &ModelArgs,
+    data: &DataArgs,
+    sample: &dyn ImageSource,
+    sigma: f64,
+    device: &B::Device,
+) -> Result<Cast<Base<B>>, Failure> {
+    let precision = args.precision;
+    if precision != Precision::F32 && ["flex", "ndarray"].contains(&B::name(device).as_str()) {
+        return Err(format!(
+            "--precision {precision} runs on libtorch or cuda; {} computes in f32",
+            B::name(device)
+        )
+        .into());
+    }
+    let model = load(args, data, sample, device)?;
+    // Batch norms folded before the cast: a running variance underflows in f16.
+    let model = match precision {
+        Precision::F32 => model,
+        p => cast_weights(model.fold_batch_norm(), p),
+    };
+    let Some(path) = &args.denoiser else {
+        return Ok(Cast::inputs(Base::Model(model), precision));
+    };
+    let (denoiser, card) = load_denoiser::<B>(path, device)?;
+    let denoiser = cast_weights(denoiser, precision);
+    if let Some(trained) = card.training.as_ref().filter(|t| t.sigma != sigma) {
+        eprintln!(
+            "note: {} was trained to remove noise of sigma {}, this run smooths at {sigma}",
+            path.display(),
+            trained.sigma
+        );
+    }
+    Ok(Cast::inputs(
+        Base::Denoised(Denoised::new(denoiser, model)?),
+        precision,
+    ))
+}
+
+/// What `certify` and `predict` share: the data split, the smoothed model, the job and its
+/// progress bar.
+pub(crate) struct Run<B: Backend> {
+    pub(crate) data: Box<dyn ImageSource>,
+    pub(crate) smoothed: SmoothedClassifier<Cast<Base<B>>>,
+    pub(crate) job: Job,
+    pub(crate) progress: Progress,
+}
+
+impl<B: Backend> Run<B> {
+    pub(crate) fn new(
+        command: &str,
+        data: &DataArgs,
+        model: &ModelArgs,
+        job: &JobArgs,
+        samples_per_row: u64,
+        device: &B::Device,
+    ) -> Result<Self, Failure> {
+        let split = data.load(job.split, model.card()?.as_ref())?;
+        let every = job.progress_every()?;
+        let sigma = job.sigma()?;
+        let smoothed = SmoothedClassifier::new(
+            load_base(model, data, &*split, sigma, device)?,
+            Gaussian::new(sigma)?,
+        );
+        let job = job.job()?;
+        let total = job.selection.indices(split.len()).len();
+        let progress = Progress::new(command, total, samples_per_row, every);
+        Ok(Self {
+            data: split,
+            smoothed,
+            job,
+            progress,
+        })
+    }
+}
