@@ -328,6 +328,17 @@ fn packed_inputs_answer_as_each_alone() {
     use randomized_smoothing::models::{ModelConfig, SmallCnnConfig, load_model};
     use randomized_smoothing::{CertifyConfig, PredictConfig, SequentialConfig};
 
+    /// Each input's own answer, by `alone` with its seed.
+    fn each_alone<B: Backend, T>(
+        inputs: &[(Tensor<B, 3>, u64)],
+        alone: impl Fn(Tensor<B, 3>, u64) -> T,
+    ) -> Vec<T> {
+        inputs
+            .iter()
+            .map(|(x, seed)| alone(x.clone(), *seed))
+            .collect()
+    }
+
     fn check<B: Backend>() {
         let device = Default::default();
         let config = SmallCnnConfig::new([1, 8, 8], 10)
@@ -360,10 +371,7 @@ fn packed_inputs_answer_as_each_alone() {
             .check()
             .unwrap();
         let packed = g.certify_many(inputs.clone(), &certify).unwrap();
-        let alone: Vec<_> = inputs
-            .iter()
-            .map(|(x, seed)| g.certify(x.clone(), &certify, *seed).unwrap())
-            .collect();
+        let alone = each_alone(&inputs, |x, seed| g.certify(x, &certify, seed).unwrap());
         assert_eq!(packed, alone, "{}", std::any::type_name::<B>());
         assert!(
             alone.iter().any(|c| c.class().is_none()) && alone.iter().any(|c| c.class().is_some()),
@@ -375,10 +383,7 @@ fn packed_inputs_answer_as_each_alone() {
             .check()
             .unwrap();
         let packed = g.predict_many(inputs.clone(), &predict).unwrap();
-        let alone: Vec<_> = inputs
-            .iter()
-            .map(|(x, seed)| g.predict(x.clone(), &predict, *seed).unwrap())
-            .collect();
+        let alone = each_alone(&inputs, |x, seed| g.predict(x, &predict, seed).unwrap());
         assert_eq!(packed, alone, "{}", std::any::type_name::<B>());
         // The sequential procedures: inputs leave the rounds at different looks, and the
         // rounds after that pack only those still undecided.
@@ -391,13 +396,9 @@ fn packed_inputs_answer_as_each_alone() {
         let packed = g
             .certify_at_radius_many(inputs.clone(), 0.5, &sequential)
             .unwrap();
-        let alone: Vec<_> = inputs
-            .iter()
-            .map(|(x, seed)| {
-                g.certify_at_radius(x.clone(), 0.5, &sequential, *seed)
-                    .unwrap()
-            })
-            .collect();
+        let alone = each_alone(&inputs, |x, seed| {
+            g.certify_at_radius(x, 0.5, &sequential, seed).unwrap()
+        });
         assert_eq!(packed, alone, "{}", std::any::type_name::<B>());
         let looks: std::collections::BTreeSet<usize> = alone.iter().map(|s| s.looks).collect();
         assert!(looks.len() >= 2, "{alone:?}");
@@ -410,10 +411,9 @@ fn packed_inputs_answer_as_each_alone() {
             .check()
             .unwrap();
         let packed = g.certify_budgeted_many(inputs.clone(), &budgeted).unwrap();
-        let alone: Vec<_> = inputs
-            .iter()
-            .map(|(x, seed)| g.certify_budgeted(x.clone(), &budgeted, *seed).unwrap())
-            .collect();
+        let alone = each_alone(&inputs, |x, seed| {
+            g.certify_budgeted(x, &budgeted, seed).unwrap()
+        });
         assert_eq!(packed, alone, "{}", std::any::type_name::<B>());
         let looks: std::collections::BTreeSet<usize> = alone.iter().map(|s| s.looks).collect();
         assert!(looks.len() >= 2, "{alone:?}");

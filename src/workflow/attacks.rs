@@ -195,12 +195,16 @@ where
         job,
         inputs_per_pass,
         |group| {
+            let images = group
+                .iter()
+                .map(|&idx| image::<T, S>(data, idx, devices.1))
+                .collect::<Result<Vec<_>>>()?;
+            // Timed from the loaded images on, as certify's rows are.
             let started = Instant::now();
             // (attack radius, distance) of each example, and PREDICT's inputs.
             let mut attacked = Vec::with_capacity(group.len());
             let mut judged = Vec::with_capacity(group.len());
-            for &idx in group {
-                let x = image::<T, S>(data, idx, devices.1)?;
+            for (&idx, x) in group.iter().zip(images) {
                 let attack_radius = plan.multiple * radii[&idx];
                 let config = plan.pgd.clone().radius(attack_radius).check()?;
                 // The attack and the prediction at its result draw independent noise.

@@ -10,6 +10,7 @@ mod checkpoints;
 pub mod denoise;
 pub mod jobs;
 pub mod manifest;
+mod merge;
 pub mod objective;
 #[cfg(feature = "plot")]
 pub mod plot;

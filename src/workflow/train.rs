@@ -328,7 +328,10 @@ impl TrainValidConfig {
     }
 }
 
-/// One epoch's line of the training log.
+/// One epoch's line of the training log ([`to_line`](Self::to_line)), and the line a person
+/// watching the run reads (`Display`: the learning rate with six decimals and no trailing
+/// zeros, so that 1e-4 and 0.05 both read whole, and a schedule's 0.05 x 0.1 x 0.1 reads
+/// 0.0005).
 ///
 /// # Example
 /// ```
@@ -338,6 +341,11 @@ impl TrainValidConfig {
 /// let e = EpochReport { epoch: 1, time: Duration::from_secs(3), lr: 0.1, train_loss: 0.5,
 ///                       train_acc: 0.8, test_loss: 0.6, test_acc: 0.75 };
 /// assert_eq!(e.to_line(), "1\t3.000\t0.100000\t0.5000\t0.8000\t0.6000\t0.7500");
+/// let e = EpochReport { epoch: 3, time: Duration::from_millis(2_540), lr: 0.05 * 0.1 * 0.1, ..e };
+/// assert_eq!(
+///     e.to_string(),
+///     "epoch   3: 2.5 s, lr 0.0005, train loss 0.5000 acc 0.800, test loss 0.6000 acc 0.750"
+/// );
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochReport {
@@ -357,22 +365,6 @@ pub struct EpochReport {
     pub test_acc: f64,
 }
 
-/// One line for a person watching a run: the epoch, its seconds, the learning rate (six
-/// decimals without trailing zeros, so that 1e-4 and 0.05 both read whole, and a schedule's
-/// 0.05 x 0.1 reads 0.005) and the losses and accuracies.
-///
-/// # Example
-/// ```
-/// use std::time::Duration;
-/// use randomized_smoothing::workflow::train::EpochReport;
-///
-/// let e = EpochReport { epoch: 3, time: Duration::from_millis(2_540), lr: 0.05 * 0.1 * 0.1, train_loss: 0.5,
-///                       train_acc: 0.8, test_loss: 0.6, test_acc: 0.75 };
-/// assert_eq!(
-///     e.to_string(),
-///     "epoch   3: 2.5 s, lr 0.0005, train loss 0.5000 acc 0.800, test loss 0.6000 acc 0.750"
-/// );
-/// ```
 impl std::fmt::Display for EpochReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let lr = format!("{:.6}", self.lr);

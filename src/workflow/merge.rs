@@ -1,0 +1,125 @@
+//! Merging the logs of a job's shards into the log of the whole job, row for row, with the
+//! shards' common manifest.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::workflow::jobs::LogRow;
+use crate::workflow::manifest::Manifest;
+#[cfg(doc)]
+use crate::workflow::records::read_certify_log;
+use crate::workflow::records::{CertifyRecord, PREDICT_HEADER, PredictRecord};
+
+/// Merges certification or prediction logs (the shards of one job; the first file's header
+/// says which) into one log at `output`, rows in
+/// index order, and returns the number of rows.
+///
+/// When the shards have run manifests ([`Manifest`]), they must agree in everything but the
+/// shard, and the merged log gets their manifest as shard `0/1`, which is what a whole run
+/// of the same job would have written.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] if two logs hold the same example; [`Error::RunMismatch`] if
+/// the shards' manifests differ in more than the shard, or only some shards have one; the
+/// errors of [`read_certify_log`] and [`Error::Io`] for files.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::workflow::jobs::merge_logs;
+///
+/// let dir = std::env::temp_dir().join(format!("doc-merge-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let header = randomized_smoothing::workflow::records::CERTIFY_HEADER;
+/// std::fs::write(dir.join("a"), format!("{header}\n2\t1\t1\t0.5\t1\t0:00:01.000000\n")).unwrap();
+/// std::fs::write(dir.join("b"), format!("{header}\n1\t0\t-1\t0.0\t0\t0:00:01.000000\n")).unwrap();
+/// assert_eq!(merge_logs(&[dir.join("a"), dir.join("b")], &dir.join("all"))?, 2);
+/// assert!(std::fs::read_to_string(dir.join("all")).unwrap().lines().nth(1).unwrap().starts_with("1\t"));
+/// # std::fs::remove_dir_all(dir).ok();
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn merge_logs(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
+    let manifest = merged_manifest(inputs)?;
+    let first = inputs.first().map(|p| p.as_ref());
+    let header = match first {
+        Some(path) => fs::read_to_string(path)
+            .map_err(|e| Error::io(path, e))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        None => return Err(Error::ZeroCount("inputs")),
+    };
+    let rows = if header.trim_end() == PREDICT_HEADER {
+        merge::<PredictRecord>(inputs, output)?
+    } else {
+        merge::<CertifyRecord>(inputs, output)?
+    };
+    if let Some(manifest) = manifest {
+        manifest.write_beside(output)?;
+    }
+    Ok(rows)
+}
+
+/// The manifest of the merged log: the shards' common manifest as shard `0/1`, or none when
+/// no shard has one.
+fn merged_manifest(inputs: &[impl AsRef<Path>]) -> Result<Option<Manifest>> {
+    let mut merged: Option<Manifest> = None;
+    let mut without = Vec::new();
+    for input in inputs {
+        let log = input.as_ref();
+        let Some(shard) = Manifest::of_log(log)? else {
+            without.push(log.display().to_string());
+            continue;
+        };
+        let whole = shard.set("shard", "0/1");
+        match &merged {
+            None => merged = Some(whole),
+            Some(first) => {
+                let differences = whole.differences(first);
+                if !differences.is_empty() {
+                    return Err(Error::RunMismatch {
+                        log: log.to_path_buf(),
+                        differences,
+                    });
+                }
+            }
+        }
+    }
+    match (&merged, without.first()) {
+        (Some(_), Some(log)) => Err(Error::RunMismatch {
+            log: log.into(),
+            differences: vec![
+                "this shard has no manifest while others have one: they may be of another run"
+                    .into(),
+            ],
+        }),
+        _ => Ok(merged),
+    }
+}
+
+fn merge<R: LogRow>(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
+    let mut rows = BTreeMap::new();
+    for input in inputs {
+        let path = input.as_ref();
+        let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+        for row in R::read_log(&bytes)? {
+            let idx = row.idx();
+            if rows.insert(idx, row).is_some() {
+                return Err(Error::InvalidParameter {
+                    name: "inputs",
+                    reason: format!("example {idx} appears twice (in {})", path.display()),
+                });
+            }
+        }
+    }
+    let mut out = BufWriter::new(File::create(output)?);
+    writeln!(out, "{}", R::HEADER)?;
+    for row in rows.values() {
+        writeln!(out, "{}", row.line())?;
+    }
+    out.flush()?;
+    Ok(rows.len())
+}
