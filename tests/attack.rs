@@ -31,6 +31,10 @@ macro_rules! autodiff_backend_tests {
         mod autodiff_cuda {
             $(#[test] fn $name() { super::$name::<burn::backend::Autodiff<burn::backend::Cuda>>(&Default::default()); })*
         }
+        #[cfg(feature = "vulkan")]
+        mod autodiff_vulkan {
+            $(#[test] fn $name() { super::$name::<burn::backend::Autodiff<burn::backend::Vulkan>>(&Default::default()); })*
+        }
     };
 }
 

@@ -1095,3 +1095,114 @@ fn denoised_smoothing() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// On a CubeCL backend (Vulkan: in CI, Mesa's lavapipe on the CPU), `certify` keeps the
+/// compiled kernels and autotune results in the folder `--kernel-cache` names, warms every
+/// batch size up before the first row, and a second (warm) run writes the same rows; a
+/// malformed `cubecl.toml` is a clear error, not CubeCL's panic.
+#[cfg(feature = "vulkan")]
+#[test]
+fn cubecl_kernel_cache_and_warm_up() {
+    use burn::backend::NdArray;
+    use randomized_smoothing::models::{Model, SmallCnnConfig, save_model};
+    let dir = scratch("cubecl");
+    let config = SmallCnnConfig::new([1, 8, 8], 10)
+        .with_filters(8)
+        .with_mean(vec![0.3])
+        .with_std(vec![0.35]);
+    save_model(
+        &Model::SmallCnn(config.init::<NdArray>(&Default::default()).unwrap()),
+        dir.join("model.bpk"),
+    )
+    .unwrap();
+    let certify = |out: &'static str, extra: &[&'static str]| {
+        let mut args = vec![
+            "--backend",
+            "vulkan",
+            "--device",
+            "cpu",
+            "certify",
+            "--dataset",
+            "digits",
+            "--model",
+            "model.bpk",
+            "--arch",
+            "small_cnn",
+            "--filters",
+            "8",
+            "--sigma",
+            "0.25",
+            "--n0",
+            "20",
+            "--n",
+            "200",
+            "--batch",
+            "100",
+            "--pack",
+            "2",
+            "--max",
+            "3",
+            "--out",
+            out,
+        ];
+        args.extend(extra);
+        args
+    };
+    let stderr = smoothing_stderr(&dir, &certify("cold.tsv", &["--kernel-cache", "kernels"]));
+    assert!(stderr.contains("backend: vulkan on cpu"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("kernel cache: {}", Path::new("kernels").display())),
+        "{stderr}"
+    );
+    // Groups of one and two examples: 20 and 40 selection samples, full passes of 100.
+    assert!(
+        stderr.contains("warm-up: batch sizes 100, 40, 20 in"),
+        "{stderr}"
+    );
+    let files = |sub: &str| -> usize {
+        fn count(p: &Path) -> usize {
+            std::fs::read_dir(p).map_or(0, |entries| {
+                entries
+                    .flatten()
+                    .map(|e| {
+                        if e.path().is_dir() {
+                            count(&e.path())
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+        }
+        count(&dir.join("kernels").join(sub))
+    };
+    // The compiled SPIR-V kernels are kept (CubeCL keeps none by default).
+    assert!(files("vulkan") > 0, "no compiled kernels kept");
+    let warm = smoothing_stderr(&dir, &certify("warm.tsv", &["--kernel-cache", "kernels"]));
+    assert!(warm.contains("warm-up:"), "{warm}");
+    assert_eq!(
+        rows_without_time(&dir.join("warm.tsv")),
+        rows_without_time(&dir.join("cold.tsv"))
+    );
+    let skipped = smoothing_stderr(
+        &dir,
+        &certify(
+            "skipped.tsv",
+            &["--no-warm-up", "--kernel-cache", "kernels"],
+        ),
+    );
+    assert!(!skipped.contains("warm-up:"), "{skipped}");
+    assert_eq!(
+        rows_without_time(&dir.join("skipped.tsv")),
+        rows_without_time(&dir.join("cold.tsv"))
+    );
+    std::fs::write(dir.join("cubecl.toml"), "[autotune\nlevel = 1\n").unwrap();
+    for cache in ["kernels", "off"] {
+        let stderr = refused(&dir, certify("bad.tsv", &["--kernel-cache", cache]));
+        assert!(
+            stderr.contains("malformed CubeCL settings (TOML)"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -175,3 +175,106 @@ fn a_log_of_another_selection_is_not_extended() {
         "{err}"
     );
 }
+
+/// The warm-up runs one pass of every batch size a packed job uses (and of the other group
+/// sizes a resumed or sharded job could meet), and the job's rows are those it writes
+/// without a warm-up.
+#[test]
+fn warm_up_covers_every_pass_and_changes_no_row() {
+    use randomized_smoothing::workflow::jobs::certify_dataset_packed;
+    use randomized_smoothing::workflow::warm_up::{pass_sizes, warm_up};
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+
+    let (_, data, _) = setup();
+    // n0 = 50, n = 130, batch 100, 3 inputs per pass, 7 examples: groups of 3, 3 and 1.
+    let config = CertifyConfig::default()
+        .n0(50)
+        .n(130)
+        .alpha(0.01)
+        .batch_size(100)
+        .check()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let record = Arc::clone(&seen);
+    let base = LogitsClassifier::new([1, 8, 8], 4, move |x: Tensor<B, 4>| {
+        record.lock().unwrap().insert(x.dims()[0]);
+        quadrants(x)
+    })
+    .unwrap();
+    let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.25).unwrap());
+    let d = dir("warm-up");
+    let job = |name: &str| Job {
+        selection: Selection::new(1, Some(7), Shard::whole()).unwrap(),
+        seed: 5,
+        output: d.join(name),
+    };
+    let device = Default::default();
+
+    let cold = certify_dataset_packed(
+        &smoothed,
+        &data,
+        &config,
+        &job("cold.tsv"),
+        3,
+        &device,
+        |_, _, _| {},
+    )
+    .unwrap();
+    let job_passes = std::mem::take(&mut *seen.lock().unwrap());
+    // Selection 150 and 50 rows, estimation 390 and 130: passes of 100, 50, 90 and 30.
+    assert_eq!(job_passes, BTreeSet::from([100, 90, 50, 30]));
+
+    let warm = warm_up(
+        &smoothed,
+        &data,
+        &job("warm.tsv"),
+        &[50, 130],
+        3,
+        100,
+        &device,
+    )
+    .unwrap();
+    let warm_passes = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(warm.batch_sizes, pass_sizes(&[50, 130], 3, 100).unwrap());
+    // One pass of each size and no other; two inputs per group would add 60 (260 rows).
+    assert_eq!(warm_passes, warm.batch_sizes.iter().copied().collect());
+    assert!(
+        job_passes.is_subset(&warm_passes),
+        "{job_passes:?} {warm_passes:?}"
+    );
+    assert_eq!(warm.batch_sizes, [100, 90, 60, 50, 30]);
+
+    let after = certify_dataset_packed(
+        &smoothed,
+        &data,
+        &config,
+        &job("warm.tsv"),
+        3,
+        &device,
+        |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(key(&after), key(&cold));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn warm_up_checks_its_arguments_and_an_empty_job_warms_nothing() {
+    use randomized_smoothing::workflow::warm_up::{pass_sizes, warm_up};
+
+    assert!(matches!(
+        pass_sizes(&[100], 0, 400),
+        Err(Error::ZeroCount(_))
+    ));
+    assert!(matches!(pass_sizes(&[100], 1, 0), Err(Error::ZeroCount(_))));
+    assert!(matches!(pass_sizes(&[0], 1, 400), Err(Error::ZeroCount(_))));
+    let (smoothed, data, _) = smoothed();
+    let job = Job {
+        selection: Selection::new(1, Some(0), Shard::whole()).unwrap(),
+        seed: 0,
+        output: "unused.tsv".into(),
+    };
+    let warm = warm_up(&smoothed, &data, &job, &[100], 2, 400, &Default::default()).unwrap();
+    assert!(warm.batch_sizes.is_empty());
+}

@@ -1,8 +1,9 @@
 //! The experiment workflow over the library: training with Gaussian augmentation or the
 //! objectives of later work ([`train`], [`objective`]), training denoisers ([`denoise`]),
 //! certification, prediction and attack jobs over data sets that can be resumed and sharded
-//! ([`jobs`], [`attacks`]), their logs ([`records`]) and run manifests ([`manifest`]), certified-accuracy tables ([`analysis`]) and plots
-//! ([`plot`]).
+//! ([`jobs`], [`attacks`]), warming a backend's kernels up before a job ([`warm_up`]), their
+//! logs ([`records`]) and run manifests ([`manifest`]), certified-accuracy tables
+//! ([`analysis`]) and plots ([`plot`]).
 
 pub mod analysis;
 pub mod attacks;
@@ -16,3 +17,4 @@ pub mod objective;
 pub mod plot;
 pub mod records;
 pub mod train;
+pub mod warm_up;

@@ -58,7 +58,7 @@ pub(crate) use backend_tests;
 
 /// As [`backend_tests`], for inference-only checks: backends without autodiff, where batch
 /// norm uses its running statistics. NdArray, Flex, LibTorch's CPU device with the `tch`
-/// feature, CUDA with the `cuda` feature.
+/// feature, CUDA with the `cuda` feature, the default Vulkan device with `vulkan`.
 macro_rules! inference_backend_tests {
     ($($name:ident),* $(,)?) => {
         mod ndarray_backend {
@@ -92,6 +92,16 @@ macro_rules! inference_backend_tests {
                 #[test]
                 fn $name() {
                     super::$name::<burn::backend::Cuda>(&Default::default());
+                }
+            )*
+        }
+        // The default Vulkan device: in CI Mesa's lavapipe, the CubeCL path on the CPU.
+        #[cfg(feature = "vulkan")]
+        mod vulkan_backend {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name::<burn::backend::Vulkan>(&Default::default());
                 }
             )*
         }

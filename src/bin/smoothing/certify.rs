@@ -33,12 +33,7 @@ pub(crate) fn run_certify<B: Backend>(
     args: &CertifyArgs,
     device: &B::Device,
 ) -> Result<(), Failure> {
-    let Run {
-        data,
-        smoothed,
-        job,
-        mut progress,
-    } = Run::<B>::new(
+    let mut run = Run::<B>::new(
         "certify",
         &args.data,
         &args.model,
@@ -58,7 +53,14 @@ pub(crate) fn run_certify<B: Backend>(
         .set("n0", args.n0)
         .set("n", args.n)
         .set("two_sided", args.two_sided)
-        .attach(&job.output)?;
+        .attach(&run.job.output)?;
+    run.warm_up(&args.job, &[args.n0, args.n], device)?;
+    let Run {
+        data,
+        smoothed,
+        job,
+        mut progress,
+    } = run;
     let rows = certify_dataset_packed(
         &smoothed,
         &*data,

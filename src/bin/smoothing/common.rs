@@ -481,6 +481,11 @@ pub(crate) struct JobArgs {
     /// --batch.
     #[arg(long, default_value_t = 1)]
     pub(crate) pack: usize,
+    /// certify, predict: skip the warm-up that CubeCL backends (cuda, vulkan) run before the
+    /// first row, one forward pass of each batch size the job can use, so that compiling and
+    /// autotuning kernels is not charged to the first rows (the CPU backends need none).
+    #[arg(long)]
+    pub(crate) no_warm_up: bool,
     /// Seconds between progress lines on stderr when it is not a terminal (a batch job, a
     /// pipe), where the progress bar is hidden; 0 prints a line per example.
     #[arg(long, default_value_t = 60.0)]
@@ -588,6 +593,18 @@ impl Progress {
         let left = (total - done) as f64 / rate.max(1e-9);
         line.push_str(&format!(", eta {}", clock(left)));
         line
+    }
+
+    /// Prints `line` above the bar, or to stderr when the bar is hidden.
+    pub(crate) fn say(&self, line: String) {
+        say(&self.bar, line);
+    }
+
+    /// Starts the clock again, after work that is not the rows' (a warm-up), so that the
+    /// rate and the time left count the rows alone.
+    pub(crate) fn restart(&mut self) {
+        self.started = Instant::now();
+        self.bar.reset();
     }
 
     pub(crate) fn finish(self) {

@@ -12,9 +12,12 @@
 //! smoothing status  logs/shard0.tsv logs/shard1.tsv
 //! smoothing attack  --dataset digits --model runs/digits/model.bpk --sigma 0.25 --log logs/digits_0.25.tsv --multiples 1.5,2 --out attacks/digits
 //! ```
-//! Every command that runs a model takes `--backend` (flex, ndarray, libtorch or cuda, among
-//! those compiled in; by default the fastest for the device) and `--device` (cpu, or cuda:K;
-//! cuda:0 by default in a build with `--features cuda`), and prints the backend it runs on.
+//! Every command that runs a model takes `--backend` (flex, ndarray, libtorch, cuda or vulkan,
+//! among those compiled in; by default the fastest for the device) and `--device` (cpu,
+//! cuda:K or vulkan:K; cuda:0 by default in a build with `--features cuda`), and prints the
+//! backend it runs on. On the CubeCL backends (cuda, vulkan) the compiled kernels and
+//! autotune results are kept between runs (`--kernel-cache`), and certify and predict run one
+//! pass of each batch size before their first row.
 
 mod analyze;
 mod attack;
@@ -51,15 +54,22 @@ pub(crate) type Failure = Box<dyn std::error::Error>;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Backend: flex, ndarray, libtorch or cuda, among those compiled in (cargo features
-    /// flex, ndarray, tch, cuda). Default: the fastest compiled in for the device (on the
-    /// CPU libtorch, else flex; on a GPU cuda, else libtorch).
+    /// Backend: flex, ndarray, libtorch, cuda or vulkan, among those compiled in (cargo
+    /// features flex, ndarray, tch, cuda, vulkan). Default: the fastest compiled in for the
+    /// device (on the CPU libtorch, else flex; on an NVIDIA GPU cuda, else libtorch).
     #[arg(long, global = true)]
     backend: Option<BackendKind>,
-    /// Device: cpu, cuda (the first GPU) or cuda:K. Default: cuda:0 in a build with the
-    /// `cuda` feature, else cpu.
+    /// Device: cpu, cuda (the first NVIDIA GPU), cuda:K, vulkan (the first Vulkan GPU) or
+    /// vulkan:K. Default: cuda:0 in a build with the `cuda` feature, else cpu.
     #[arg(long, global = true)]
     device: Option<DeviceKind>,
+    /// CubeCL backends (cuda, vulkan): the folder that keeps their compiled kernels and
+    /// autotune results between runs. Default: randomized-smoothing/kernels in the user's
+    /// cache folder ($XDG_CACHE_HOME, else ~/.cache); `off` leaves CubeCL's own settings
+    /// (autotune results under the nearest target/ folder, kernels not kept).
+    #[cfg(any(feature = "cuda", feature = "vulkan"))]
+    #[arg(long, global = true, value_name = "DIR|off")]
+    kernel_cache: Option<PathBuf>,
 }
 
 /// A command that runs a model, on the backend `--backend` and `--device` choose.
@@ -123,6 +133,26 @@ fn on_backend(cli: &Cli, work: Work) -> Result<(), Failure> {
     let device = cli.device.unwrap_or_else(DeviceKind::preferred);
     let runtime = Runtime::new(cli.backend, device)?;
     eprintln!("backend: {runtime}");
+    #[cfg(any(feature = "cuda", feature = "vulkan"))]
+    if matches!(runtime.backend(), BackendKind::Cuda | BackendKind::Vulkan) {
+        use randomized_smoothing::runtime::{KernelCache, check_cubecl_settings};
+        let cache = match cli.kernel_cache.as_deref() {
+            Some(dir) if dir == std::path::Path::new("off") => None,
+            Some(dir) => Some(KernelCache::new(dir)),
+            None => KernelCache::user_default(),
+        };
+        match cache {
+            Some(cache) => {
+                cache.install()?;
+                eprintln!("kernel cache: {}", cache.dir().display());
+            }
+            // CubeCL would panic on a malformed file at its first kernel; say so now.
+            None => {
+                check_cubecl_settings()?;
+                eprintln!("kernel cache: CubeCL's own settings");
+            }
+        }
+    }
     runtime.run(work)
 }
 

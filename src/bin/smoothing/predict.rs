@@ -26,12 +26,7 @@ pub(crate) fn run_predict<B: Backend>(
     args: &PredictArgs,
     device: &B::Device,
 ) -> Result<(), Failure> {
-    let Run {
-        data,
-        smoothed,
-        job,
-        mut progress,
-    } = Run::<B>::new(
+    let mut run = Run::<B>::new(
         "predict",
         &args.data,
         &args.model,
@@ -47,7 +42,14 @@ pub(crate) fn run_predict<B: Backend>(
     // Bound to the log before any row is written: a rerun with other settings is refused.
     manifest::<B>("predict", &args.data, &args.model, &args.job, device)?
         .set("n", args.n)
-        .attach(&job.output)?;
+        .attach(&run.job.output)?;
+    run.warm_up(&args.job, &[args.n], device)?;
+    let Run {
+        data,
+        smoothed,
+        job,
+        mut progress,
+    } = run;
     let rows = predict_dataset_packed(
         &smoothed,
         &*data,

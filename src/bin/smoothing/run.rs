@@ -7,6 +7,7 @@ use randomized_smoothing::models::{
     Cast, Denoised, Dncnn, ImageClassifier, Model, Precision, cast_weights, load_denoiser,
 };
 use randomized_smoothing::workflow::jobs::Job;
+use randomized_smoothing::workflow::warm_up::{compiles_kernels, warm_up};
 use randomized_smoothing::{Gaussian, SmoothedClassifier};
 
 use super::Failure;
@@ -128,5 +129,36 @@ impl<B: Backend> Run<B> {
             job,
             progress,
         })
+    }
+
+    /// Before the first row, on a backend that compiles kernels (unless `--no-warm-up`):
+    /// one forward pass of each batch size the job can run, each example drawing
+    /// `samples_per_input` in turn; says what it ran and restarts the progress clock.
+    pub(crate) fn warm_up(
+        &mut self,
+        args: &JobArgs,
+        samples_per_input: &[u64],
+        device: &B::Device,
+    ) -> Result<(), Failure> {
+        if args.no_warm_up || !compiles_kernels::<B>(device) {
+            return Ok(());
+        }
+        let warm = warm_up(
+            &self.smoothed,
+            &*self.data,
+            &self.job,
+            samples_per_input,
+            args.pack,
+            args.batch,
+            device,
+        )?;
+        let sizes: Vec<String> = warm.batch_sizes.iter().map(usize::to_string).collect();
+        self.progress.say(format!(
+            "warm-up: batch sizes {} in {:.1} s",
+            sizes.join(", "),
+            warm.elapsed.as_secs_f64()
+        ));
+        self.progress.restart();
+        Ok(())
     }
 }

@@ -4,8 +4,12 @@
 //! pick the backend (`smoothing --backend libtorch --device cuda:0`) writes its work once as a
 //! [`BackendTask`] and hands it to [`Runtime::run`], which calls it with the chosen backend
 //! type and device. Each task is compiled once per backend feature enabled: `flex` (the
-//! default CPU backend), `ndarray`, `tch` (LibTorch, CPU or CUDA) and `cuda` (Burn's CubeCL
-//! CUDA backend).
+//! default CPU backend), `ndarray`, `tch` (LibTorch, CPU or CUDA), `cuda` (Burn's CubeCL
+//! CUDA backend) and `vulkan` (Burn's CubeCL wgpu backend compiling to SPIR-V, on a GPU or on
+//! a CPU Vulkan driver such as Mesa's lavapipe).
+//!
+//! The CubeCL backends (`cuda`, `vulkan`) compile and autotune their kernels on first use;
+//! [`KernelCache`] keeps both results on disk between runs.
 //!
 //! # Example
 //! ```
@@ -34,6 +38,11 @@ use burn::tensor::backend::Backend;
 
 use crate::error::{Error, Result};
 
+#[cfg(any(feature = "cuda", feature = "vulkan"))]
+mod kernel_cache;
+#[cfg(any(feature = "cuda", feature = "vulkan"))]
+pub use kernel_cache::{KernelCache, check_cubecl_settings};
+
 /// A Burn backend the crate can be built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
@@ -47,6 +56,10 @@ pub enum BackendKind {
     LibTorch,
     /// Burn's CUDA backend (feature `cuda`), CubeCL kernels with fusion.
     Cuda,
+    /// Burn's wgpu backend with CubeCL's SPIR-V compiler (feature `vulkan`), on a Vulkan
+    /// device: a GPU, or the CPU through a software driver (Mesa's lavapipe), which is how
+    /// the crate's CubeCL paths are tested without a GPU. Not a fast CPU backend.
+    Vulkan,
 }
 
 impl BackendKind {
@@ -57,6 +70,7 @@ impl BackendKind {
             Self::NdArray => cfg!(feature = "ndarray"),
             Self::LibTorch => cfg!(feature = "tch"),
             Self::Cuda => cfg!(feature = "cuda"),
+            Self::Vulkan => cfg!(feature = "vulkan"),
         }
     }
 
@@ -66,7 +80,8 @@ impl BackendKind {
             (self, device),
             (Self::Flex | Self::NdArray, DeviceKind::Cpu)
                 | (Self::Cuda, DeviceKind::Cuda(_))
-                | (Self::LibTorch, _)
+                | (Self::LibTorch, DeviceKind::Cpu | DeviceKind::Cuda(_))
+                | (Self::Vulkan, DeviceKind::Cpu | DeviceKind::Vulkan(_))
         )
     }
 
@@ -77,6 +92,7 @@ impl BackendKind {
             Self::NdArray => "ndarray",
             Self::LibTorch => "tch",
             Self::Cuda => "cuda",
+            Self::Vulkan => "vulkan",
         }
     }
 }
@@ -88,6 +104,7 @@ impl fmt::Display for BackendKind {
             Self::NdArray => "ndarray",
             Self::LibTorch => "libtorch",
             Self::Cuda => "cuda",
+            Self::Vulkan => "vulkan",
         })
     }
 }
@@ -95,22 +112,25 @@ impl fmt::Display for BackendKind {
 impl FromStr for BackendKind {
     type Err = Error;
 
-    /// `flex`, `ndarray`, `libtorch` (or `tch`), `cuda`.
+    /// `flex`, `ndarray`, `libtorch` (or `tch`), `cuda`, `vulkan`.
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "flex" => Ok(Self::Flex),
             "ndarray" => Ok(Self::NdArray),
             "libtorch" | "tch" => Ok(Self::LibTorch),
             "cuda" => Ok(Self::Cuda),
+            "vulkan" => Ok(Self::Vulkan),
             _ => Err(Error::InvalidParameter {
                 name: "backend",
-                reason: format!("unknown backend {s:?}: expected flex, ndarray, libtorch or cuda"),
+                reason: format!(
+                    "unknown backend {s:?}: expected flex, ndarray, libtorch, cuda or vulkan"
+                ),
             }),
         }
     }
 }
 
-/// Where a backend computes: the CPU or the K-th NVIDIA GPU.
+/// Where a backend computes: the CPU, the K-th NVIDIA GPU, or the K-th GPU that Vulkan lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceKind {
     /// The host's processor.
@@ -118,6 +138,8 @@ pub enum DeviceKind {
     Cpu,
     /// An NVIDIA GPU, by index.
     Cuda(usize),
+    /// A discrete GPU of any vendor, by its index among those Vulkan lists.
+    Vulkan(usize),
 }
 
 impl DeviceKind {
@@ -145,6 +167,7 @@ impl fmt::Display for DeviceKind {
         match self {
             Self::Cpu => f.write_str("cpu"),
             Self::Cuda(k) => write!(f, "cuda:{k}"),
+            Self::Vulkan(k) => write!(f, "vulkan:{k}"),
         }
     }
 }
@@ -152,18 +175,25 @@ impl fmt::Display for DeviceKind {
 impl FromStr for DeviceKind {
     type Err = Error;
 
-    /// `cpu`, `cuda` (the first GPU) or `cuda:K`.
+    /// `cpu`, `cuda` (the first NVIDIA GPU), `cuda:K`, `vulkan` (the first Vulkan GPU) or
+    /// `vulkan:K`.
     fn from_str(s: &str) -> Result<Self> {
         let bad = || Error::InvalidParameter {
             name: "device",
-            reason: format!("unknown device {s:?}: expected cpu, cuda or cuda:K"),
+            reason: format!("unknown device {s:?}: expected cpu, cuda, cuda:K, vulkan or vulkan:K"),
         };
         match s {
             "cpu" => Ok(Self::Cpu),
             "cuda" => Ok(Self::Cuda(0)),
+            "vulkan" => Ok(Self::Vulkan(0)),
             _ => {
-                let index = s.strip_prefix("cuda:").ok_or_else(bad)?;
-                index.parse().map(Self::Cuda).map_err(|_| bad())
+                if let Some(index) = s.strip_prefix("cuda:") {
+                    index.parse().map(Self::Cuda).map_err(|_| bad())
+                } else if let Some(index) = s.strip_prefix("vulkan:") {
+                    index.parse().map(Self::Vulkan).map_err(|_| bad())
+                } else {
+                    Err(bad())
+                }
             }
         }
     }
@@ -191,7 +221,8 @@ pub struct Runtime {
 impl Runtime {
     /// The runtime for `device`, with `backend` or, when `None`, the fastest compiled in for
     /// the device as measured in docs/benchmarks.md: on the CPU LibTorch, else Flex, else
-    /// NdArray; on a GPU Burn's CUDA backend, else LibTorch.
+    /// NdArray (never Vulkan: a software driver is slow); on an NVIDIA GPU Burn's CUDA
+    /// backend, else LibTorch; on a Vulkan GPU, Vulkan.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] if the backend is not compiled in (naming its cargo
@@ -205,6 +236,7 @@ impl Runtime {
                 let fastest_first: &[BackendKind] = match device {
                     DeviceKind::Cpu => &[LibTorch, Flex, NdArray],
                     DeviceKind::Cuda(_) => &[Cuda, LibTorch],
+                    DeviceKind::Vulkan(_) => &[Vulkan],
                 };
                 fastest_first
                     .iter()
@@ -213,7 +245,11 @@ impl Runtime {
                     .ok_or_else(|| Error::InvalidParameter {
                         name: "device",
                         reason: format!(
-                            "no backend for {device} is compiled in: build with --features cuda or tch"
+                            "no backend for {device} is compiled in: build with --features {}",
+                            match device {
+                                DeviceKind::Vulkan(_) => "vulkan",
+                                _ => "cuda or tch",
+                            }
                         ),
                     })?
             }
@@ -259,11 +295,20 @@ impl Runtime {
                 task.run::<burn::backend::LibTorch>(match device {
                     DeviceKind::Cpu => LibTorchDevice::Cpu,
                     DeviceKind::Cuda(k) => LibTorchDevice::Cuda(k),
+                    DeviceKind::Vulkan(_) => unreachable!("Runtime::new checked {self}"),
                 })
             }
             #[cfg(feature = "cuda")]
             (BackendKind::Cuda, DeviceKind::Cuda(k)) => {
                 task.run::<burn::backend::Cuda>(burn::backend::cuda::CudaDevice { index: k })
+            }
+            #[cfg(feature = "vulkan")]
+            (BackendKind::Vulkan, device) => {
+                use burn::backend::wgpu::WgpuDevice;
+                task.run::<burn::backend::Vulkan>(match device {
+                    DeviceKind::Vulkan(k) => WgpuDevice::DiscreteGpu(k),
+                    _ => WgpuDevice::Cpu,
+                })
             }
             // `new` admits only compiled backends on devices they support.
             _ => unreachable!("Runtime::new checked {self}"),
@@ -287,6 +332,17 @@ mod tests {
         assert_eq!("cuda".parse::<DeviceKind>(), Ok(DeviceKind::Cuda(0)));
         assert!("gpu".parse::<DeviceKind>().is_err());
         assert!("cuda:x".parse::<DeviceKind>().is_err());
+        assert_eq!("vulkan:1".parse::<DeviceKind>(), Ok(DeviceKind::Vulkan(1)));
+        assert_eq!(DeviceKind::Vulkan(2).to_string(), "vulkan:2");
+        assert!("vulkan:".parse::<DeviceKind>().is_err());
+        // Vulkan runs on a CPU driver and on Vulkan GPUs, never on a CUDA device; LibTorch
+        // never on a Vulkan one.
+        assert!(Runtime::new(Some(BackendKind::Vulkan), DeviceKind::Cuda(0)).is_err());
+        assert!(Runtime::new(Some(BackendKind::LibTorch), DeviceKind::Vulkan(0)).is_err());
+        assert_eq!(
+            Runtime::new(Some(BackendKind::Vulkan), DeviceKind::Cpu).is_ok(),
+            cfg!(feature = "vulkan")
+        );
         assert_eq!("tch".parse::<BackendKind>(), Ok(BackendKind::LibTorch));
         assert!("torch".parse::<BackendKind>().is_err());
         // NdArray never runs on a GPU, compiled in or not.

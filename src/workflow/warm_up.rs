@@ -1,0 +1,140 @@
+//! Warming a backend up before a data-set job: one forward pass of every batch size the job
+//! can run, before its first row is timed.
+//!
+//! A CubeCL backend (`cuda`, `vulkan`) compiles and autotunes kernels the first time it meets
+//! a shape: seconds to minutes (docs/benchmarks.md), which a job would otherwise charge to its
+//! first rows' time and to its progress rate. The CPU backends compile nothing, and a program
+//! can skip the warm-up there ([`compiles_kernels`]).
+
+use std::time::{Duration, Instant};
+
+use burn::tensor::backend::Backend;
+
+use super::jobs::{Job, image};
+use crate::data::ImageSource;
+use crate::error::{Result, check_positive};
+use crate::smoothing::{BaseClassifier, NoiseDistribution, SmoothedClassifier};
+
+/// The seed of the warm-up's noise: any will do, since its counts are thrown away and no
+/// row's noise depends on what was drawn before it.
+const WARM_UP_SEED: u64 = 0x5741_524d;
+
+/// What a warm-up ran: the batch sizes, largest first, and the time they took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmUp {
+    /// One forward pass of each of these sizes ran.
+    pub batch_sizes: Vec<usize>,
+    /// Their total time: on a cold CubeCL backend, mostly compiling and autotuning.
+    pub elapsed: Duration,
+}
+
+/// Every batch size of the forward passes that a packed data-set job can run: each group of 1
+/// to `inputs_per_pass` inputs draws, one packed run after the other, each count of
+/// `samples_per_input` per input (CERTIFY: `[n0, n]`; PREDICT: `[n]`), in passes of
+/// `batch_size` and one last pass of the rest. Every group size is included, whatever the
+/// job's length, resumed rows or shard, so that no pass of a job is a first.
+///
+/// # Errors
+/// [`crate::Error::ZeroCount`] for zero inputs per pass, batch size, or count.
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::workflow::warm_up::pass_sizes;
+///
+/// // CERTIFY at n0 = 100, n = 100,000, batch 400: 4 inputs per pass make groups of
+/// // 100 to 400 selection samples, and every estimation pass is full.
+/// assert_eq!(pass_sizes(&[100, 100_000], 4, 400)?, [400, 300, 200, 100]);
+/// // One input at a time: the selection pass of 100, and full passes.
+/// assert_eq!(pass_sizes(&[100, 100_000], 1, 400)?, [400, 100]);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn pass_sizes(
+    samples_per_input: &[u64],
+    inputs_per_pass: usize,
+    batch_size: usize,
+) -> Result<Vec<usize>> {
+    check_positive("inputs per pass", inputs_per_pass as u64)?;
+    let batch = check_positive("batch size", batch_size as u64)?;
+    let mut sizes = std::collections::BTreeSet::new();
+    for &samples in samples_per_input {
+        check_positive("samples per input", samples)?;
+        for inputs in 1..=inputs_per_pass as u64 {
+            let rows = inputs * samples;
+            if rows >= batch {
+                sizes.insert(batch_size);
+            }
+            if rows % batch != 0 {
+                sizes.insert((rows % batch) as usize);
+            }
+        }
+    }
+    Ok(sizes.into_iter().rev().collect())
+}
+
+/// Runs one forward pass of each of [`pass_sizes`] on noisy copies of the job's first
+/// example, through the whole sampling loop (noise, model, counting, the read-back of the
+/// counts), and throws the counts away. The job's rows are unchanged: each row's noise is a
+/// function of its example's seed alone on the CPU, and GPU generators are reseeded for each
+/// pass.
+///
+/// # Errors
+/// As [`pass_sizes`]; the errors of loading the example and of
+/// [`SmoothedClassifier::sample_counts`]. A job that selects no example warms nothing up.
+///
+/// # Example
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::Tensor;
+/// use randomized_smoothing::workflow::jobs::{Job, Selection, Shard};
+/// use randomized_smoothing::workflow::warm_up::warm_up;
+/// use randomized_smoothing::{Gaussian, LogitsClassifier, SmoothedClassifier};
+///
+/// let data = randomized_smoothing::data::digits()?;
+/// let base = LogitsClassifier::new([1, 8, 8], 2, |x: Tensor<NdArray, 4>| {
+///     let m = x.flatten::<2>(1, 3).mean_dim(1);
+///     Tensor::cat(vec![m.clone().neg() + 0.3, m - 0.3], 1)
+/// })?;
+/// let smoothed = SmoothedClassifier::new(base, Gaussian::new(0.25)?);
+/// let job = Job { selection: Selection::new(1, Some(5), Shard::whole())?, seed: 0, output: "unused.tsv".into() };
+/// let warm = warm_up(&smoothed, &data, &job, &[100, 1_000], 2, 400, &Default::default())?;
+/// assert_eq!(warm.batch_sizes, [400, 200, 100]);
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn warm_up<B, C, N, S, const D: usize>(
+    smoothed: &SmoothedClassifier<C, N>,
+    data: &S,
+    job: &Job,
+    samples_per_input: &[u64],
+    inputs_per_pass: usize,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<WarmUp>
+where
+    B: Backend,
+    C: BaseClassifier<D, Backend = B>,
+    N: NoiseDistribution,
+    S: ImageSource + ?Sized,
+{
+    let batch_sizes = pass_sizes(samples_per_input, inputs_per_pass, batch_size)?;
+    let started = Instant::now();
+    let Some(&first) = job.selection.indices(data.len()).first() else {
+        return Ok(WarmUp {
+            batch_sizes: Vec::new(),
+            elapsed: Duration::ZERO,
+        });
+    };
+    let x = image::<B, S>(data, first, device)?;
+    for &size in &batch_sizes {
+        smoothed.sample_counts(x.clone(), size as u64, size, WARM_UP_SEED)?;
+    }
+    Ok(WarmUp {
+        batch_sizes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Whether backend `B` compiles kernels at run time on `device` (Burn's CubeCL backends),
+/// so that a job gains from a [`warm_up`]: the CPU backends and LibTorch do not.
+pub fn compiles_kernels<B: Backend>(device: &B::Device) -> bool {
+    B::name(device).contains("cubecl")
+}
