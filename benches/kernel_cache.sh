@@ -41,7 +41,7 @@ run() { # name, cache folder (or off), driver cache on|off
     local warm
     warm="$(sed -n 's/^warm-up: batch sizes \(.*\) in \(.*\) s$/\2 s (sizes \1)/p' "$err")"
     printf '%-12s warm-up %-28s wall %6.1f s   row: %s\n' "$name" "$warm" \
-        "$(echo "$end - $start" | bc)" "$(tail -n 1 "$out" | cut -f1-5 | tr '\t' ' ')"
+        "$(awk "BEGIN { printf \"%.1f\", $end - $start }")" "$(tail -n 1 "$out" | cut -f1-5 | tr '\t' ' ')"
 }
 
 echo "$("$bin" --version), $backend on $device, $(nproc) cores, $(date -u +%FT%TZ)"

@@ -1,13 +1,27 @@
 //! Samples per second of the crate's certification sampling loop against PyTorch's, side by
-//! side in one run, on the CPU.
+//! side in one run, on the CPU or on a GPU.
 //!
 //! ```text
 //! eval "$(bash .ci/libtorch.sh --python)"      # torch 2.9.0: the reference, and libtorch
 //! cargo run --release --example side_by_side -- --python target/torch-venv/bin/python
 //! cargo run --release --features tch --example side_by_side -- --python target/torch-venv/bin/python
+//! # On an NVIDIA GPU, against PyTorch on the same GPU (its python needs a CUDA torch):
+//! side_by_side --python python3 --backend cuda --device cuda:0 --precisions f32,f16,bf16 \
+//!     --workloads cifar_resnet110,resnet50 --samples 20000
 //! ```
 //! Options: `--workloads a,b,...` (default: the five of the CPU speed issue; also `resnet50`),
-//! `--repeats N` (default 5), `--threads N` (default: all cores, for both sides).
+//! `--repeats N` (default 5), `--threads N` (default: all cores, for both sides), `--batch N`
+//! (default: the workload's), `--samples N` (noisy samples per timing; default: the
+//! workload's, a few batches, sized for the CPU).
+//!
+//! With `--backend B` (and `--device D`, default cpu), the crate runs on that one backend in
+//! each precision of `--precisions` (default f32; f16 and bf16 as `smoothing --precision`
+//! runs them: batch norm folded, weights cast, the noise drawn and added in f32 and each batch
+//! cast), and PyTorch runs on the same GPU when D is `cuda:K` (with `cudnn.benchmark`), else
+//! on the CPU: in eval mode, folded, and under `torch.autocast` in each half precision asked
+//! for. Each row adds the seconds per image that the paper's n = 100,000 (plus n0 = 100)
+//! takes at that rate, beside the paper's 15 s (ResNet-110) and 110 s (ResNet-50) on an RTX
+//! 2080 Ti.
 //!
 //! For each workload, the crate's `sample_counts` (noise, forward pass, arg-max, counts; batch
 //! norm folded) runs on every CPU backend compiled in (Flex, NdArray, and LibTorch with the
@@ -24,12 +38,16 @@ use std::time::Instant;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
-use randomized_smoothing::models::{Architecture, ImageClassifier, Model, SmallCnnConfig};
+use randomized_smoothing::models::{
+    Architecture, Cast, ImageClassifier, Model, Precision, SmallCnnConfig,
+};
+use randomized_smoothing::runtime::{BackendKind, BackendTask, DeviceKind, Runtime};
 use randomized_smoothing::{Gaussian, SmoothedClassifier};
 
 type Failure = Box<dyn std::error::Error>;
 
 /// A workload of the benchmark: a model, a batch size, and how many batches one timing runs.
+#[derive(Clone, Copy)]
 struct Workload {
     name: &'static str,
     batch: usize,
@@ -74,6 +92,15 @@ impl Workload {
         (self.batch * self.batches) as u64
     }
 
+    /// The PyTorch modes to compare with: batch norm folded only where there is some.
+    fn torch_modes(&self) -> &'static [&'static str] {
+        if self.name.starts_with("small_cnn") {
+            &["eval"]
+        } else {
+            &["eval", "folded"]
+        }
+    }
+
     /// The crate's model for this workload, batch norm folded as `smoothing certify` does.
     fn model<B: Backend>(&self, device: &B::Device) -> Result<Model<B>, Failure> {
         if let Some(rest) = self.name.strip_prefix("small_cnn_") {
@@ -92,11 +119,15 @@ impl Workload {
 /// Times `samples` noisy samples of the crate's sampling loop on backend `B`.
 type Timer = Box<dyn FnMut(u64) -> Result<f64, Failure>>;
 
-fn crate_timer<B: Backend>(workload: &Workload, device: B::Device) -> Result<Timer, Failure> {
+fn crate_timer<B: Backend>(
+    workload: &Workload,
+    device: B::Device,
+    precision: Precision,
+) -> Result<Timer, Failure> {
     B::seed(&device, 0);
     let model = workload.model::<B>(&device)?;
     let x = Tensor::<B, 3>::random(model.input_shape().to_vec(), Distribution::Default, &device);
-    let smoothed = SmoothedClassifier::new(model, Gaussian::new(0.25)?);
+    let smoothed = SmoothedClassifier::new(Cast::module(model, precision), Gaussian::new(0.25)?);
     let batch = workload.batch;
     // A new noise stream for each call.
     let mut seed = 0u64;
@@ -118,13 +149,15 @@ struct Reference {
 }
 
 impl Reference {
-    fn start(python: &str, threads: usize) -> Result<Self, Failure> {
+    /// Starts the reference on `device` (`cpu` or `cuda:K`).
+    fn start(python: &str, threads: usize, device: &str) -> Result<Self, Failure> {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/benches/reference/torch_sampling.py"
         );
         let mut child = Command::new(python)
             .args([script, "--serve", "--threads", &threads.to_string()])
+            .args(["--device", device])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -203,8 +236,58 @@ fn cpu_model() -> String {
     format!("{name}{}", if avx512 { " (AVX-512)" } else { "" })
 }
 
-fn engines_for(workload: &'static Workload) -> Result<Vec<Engine>, Failure> {
-    let samples = workload.samples();
+/// The crate's timers on the backend a [`Runtime`] names, one per precision.
+struct Timers<'a> {
+    workload: Workload,
+    precisions: &'a [Precision],
+}
+
+impl BackendTask for Timers<'_> {
+    type Output = Result<Vec<(Precision, Timer)>, Failure>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        self.precisions
+            .iter()
+            .map(|&p| Ok((p, crate_timer::<B>(&self.workload, device.clone(), p)?)))
+            .collect()
+    }
+}
+
+/// The crate on `runtime` in each of `precisions`, then PyTorch (eval, folded, and autocast
+/// in each half precision asked for).
+fn engines_on(
+    workload: Workload,
+    samples: u64,
+    runtime: Runtime,
+    precisions: &[Precision],
+) -> Result<Vec<Engine>, Failure> {
+    let mut engines = Vec::new();
+    for (precision, mut timer) in runtime.run(Timers {
+        workload,
+        precisions,
+    })? {
+        engines.push(Engine {
+            label: format!("crate, {}, {precision}", runtime.backend()),
+            run: Box::new(move |_| timer(samples)),
+            rates: Vec::new(),
+        });
+    }
+    let autocast = precisions.iter().filter_map(|p| match p {
+        Precision::F32 => None,
+        Precision::F16 => Some("autocast-f16"),
+        Precision::Bf16 => Some("autocast-bf16"),
+    });
+    for mode in workload.torch_modes().iter().copied().chain(autocast) {
+        engines.push(Engine {
+            label: format!("PyTorch, {mode}"),
+            run: Box::new(move |reference| reference.time(&workload, mode, samples)),
+            rates: Vec::new(),
+        });
+    }
+    Ok(engines)
+}
+
+fn engines_for(workload: Workload, samples: u64) -> Result<Vec<Engine>, Failure> {
     let mut engines = Vec::new();
     let mut add_crate = |label: &str, mut timer: Timer| {
         engines.push(Engine {
@@ -213,32 +296,29 @@ fn engines_for(workload: &'static Workload) -> Result<Vec<Engine>, Failure> {
             rates: Vec::new(),
         })
     };
+    let f32 = Precision::F32;
     add_crate(
         "crate, Flex",
-        crate_timer::<burn::backend::Flex>(workload, Default::default())?,
+        crate_timer::<burn::backend::Flex>(&workload, Default::default(), f32)?,
     );
     #[cfg(feature = "ndarray")]
     add_crate(
         "crate, NdArray",
-        crate_timer::<burn::backend::NdArray>(workload, Default::default())?,
+        crate_timer::<burn::backend::NdArray>(&workload, Default::default(), f32)?,
     );
     #[cfg(feature = "tch")]
     add_crate(
         "crate, LibTorch",
         crate_timer::<burn::backend::LibTorch>(
-            workload,
+            &workload,
             burn::backend::libtorch::LibTorchDevice::Cpu,
+            f32,
         )?,
     );
-    let modes: &[&str] = if workload.name.starts_with("small_cnn") {
-        &["eval"] // no batch norm to fold
-    } else {
-        &["eval", "folded"]
-    };
-    for &mode in modes {
+    for &mode in workload.torch_modes() {
         engines.push(Engine {
             label: format!("PyTorch, {mode}"),
-            run: Box::new(move |reference| reference.time(workload, mode, samples)),
+            run: Box::new(move |reference| reference.time(&workload, mode, samples)),
             rates: Vec::new(),
         });
     }
@@ -250,6 +330,11 @@ fn main() -> Result<(), Failure> {
     let mut names: Vec<String> = WORKLOADS[..5].iter().map(|w| w.name.to_string()).collect();
     let mut repeats = 5usize;
     let mut threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut backend: Option<BackendKind> = None;
+    let mut device = DeviceKind::Cpu;
+    let mut precisions = vec![Precision::F32];
+    let mut samples: Option<u64> = None;
+    let mut batch: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -258,6 +343,16 @@ fn main() -> Result<(), Failure> {
             "--workloads" => names = value()?.split(',').map(str::to_string).collect(),
             "--repeats" => repeats = value()?.parse()?,
             "--threads" => threads = value()?.parse()?,
+            "--backend" => backend = Some(value()?.parse()?),
+            "--device" => device = value()?.parse()?,
+            "--precisions" => {
+                precisions = value()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--samples" => samples = Some(value()?.parse()?),
+            "--batch" => batch = Some(value()?.parse()?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -269,30 +364,66 @@ fn main() -> Result<(), Failure> {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         std::env::set_var("OMP_NUM_THREADS", threads.to_string());
     }
-    let mut reference = Reference::start(&python, threads)?;
-    println!(
-        "CPU: {}; {threads} threads each; {}",
-        cpu_model(),
-        reference.banner
-    );
+    // One backend on one device, or every CPU backend compiled in.
+    let runtime = backend.map(|b| Runtime::new(Some(b), device)).transpose()?;
+    // CubeCL's compiled kernels and autotune results kept between runs, as `smoothing` keeps
+    // them; the untimed first run of each engine pays for what is not yet kept.
+    #[cfg(any(feature = "cuda", feature = "vulkan"))]
+    if let Some(runtime) = runtime
+        && runtime.compiles_kernels()
+        && let Some(cache) = randomized_smoothing::runtime::KernelCache::user_default()
+    {
+        cache.install()?;
+    }
+    let torch_device = match device {
+        DeviceKind::Cuda(k) => format!("cuda:{k}"),
+        _ => "cpu".to_string(),
+    };
+    let mut reference = Reference::start(&python, threads, &torch_device)?;
+    match runtime {
+        Some(runtime) => println!(
+            "crate: {runtime} ({}); CPU: {}; reference: {}",
+            precisions
+                .iter()
+                .map(Precision::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            cpu_model(),
+            reference.banner
+        ),
+        None => println!(
+            "CPU: {}; {threads} threads each; {}",
+            cpu_model(),
+            reference.banner
+        ),
+    }
     println!(
         "median samples/s of {repeats} interleaved repeats (min-max); ratio = median / PyTorch eval\n"
     );
-    println!("| workload | batch | engine | samples/s | min-max | ratio |");
-    println!("| --- | ---: | --- | ---: | ---: | ---: |");
+    println!(
+        "| workload | batch | engine | samples/s | min-max | ratio | s per image at n = 100,000 |"
+    );
+    println!("| --- | ---: | --- | ---: | ---: | ---: | ---: |");
     for name in &names {
-        let workload = WORKLOADS
+        let mut workload = *WORKLOADS
             .iter()
             .find(|w| w.name == name)
             .ok_or_else(|| format!("unknown workload {name}"))?;
-        let mut engines = engines_for(workload)?;
+        if let Some(batch) = batch {
+            workload.batch = batch;
+        }
+        let samples = samples.unwrap_or_else(|| workload.samples());
+        let mut engines = match runtime {
+            Some(runtime) => engines_on(workload, samples, runtime, &precisions)?,
+            None => engines_for(workload, samples)?,
+        };
         for engine in &mut engines {
             (engine.run)(&mut reference)?; // warm-up
         }
         for _ in 0..repeats {
             for engine in &mut engines {
                 let seconds = (engine.run)(&mut reference)?;
-                engine.rates.push(workload.samples() as f64 / seconds);
+                engine.rates.push(samples as f64 / seconds);
             }
         }
         let baseline = engines
@@ -305,11 +436,12 @@ fn main() -> Result<(), Failure> {
             let hi = engine.rates.iter().copied().fold(0.0, f64::max);
             let m = median(&engine.rates);
             println!(
-                "| {} | {} | {} | {m:.0} | {lo:.0}-{hi:.0} | {:.2}x |",
+                "| {} | {} | {} | {m:.0} | {lo:.0}-{hi:.0} | {:.2}x | {:.2} |",
                 workload.name,
                 workload.batch,
                 engine.label,
-                m / baseline
+                m / baseline,
+                100_100.0 / m
             );
         }
     }

@@ -186,7 +186,10 @@ fn train_certify_shards_merge_predict_analyze() {
         "never.tsv",
     ];
     let stderr = refused(&dir, certify_args("0.25", &flex));
-    assert!(stderr.contains("runs on libtorch or cuda"), "{stderr}");
+    assert!(
+        stderr.contains("runs on libtorch, cuda or vulkan"),
+        "{stderr}"
+    );
     if cfg!(feature = "tch") {
         certify(&[
             "--backend",
@@ -1196,6 +1199,30 @@ fn cubecl_kernel_cache_and_warm_up() {
         rows_without_time(&dir.join("skipped.tsv")),
         rows_without_time(&dir.join("cold.tsv"))
     );
+    // Half precision on a CubeCL backend: f16 answers as f32 on the same noise, but for
+    // near ties; Vulkan has no bf16, which is refused rather than left to panic in wgpu.
+    smoothing_stderr(
+        &dir,
+        &certify(
+            "f16.tsv",
+            &["--precision", "f16", "--kernel-cache", "kernels"],
+        ),
+    );
+    let (half, full) = (
+        rows_without_time(&dir.join("f16.tsv")),
+        rows_without_time(&dir.join("cold.tsv")),
+    );
+    let same = half
+        .iter()
+        .zip(&full)
+        .filter(|(a, b)| a.split('\t').nth(2) == b.split('\t').nth(2))
+        .count();
+    assert!(
+        same + 1 >= full.len() && full.len() == 4,
+        "{half:?} against {full:?}"
+    );
+    let stderr = refused(&dir, certify("bf16.tsv", &["--precision", "bf16"]));
+    assert!(stderr.contains("use f16"), "{stderr}");
     std::fs::write(dir.join("cubecl.toml"), "[autotune\nlevel = 1\n").unwrap();
     for cache in ["kernels", "off"] {
         let stderr = refused(&dir, certify("bad.tsv", &["--kernel-cache", cache]));

@@ -431,10 +431,25 @@ fn packed_inputs_answer_as_each_alone() {
 /// none), but few: the counts move by at most 2% of the samples, and the top class stays.
 #[cfg(feature = "tch")]
 #[test]
-fn half_precision_counts_follow_f32() {
-    use burn::backend::LibTorch;
+fn half_precision_counts_follow_f32_on_libtorch() {
+    half_precision_counts_follow_f32::<burn::backend::LibTorch>(&[Precision::Bf16, Precision::F16]);
+}
+
+/// As on LibTorch, on a CubeCL backend (in CI, Vulkan on Mesa's lavapipe). Vulkan has no
+/// bf16 type.
+#[cfg(feature = "vulkan")]
+#[test]
+fn half_precision_counts_follow_f32_on_vulkan() {
+    half_precision_counts_follow_f32::<burn::backend::Vulkan>(&[Precision::F16]);
+}
+
+#[cfg(any(feature = "tch", feature = "vulkan"))]
+use randomized_smoothing::models::Precision;
+
+#[cfg(any(feature = "tch", feature = "vulkan"))]
+fn half_precision_counts_follow_f32<B: Backend>(precisions: &[Precision]) {
     use randomized_smoothing::data::{ImageSource, digits};
-    use randomized_smoothing::models::{Cast, ModelConfig, Precision, SmallCnnConfig, load_model};
+    use randomized_smoothing::models::{Cast, ModelConfig, SmallCnnConfig, load_model};
 
     let device = Default::default();
     let config = SmallCnnConfig::new([1, 8, 8], 10)
@@ -443,9 +458,7 @@ fn half_precision_counts_follow_f32() {
         .with_std(vec![0.35]);
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/attacks/digits/model.bpk");
-    let model = ModelConfig::SmallCnn(config)
-        .init::<LibTorch>(&device)
-        .unwrap();
+    let model = ModelConfig::SmallCnn(config).init::<B>(&device).unwrap();
     let model = load_model(model, &path).unwrap().fold_batch_norm();
     let smoothed = |precision| {
         SmoothedClassifier::new(
@@ -455,12 +468,12 @@ fn half_precision_counts_follow_f32() {
     };
     let data = digits().unwrap();
     const N: u64 = 4_000;
-    for precision in [Precision::Bf16, Precision::F16] {
+    for &precision in precisions {
         let (full, half) = (smoothed(Precision::F32), smoothed(precision));
         let mut moved_in_all = 0;
         for idx in 0..7 {
             let pixels = data.load(idx).unwrap().into_owned();
-            let x = Tensor::<LibTorch, 3>::from_data(
+            let x = Tensor::<B, 3>::from_data(
                 burn::tensor::TensorData::new(pixels, [1, 8, 8]),
                 &device,
             );

@@ -14,8 +14,12 @@ tests/reference/gen_model_fixtures.py, which writes them out independently of th
   cifar_resnet20       CIFAR ResNet-20, 3x32x32
   cifar_resnet110      CIFAR ResNet-110, 3x32x32
   resnet50             ImageNet ResNet-50, 3x224x224
-Modes: `eval` (as users run it) and `folded` (batch norm folded into the convolutions with
-torch.fx's `fuse`, as the crate folds it for inference).
+Modes: `eval` (as users run it), `folded` (batch norm folded into the convolutions with
+torch.fx's `fuse`, as the crate folds it for inference), and `autocast-f16`, `autocast-bf16`
+(eval mode under `torch.autocast`: the noise is drawn and added in f32, the model runs in
+half precision, as a user of the paper's code would get half precision).
+Devices: `--device cpu` (threads from `--threads`) or `cuda` (`cudnn.benchmark` on, as the
+fastest PyTorch users run it; each timing ends with a device synchronization).
 
 Two ways to run it:
   python3 benches/reference/torch_sampling.py --threads 2 --workload cifar_resnet20 --batch 400
@@ -100,23 +104,33 @@ def fold(model):
     return fuse(model).eval()
 
 
-def sample_counts(model, x, num, batch_size, num_classes):
-    """The paper's `_sample_noise`: counts of the arg-max class over `num` noisy copies of x."""
+def sample_counts(model, x, num, batch_size, num_classes, autocast=None):
+    """The paper's `_sample_noise`: counts of the arg-max class over `num` noisy copies of x,
+    the model under `torch.autocast` in dtype `autocast` when given."""
     with torch.no_grad():
-        counts = torch.zeros(num_classes, dtype=torch.long)
+        counts = torch.zeros(num_classes, dtype=torch.long, device=x.device)
         remaining = num
         while remaining > 0:
             this_batch = min(batch_size, remaining)
             remaining -= this_batch
             batch = x.repeat((this_batch, 1, 1, 1))
             noise = torch.randn_like(batch) * SIGMA
-            predictions = model(batch + noise).argmax(1)
+            if autocast is None:
+                logits = model(batch + noise)
+            else:
+                with torch.autocast(x.device.type, dtype=autocast):
+                    logits = model(batch + noise)
+            predictions = logits.argmax(1)
             counts += torch.bincount(predictions, minlength=num_classes)
         return counts
 
 
+AUTOCAST = {"autocast-f16": torch.float16, "autocast-bf16": torch.bfloat16}
+
+
 class Models:
-    def __init__(self):
+    def __init__(self, device):
+        self.device = torch.device(device)
         self.cache = {}
 
     def get(self, workload, mode):
@@ -126,24 +140,35 @@ class Models:
             model, shape = build(workload)
             if mode == "folded":
                 model = fold(model)
-            elif mode != "eval":
+            elif mode != "eval" and mode not in AUTOCAST:
                 raise ValueError(f"unknown mode {mode!r}")
             x = torch.rand(1, *shape)
-            self.cache[key] = (model, x, NUM_CLASSES.get(workload, 10))
+            self.cache[key] = (model.to(self.device), x.to(self.device), NUM_CLASSES.get(workload, 10))
         return self.cache[key]
+
+    def sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def time(self, workload, mode, batch, samples):
         model, x, classes = self.get(workload, mode)
+        self.sync()
         start = time.perf_counter()
-        counts = sample_counts(model, x, samples, batch, classes)
+        counts = sample_counts(model, x, samples, batch, classes, AUTOCAST.get(mode))
+        self.sync()
         elapsed = time.perf_counter() - start
         assert int(counts.sum()) == samples
         return elapsed
 
 
+def describe(device):
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}, cudnn.benchmark"
+    return f"threads {torch.get_num_threads()} cpu {torch.backends.cpu.get_cpu_capability()}"
+
+
 def serve(models):
-    print(f"ready torch {torch.__version__} threads {torch.get_num_threads()} "
-          f"cpu {torch.backends.cpu.get_cpu_capability()}", flush=True)
+    print(f"ready torch {torch.__version__} {describe(models.device)}", flush=True)
     for line in sys.stdin:
         parts = line.split()
         if not parts:
@@ -160,13 +185,15 @@ def main():
     parser.add_argument("--threads", type=int, required=True, help="torch.set_num_threads")
     parser.add_argument("--serve", action="store_true", help="answer timing requests on stdin")
     parser.add_argument("--workload", default="cifar_resnet20")
-    parser.add_argument("--mode", default="eval", choices=["eval", "folded"])
+    parser.add_argument("--mode", default="eval", choices=["eval", "folded", *AUTOCAST])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:K]")
     parser.add_argument("--batch", type=int, default=400)
     parser.add_argument("--samples", type=int, default=0, help="per repeat (default: 2 batches)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    models = Models()
+    torch.backends.cudnn.benchmark = True
+    models = Models(args.device)
     if args.serve:
         serve(models)
         return
@@ -174,7 +201,7 @@ def main():
     models.time(args.workload, args.mode, args.batch, samples)  # warm-up
     rates = [samples / models.time(args.workload, args.mode, args.batch, samples) for _ in range(args.repeats)]
     print(f"{args.workload} {args.mode} batch {args.batch}: median {statistics.median(rates):.0f} samples/s "
-          f"(min {min(rates):.0f}, max {max(rates):.0f}), torch {torch.__version__}, {args.threads} threads")
+          f"(min {min(rates):.0f}, max {max(rates):.0f}), torch {torch.__version__}, {describe(models.device)}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,16 @@ pub fn runtime_from_args(args: &mut Vec<String>) -> Result<Runtime, Box<dyn std:
         Some(d) => d.parse()?,
         None => DeviceKind::preferred(),
     };
-    Ok(Runtime::new(backend, device)?)
+    let runtime = Runtime::new(backend, device)?;
+    // CubeCL's compiled kernels and autotune results kept between runs, as `smoothing` keeps
+    // them (`runtime::KernelCache`).
+    #[cfg(any(feature = "cuda", feature = "vulkan"))]
+    if runtime.compiles_kernels()
+        && let Some(cache) = randomized_smoothing::runtime::KernelCache::user_default()
+    {
+        cache.install()?;
+    }
+    Ok(runtime)
 }
 
 /// Takes `--name VALUE` out of `args` and parses it; `None` if the flag is absent.

@@ -282,6 +282,13 @@ impl Runtime {
         self.device
     }
 
+    /// Whether the backend compiles and autotunes kernels at run time, the first time a
+    /// process meets each shape (`cuda`, `vulkan`): what `KernelCache` (features `cuda`,
+    /// `vulkan`) keeps between runs and `workflow::warm_up` takes out of a job's rows.
+    pub fn compiles_kernels(&self) -> bool {
+        matches!(self.backend, BackendKind::Cuda | BackendKind::Vulkan)
+    }
+
     /// Runs `task` on this runtime's backend and device.
     pub fn run<T: BackendTask>(&self, task: T) -> T::Output {
         match (self.backend, self.device) {

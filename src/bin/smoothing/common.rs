@@ -245,7 +245,7 @@ pub(crate) struct ModelArgs {
     pub(crate) denoiser: Option<PathBuf>,
     /// certify, predict: the format the model (and denoiser) compute in: f32, or f16 / bf16
     /// (weights and each noisy batch cast, the noise drawn and added in f32, batch norms
-    /// folded first). On LibTorch and CUDA; the certificate is then the half-precision
+    /// folded first). On LibTorch, CUDA and Vulkan (f16 only); the certificate is then the half-precision
     /// network's.
     #[arg(long, default_value = "f32")]
     pub(crate) precision: Precision,

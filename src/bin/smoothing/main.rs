@@ -134,7 +134,7 @@ fn on_backend(cli: &Cli, work: Work) -> Result<(), Failure> {
     let runtime = Runtime::new(cli.backend, device)?;
     eprintln!("backend: {runtime}");
     #[cfg(any(feature = "cuda", feature = "vulkan"))]
-    if matches!(runtime.backend(), BackendKind::Cuda | BackendKind::Vulkan) {
+    if runtime.compiles_kernels() {
         use randomized_smoothing::runtime::{KernelCache, check_cubecl_settings};
         let cache = match cli.kernel_cache.as_deref() {
             Some(dir) if dir == std::path::Path::new("off") => None,
