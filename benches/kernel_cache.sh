@@ -14,10 +14,10 @@
 #   warm          both caches of the cold run
 #   no-autotune   its compiled kernels only: the warm-up pays autotuning
 #   no-kernels    its autotune results only: the warm-up pays compiling
+#   warm+driver   both caches, and the driver's own cache (Mesa's shader cache, NVIDIA's
+#                 ComputeCache), twice (the first fills it): a user's second run
 #   no-cache      CubeCL's own settings (--kernel-cache off) with an empty autotune cache
-# The driver's own cache (Mesa's shader cache, NVIDIA's ComputeCache) is off in these cases, so
-# that CubeCL's caches are measured alone; "warm+driver" turns it back on, twice (the first
-# fills it), as a user's second run would see.
+# The driver's cache is off in the other cases, so that CubeCL's caches are measured alone.
 set -euo pipefail
 bin="$(realpath "$1")"; backend="$2"; device="$3"; shift 3
 work="$(mktemp -d)"
@@ -60,6 +60,6 @@ cp -r "$work/cold" "$work/no-autotune" && rm -rf "$work/no-autotune/autotune"
 run no-autotune "$work/no-autotune" off "${shift_args[@]}"
 cp -r "$work/cold" "$work/no-kernels" && rm -rf "$work/no-kernels/$kind"
 run no-kernels "$work/no-kernels" off "${shift_args[@]}"
+run warm+driver "$work/warm" on "${shift_args[@]}"
+run warm+driver "$work/warm" on "${shift_args[@]}"
 run no-cache off off "${shift_args[@]}"
-run warm+driver "$work/warm" on "${shift_args[@]}"
-run warm+driver "$work/warm" on "${shift_args[@]}"

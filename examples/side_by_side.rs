@@ -417,13 +417,25 @@ fn main() -> Result<(), Failure> {
             Some(runtime) => engines_on(workload, samples, runtime, &precisions)?,
             None => engines_for(workload, samples)?,
         };
+        // Progress on stderr, so that a run stopped at a time limit still shows what each
+        // engine's first run cost (on a GPU, mostly compiling kernels) and the rates so far.
         for engine in &mut engines {
-            (engine.run)(&mut reference)?; // warm-up
+            let seconds = (engine.run)(&mut reference)?; // warm-up
+            eprintln!(
+                "{}: {}: warm-up {seconds:.2} s",
+                workload.name, engine.label
+            );
         }
-        for _ in 0..repeats {
+        for round in 1..=repeats {
             for engine in &mut engines {
                 let seconds = (engine.run)(&mut reference)?;
                 engine.rates.push(samples as f64 / seconds);
+                eprintln!(
+                    "{}: {}: round {round}: {:.0} samples/s",
+                    workload.name,
+                    engine.label,
+                    samples as f64 / seconds
+                );
             }
         }
         let baseline = engines

@@ -236,14 +236,24 @@ fn warm_up_covers_every_pass_and_changes_no_row() {
     )
     .unwrap();
     let warm_passes = std::mem::take(&mut *seen.lock().unwrap());
-    assert_eq!(warm.batch_sizes, pass_sizes(&[50, 130], 3, 100).unwrap());
-    // One pass of each size and no other; two inputs per group would add 60 (260 rows).
-    assert_eq!(warm_passes, warm.batch_sizes.iter().copied().collect());
-    assert!(
-        job_passes.is_subset(&warm_passes),
-        "{job_passes:?} {warm_passes:?}"
-    );
-    assert_eq!(warm.batch_sizes, [100, 90, 60, 50, 30]);
+    assert_eq!(warm.batch_sizes, pass_sizes(&[50, 130], 7, 3, 100).unwrap());
+    // One pass of each size the job runs, and no other.
+    assert_eq!(warm_passes, job_passes);
+    assert_eq!(warm.batch_sizes, [100, 90, 50, 30]);
+    // A finished job warms nothing up; one with 2 examples left, in one group of 2, warms
+    // up its passes alone: selection 100 rows, estimation 260 (passes of 100 and 60).
+    let warm_for = |name: &str| warm_up(&smoothed, &data, &job(name), &[50, 130], 3, 100, &device);
+    assert!(warm_for("cold.tsv").unwrap().batch_sizes.is_empty());
+    let lines: Vec<String> = std::fs::read_to_string(d.join("cold.tsv"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    // The header and 5 rows, and a row cut short, which does not count.
+    let partial = lines[..6].join("\n") + "\n" + &lines[6][..3];
+    std::fs::write(d.join("partial.tsv"), partial).unwrap();
+    assert_eq!(warm_for("partial.tsv").unwrap().batch_sizes, [100, 60]);
+    seen.lock().unwrap().clear();
 
     let after = certify_dataset_packed(
         &smoothed,
@@ -264,11 +274,18 @@ fn warm_up_checks_its_arguments_and_an_empty_job_warms_nothing() {
     use randomized_smoothing::workflow::warm_up::{pass_sizes, warm_up};
 
     assert!(matches!(
-        pass_sizes(&[100], 0, 400),
+        pass_sizes(&[100], 3, 0, 400),
         Err(Error::ZeroCount(_))
     ));
-    assert!(matches!(pass_sizes(&[100], 1, 0), Err(Error::ZeroCount(_))));
-    assert!(matches!(pass_sizes(&[0], 1, 400), Err(Error::ZeroCount(_))));
+    assert!(matches!(
+        pass_sizes(&[100], 3, 1, 0),
+        Err(Error::ZeroCount(_))
+    ));
+    assert!(matches!(
+        pass_sizes(&[0], 3, 1, 400),
+        Err(Error::ZeroCount(_))
+    ));
+    assert!(pass_sizes(&[100], 0, 2, 400).unwrap().is_empty());
     let (smoothed, data, _) = smoothed();
     let job = Job {
         selection: Selection::new(1, Some(0), Shard::whole()).unwrap(),

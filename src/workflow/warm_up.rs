@@ -28,11 +28,10 @@ pub struct WarmUp {
     pub elapsed: Duration,
 }
 
-/// Every batch size of the forward passes that a packed data-set job can run: each group of 1
-/// to `inputs_per_pass` inputs draws, one packed run after the other, each count of
-/// `samples_per_input` per input (CERTIFY: `[n0, n]`; PREDICT: `[n]`), in passes of
-/// `batch_size` and one last pass of the rest. Every group size is included, whatever the
-/// job's length, resumed rows or shard, so that no pass of a job is a first.
+/// The batch sizes of the forward passes that a packed data-set job of `examples` examples
+/// runs: groups of `inputs_per_pass` and one of the rest, each group drawing, one packed run
+/// after the other, each count of `samples_per_input` per input (CERTIFY: `[n0, n]`;
+/// PREDICT: `[n]`), in passes of `batch_size` and one last pass of the rest. Largest first.
 ///
 /// # Errors
 /// [`crate::Error::ZeroCount`] for zero inputs per pass, batch size, or count.
@@ -41,29 +40,35 @@ pub struct WarmUp {
 /// ```
 /// use randomized_smoothing::workflow::warm_up::pass_sizes;
 ///
-/// // CERTIFY at n0 = 100, n = 100,000, batch 400: 4 inputs per pass make groups of
-/// // 100 to 400 selection samples, and every estimation pass is full.
-/// assert_eq!(pass_sizes(&[100, 100_000], 4, 400)?, [400, 300, 200, 100]);
-/// // One input at a time: the selection pass of 100, and full passes.
-/// assert_eq!(pass_sizes(&[100, 100_000], 1, 400)?, [400, 100]);
+/// // CERTIFY at n0 = 100, n = 100,000, batch 400, 10 examples 4 at a time: the groups of
+/// // 4 fill passes of 400; the last group, of 2, selects in a pass of 200.
+/// assert_eq!(pass_sizes(&[100, 100_000], 10, 4, 400)?, [400, 200]);
+/// // One example at a time: a selection pass of 100, and full passes.
+/// assert_eq!(pass_sizes(&[100, 100_000], 10, 1, 400)?, [400, 100]);
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn pass_sizes(
     samples_per_input: &[u64],
+    examples: usize,
     inputs_per_pass: usize,
     batch_size: usize,
 ) -> Result<Vec<usize>> {
-    check_positive("inputs per pass", inputs_per_pass as u64)?;
+    let group = check_positive("inputs per pass", inputs_per_pass as u64)? as usize;
     let batch = check_positive("batch size", batch_size as u64)?;
+    // The group sizes that `jobs::run_groups` cuts the examples into.
+    let groups = [
+        (examples >= group).then_some(group),
+        Some(examples % group).filter(|&rest| rest > 0),
+    ];
     let mut sizes = std::collections::BTreeSet::new();
     for &samples in samples_per_input {
         check_positive("samples per input", samples)?;
-        for inputs in 1..=inputs_per_pass as u64 {
-            let rows = inputs * samples;
+        for inputs in groups.into_iter().flatten() {
+            let rows = inputs as u64 * samples;
             if rows >= batch {
                 sizes.insert(batch_size);
             }
-            if rows % batch != 0 {
+            if !rows.is_multiple_of(batch) {
                 sizes.insert((rows % batch) as usize);
             }
         }
@@ -71,15 +76,19 @@ pub fn pass_sizes(
     Ok(sizes.into_iter().rev().collect())
 }
 
-/// Runs one forward pass of each of [`pass_sizes`] on noisy copies of the job's first
-/// example, through the whole sampling loop (noise, model, counting, the read-back of the
-/// counts), and throws the counts away. The job's rows are unchanged: each row's noise is a
-/// function of its example's seed alone on the CPU, and GPU generators are reseeded for each
-/// pass.
+/// Runs one forward pass of each of the [`pass_sizes`] that the job's examples not yet in
+/// its log will run, on noisy copies of the first of them, through the whole sampling loop
+/// (noise, model, counting, the read-back of the counts), and throws the counts away. The
+/// job's rows are unchanged: each row's noise is a function of its example's seed alone on
+/// the CPU, and GPU generators are reseeded for each pass.
+///
+/// The examples in the log are read from the first column of its complete rows, whatever
+/// the log's kind; the job itself checks the rows.
 ///
 /// # Errors
-/// As [`pass_sizes`]; the errors of loading the example and of
-/// [`SmoothedClassifier::sample_counts`]. A job that selects no example warms nothing up.
+/// As [`pass_sizes`]; [`crate::Error::Io`] for a log that exists but cannot be read; the
+/// errors of loading the example and of [`SmoothedClassifier::sample_counts`]. A job with no
+/// example left warms nothing up.
 ///
 /// # Example
 /// ```
@@ -115,9 +124,21 @@ where
     N: NoiseDistribution,
     S: ImageSource + ?Sized,
 {
-    let batch_sizes = pass_sizes(samples_per_input, inputs_per_pass, batch_size)?;
+    let done = logged_examples(&job.output)?;
+    let pending: Vec<usize> = job
+        .selection
+        .indices(data.len())
+        .into_iter()
+        .filter(|idx| !done.contains(idx))
+        .collect();
+    let batch_sizes = pass_sizes(
+        samples_per_input,
+        pending.len(),
+        inputs_per_pass,
+        batch_size,
+    )?;
     let started = Instant::now();
-    let Some(&first) = job.selection.indices(data.len()).first() else {
+    let Some(&first) = pending.first() else {
         return Ok(WarmUp {
             batch_sizes: Vec::new(),
             elapsed: Duration::ZERO,
@@ -131,6 +152,21 @@ where
         batch_sizes,
         elapsed: started.elapsed(),
     })
+}
+
+/// The examples of a log's complete rows (the first column; the header and unreadable lines
+/// skipped); none if there is no log.
+fn logged_examples(path: &std::path::Path) -> Result<std::collections::BTreeSet<usize>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(crate::Error::io(path, e)),
+    };
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    Ok(complete
+        .lines()
+        .filter_map(|line| line.split('\t').next()?.parse().ok())
+        .collect())
 }
 
 /// Whether backend `B` compiles kernels at run time on `device` (Burn's CubeCL backends),
