@@ -4,7 +4,7 @@
 # tool's timeout_s = 600).
 #
 # On the build machine (no GPU needed): CUDA binaries, stripped, and the MNIST test set, in
-# one archive, target/gpu/bundle.tgz (about 35 MB; the device tool carries at most 64 MiB):
+# one archive, target/gpu/bundle.tgz (28 MB for CUDA; the device tool carries at most 64 MiB):
 #   bash benches/gpu.sh --prepare
 # On the GPU machine, from the repository root:
 #   bash benches/gpu.sh [OUT]          # OUT/gpu.md (default target/gpu/out), then copy into
