@@ -410,23 +410,29 @@ fn train_certify_shards_merge_predict_analyze() {
     );
 }
 
-/// A burnpack file without a model card (written by `save_model`, or by an older version)
-/// still loads when the flags say what it holds, and only then.
-#[test]
-fn a_model_file_without_a_card_needs_the_flags() {
+/// A digits small CNN (8 filters) with fresh weights at `path`, saved as `train` wrote models
+/// before model cards: the run-time `Model`, without a card, so that it loads only with
+/// `--arch small_cnn --filters 8`.
+fn save_cardless_model(path: &Path) {
     use burn::backend::NdArray;
     use randomized_smoothing::models::{Model, SmallCnnConfig, save_model};
-    let dir = scratch("cardless");
     let config = SmallCnnConfig::new([1, 8, 8], 10)
         .with_filters(8)
         .with_mean(vec![0.3])
         .with_std(vec![0.35]);
-    // What `train` wrote before model cards: the run-time `Model`, saved without one.
     save_model(
         &Model::SmallCnn(config.init::<NdArray>(&Default::default()).unwrap()),
-        dir.join("old.bpk"),
+        path,
     )
     .unwrap();
+}
+
+/// A burnpack file without a model card (written by `save_model`, or by an older version)
+/// still loads when the flags say what it holds, and only then.
+#[test]
+fn a_model_file_without_a_card_needs_the_flags() {
+    let dir = scratch("cardless");
+    save_cardless_model(&dir.join("old.bpk"));
     let certify = |flags: &[&'static str]| {
         let mut args = vec![
             "certify",
@@ -1106,18 +1112,8 @@ fn denoised_smoothing() {
 #[cfg(feature = "vulkan")]
 #[test]
 fn cubecl_kernel_cache_and_warm_up() {
-    use burn::backend::NdArray;
-    use randomized_smoothing::models::{Model, SmallCnnConfig, save_model};
     let dir = scratch("cubecl");
-    let config = SmallCnnConfig::new([1, 8, 8], 10)
-        .with_filters(8)
-        .with_mean(vec![0.3])
-        .with_std(vec![0.35]);
-    save_model(
-        &Model::SmallCnn(config.init::<NdArray>(&Default::default()).unwrap()),
-        dir.join("model.bpk"),
-    )
-    .unwrap();
+    save_cardless_model(&dir.join("model.bpk"));
     let certify = |out: &'static str, extra: &[&'static str]| {
         let mut args = vec![
             "--backend",

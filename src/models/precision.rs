@@ -7,8 +7,9 @@
 //! its decisions follow the `f32` network's on all but near-tie samples.
 //!
 //! Fold batch norms first ([`Model::fold_batch_norm`](super::Model::fold_batch_norm)): a
-//! running variance underflows in `f16`. Half precision is for LibTorch (CPU and CUDA) and
-//! Burn's CUDA backend; the crate's own CPU kernels on Flex read `f32`.
+//! running variance underflows in `f16`. Half precision is for LibTorch (CPU and CUDA),
+//! Burn's CUDA backend and Vulkan (`f16` only); the crate's own CPU kernels on Flex read
+//! `f32` ([`Precision::check_backend`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -40,6 +41,38 @@ impl Precision {
             Self::F16 => FloatDType::F16,
             Self::Bf16 => FloatDType::BF16,
         }
+    }
+
+    /// Checks that backend `B` computes in this precision on `device`, before a [`Cast`]
+    /// would find out: Flex and NdArray compute in `f32` (the crate's CPU kernels read it),
+    /// and wgpu (the `vulkan` feature) has no `bf16` type, so its shaders would fail
+    /// validation, a panic inside wgpu.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the backend.
+    ///
+    /// # Example
+    /// ```
+    /// use burn::backend::NdArray;
+    /// use randomized_smoothing::models::Precision;
+    ///
+    /// let device = Default::default();
+    /// assert!(Precision::F32.check_backend::<NdArray>(&device).is_ok());
+    /// assert!(Precision::Bf16.check_backend::<NdArray>(&device).is_err());
+    /// ```
+    pub fn check_backend<B: Backend>(self, device: &B::Device) -> Result<()> {
+        let backend = B::name(device);
+        let reason = if self != Self::F32 && ["flex", "ndarray"].contains(&backend.as_str()) {
+            format!("{self} runs on libtorch, cuda or vulkan; {backend} computes in f32")
+        } else if self == Self::Bf16 && backend.contains("wgpu") {
+            format!("bf16 does not run on {backend}: use f16")
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidParameter {
+            name: "precision",
+            reason,
+        })
     }
 }
 

@@ -55,30 +55,24 @@ pub(crate) fn run_certify<B: Backend>(
         .set("two_sided", args.two_sided)
         .attach(&run.job.output)?;
     run.warm_up(&args.job, &[args.n0, args.n], device)?;
-    let Run {
-        data,
-        smoothed,
-        job,
-        mut progress,
-    } = run;
     let rows = certify_dataset_packed(
-        &smoothed,
-        &*data,
+        &run.smoothed,
+        &*run.data,
         &config,
-        &job,
+        &run.job,
         args.job.pack,
         device,
         |row, done, total| {
             let message = format!("last: idx {} radius {:.3}", row.idx, row.radius);
-            progress.row(done, total, message);
+            run.progress.row(done, total, message);
         },
     )?;
-    progress.finish();
+    run.progress.finish();
     let correct = rows.iter().filter(|r| r.correct).count();
     println!(
         "{} rows in {}; certified correct (r >= 0): {correct} ({:.3})",
         rows.len(),
-        job.output.display(),
+        run.job.output.display(),
         correct as f64 / rows.len().max(1) as f64
     );
     Ok(())

@@ -44,30 +44,25 @@ pub(crate) fn run_predict<B: Backend>(
         .set("n", args.n)
         .attach(&run.job.output)?;
     run.warm_up(&args.job, &[args.n], device)?;
-    let Run {
-        data,
-        smoothed,
-        job,
-        mut progress,
-    } = run;
     let rows = predict_dataset_packed(
-        &smoothed,
-        &*data,
+        &run.smoothed,
+        &*run.data,
         &config,
-        &job,
+        &run.job,
         args.job.pack,
         device,
         |row, done, total| {
-            progress.row(done, total, format!("last: idx {}", row.idx));
+            run.progress
+                .row(done, total, format!("last: idx {}", row.idx));
         },
     )?;
-    progress.finish();
+    run.progress.finish();
     let correct = rows.iter().filter(|r| r.correct).count();
     let abstain = rows.iter().filter(|r| r.predict.is_none()).count();
     println!(
         "{} rows in {}; correct {correct}, abstained {abstain}",
         rows.len(),
-        job.output.display()
+        run.job.output.display()
     );
     Ok(())
 }

@@ -64,17 +64,7 @@ pub(crate) fn load_base<B: Backend>(
     device: &B::Device,
 ) -> Result<Cast<Base<B>>, Failure> {
     let precision = args.precision;
-    let backend = B::name(device);
-    if precision != Precision::F32 && ["flex", "ndarray"].contains(&backend.as_str()) {
-        return Err(format!(
-            "--precision {precision} runs on libtorch, cuda or vulkan; {backend} computes in f32"
-        )
-        .into());
-    }
-    // wgpu has no bf16 type: its shaders would fail validation (a panic in wgpu).
-    if precision == Precision::Bf16 && backend.contains("wgpu") {
-        return Err(format!("--precision bf16 does not run on {backend}: use f16").into());
-    }
+    precision.check_backend::<B>(device)?;
     let model = load(args, data, sample, device)?;
     // Batch norms folded before the cast: a running variance underflows in f16.
     let model = match precision {
