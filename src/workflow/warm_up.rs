@@ -12,7 +12,7 @@ use burn::tensor::backend::Backend;
 
 use super::jobs::{Job, image};
 use crate::data::ImageSource;
-use crate::error::{Result, check_positive};
+use crate::error::{Error, Result, check_positive};
 use crate::smoothing::{BaseClassifier, NoiseDistribution, SmoothedClassifier};
 
 /// The seed of the warm-up's noise: any will do, since its counts are thrown away and no
@@ -34,7 +34,7 @@ pub struct WarmUp {
 /// PREDICT: `[n]`), in passes of `batch_size` and one last pass of the rest. Largest first.
 ///
 /// # Errors
-/// [`crate::Error::ZeroCount`] for zero inputs per pass, batch size, or count.
+/// [`Error::ZeroCount`] for zero inputs per pass, batch size, or count.
 ///
 /// # Example
 /// ```
@@ -86,7 +86,7 @@ pub fn pass_sizes(
 /// the log's kind; the job itself checks the rows.
 ///
 /// # Errors
-/// As [`pass_sizes`]; [`crate::Error::Io`] for a log that exists but cannot be read; the
+/// As [`pass_sizes`]; [`Error::Io`] for a log that exists but cannot be read; the
 /// errors of loading the example and of [`SmoothedClassifier::sample_counts`]. A job with no
 /// example left warms nothing up.
 ///
@@ -160,7 +160,7 @@ fn logged_examples(path: &std::path::Path) -> Result<std::collections::BTreeSet<
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
-        Err(e) => return Err(crate::Error::io(path, e)),
+        Err(e) => return Err(Error::io(path, e)),
     };
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     Ok(complete
