@@ -219,6 +219,16 @@ pub enum Error {
         got: Vec<usize>,
     },
 
+    /// A device the runtime was asked for cannot be reached: no driver, no such device, or a
+    /// library built without it (a CPU-only libtorch asked for CUDA).
+    #[error("device {device} is unavailable: {reason}")]
+    DeviceUnavailable {
+        /// The device asked for (`cuda:0`, `vulkan:1`, `cpu`).
+        device: String,
+        /// What is missing, and what was found instead.
+        reason: String,
+    },
+
     /// Any other parameter outside its domain.
     #[error("invalid {name}: {reason}")]
     InvalidParameter {

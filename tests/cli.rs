@@ -1147,6 +1147,22 @@ fn cubecl_kernel_cache_and_warm_up() {
         args.extend(extra);
         args
     };
+    // A device that is not there stops the run with the driver's answer, before any row.
+    let mut absent = certify("absent.tsv", &[]);
+    absent[3] = "vulkan:99";
+    let out = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+        .current_dir(&dir)
+        .args(&absent)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("device vulkan:99 is unavailable: Vulkan has no discrete GPU number 99"),
+        "{stderr}"
+    );
+    assert!(!dir.join("absent.tsv").exists());
+
     let stderr = smoothing_stderr(&dir, &certify("cold.tsv", &["--kernel-cache", "kernels"]));
     assert!(stderr.contains("backend: vulkan on cpu"), "{stderr}");
     assert!(

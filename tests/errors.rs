@@ -375,3 +375,59 @@ fn linear_classifier_rejects_degenerate_weights() {
         Err(Error::ShapeMismatch { .. })
     ));
 }
+
+/// `Runtime::new(Some(backend), device)` must be refused as [`Error::DeviceUnavailable`] for
+/// `device`; returns the message.
+#[cfg(any(feature = "cuda", feature = "tch", feature = "vulkan"))]
+fn unavailable(
+    backend: randomized_smoothing::runtime::BackendKind,
+    device: randomized_smoothing::runtime::DeviceKind,
+) -> String {
+    use randomized_smoothing::runtime::Runtime;
+    match Runtime::new(Some(backend), device) {
+        Err(e @ Error::DeviceUnavailable { .. }) => {
+            let message = e.to_string();
+            assert!(
+                message.contains(&format!("device {device} is unavailable")),
+                "{message}"
+            );
+            message
+        }
+        other => panic!("{backend} on {device}: expected DeviceUnavailable, got {other:?}"),
+    }
+}
+
+// No machine has a hundredth GPU: on one without a driver the error names the driver, on one
+// with GPUs it counts them; either way Burn's backend never starts, so nothing panics.
+#[cfg(feature = "cuda")]
+#[test]
+fn an_absent_cuda_device_is_a_typed_error() {
+    use randomized_smoothing::runtime::{BackendKind, DeviceKind};
+    let message = unavailable(BackendKind::Cuda, DeviceKind::Cuda(99));
+    assert!(
+        message.contains("no CUDA driver") || message.contains("CUDA device"),
+        "{message}"
+    );
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn an_absent_libtorch_cuda_device_is_a_typed_error() {
+    use randomized_smoothing::runtime::{BackendKind, DeviceKind};
+    let message = unavailable(BackendKind::LibTorch, DeviceKind::Cuda(99));
+    assert!(message.contains("LibTorch sees"), "{message}");
+}
+
+#[cfg(feature = "vulkan")]
+#[test]
+fn an_absent_vulkan_device_is_a_typed_error() {
+    use randomized_smoothing::runtime::{BackendKind, DeviceKind, Runtime};
+    let message = unavailable(BackendKind::Vulkan, DeviceKind::Vulkan(99));
+    assert!(
+        message.contains("Vulkan has no discrete GPU number 99"),
+        "{message}"
+    );
+    // The CPU driver CI installs (.ci/lavapipe.sh) is found, and named in the message.
+    assert!(message.contains("(Cpu)"), "{message}");
+    Runtime::new(Some(BackendKind::Vulkan), DeviceKind::Cpu).unwrap();
+}

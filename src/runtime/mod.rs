@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 
 #[cfg(any(feature = "cuda", feature = "vulkan"))]
 mod kernel_cache;
+mod probe;
 #[cfg(any(feature = "cuda", feature = "vulkan"))]
 pub use kernel_cache::{KernelCache, check_cubecl_settings};
 
@@ -226,7 +227,9 @@ impl Runtime {
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] if the backend is not compiled in (naming its cargo
-    /// feature) or does not run on the device.
+    /// feature) or does not run on the device; [`Error::DeviceUnavailable`] if the device
+    /// cannot be reached (no driver, no such device, a CPU-only libtorch asked for CUDA),
+    /// asked of its driver without starting the backend, which would panic instead.
     pub fn new(backend: Option<BackendKind>, device: DeviceKind) -> Result<Self> {
         let backend = match backend {
             Some(b) => b,
@@ -269,6 +272,7 @@ impl Runtime {
                 reason: format!("{backend} does not run on {device}"),
             });
         }
+        probe::check(backend, device)?;
         Ok(Self { backend, device })
     }
 
