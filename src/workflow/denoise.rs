@@ -36,27 +36,19 @@
 
 use std::fmt;
 use std::path::Path;
-use std::time::Instant;
 
-use burn::lr_scheduler::LrScheduler;
-use burn::lr_scheduler::step::{StepLrScheduler, StepLrSchedulerConfig};
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::AdamConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
-use rand::Rng;
-use rand::SeedableRng;
-use rand::rngs::Xoshiro256PlusPlus;
-use rand::seq::SliceRandom;
 
 use crate::data::ImageSource;
 use crate::error::{Error, Result, check_positive, check_sigma};
 use crate::models::{Denoiser, ImageClassifier, weights_digest};
-use crate::stats::seed::GOLDEN_GAMMA;
 use crate::workflow::checkpoints::{RunFolder, settings_lines};
 use crate::workflow::objective::add_noise;
-use crate::workflow::train::{Augment, EpochReport, EpochTotals, LOG_HEADER, batch};
+use crate::workflow::train::{Augment, EpochLoop, EpochReport, EpochTotals, Schedule, batch};
 
 /// What a denoiser is trained to do.
 ///
@@ -152,12 +144,7 @@ impl fmt::Display for DenoiserObjective {
 pub struct DenoiserTrainConfig {
     sigma: f64,
     objective: DenoiserObjective,
-    epochs: usize,
-    batch_size: usize,
-    lr: f64,
-    lr_step: usize,
-    lr_gamma: f64,
-    keep_checkpoints: usize,
+    schedule: Schedule,
 }
 
 impl DenoiserTrainConfig {
@@ -167,43 +154,38 @@ impl DenoiserTrainConfig {
         Self {
             sigma,
             objective,
-            epochs: 90,
-            batch_size: 256,
-            lr: 1e-3,
-            lr_step: 30,
-            lr_gamma: 0.1,
-            keep_checkpoints: 2,
+            schedule: Schedule::new(1e-3),
         }
     }
 
     /// Number of epochs.
     pub fn epochs(mut self, epochs: usize) -> Self {
-        self.epochs = epochs;
+        self.schedule.epochs = epochs;
         self
     }
 
     /// Batch size.
     pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
+        self.schedule.batch_size = batch_size;
         self
     }
 
     /// Initial learning rate of Adam.
     pub fn lr(mut self, lr: f64) -> Self {
-        self.lr = lr;
+        self.schedule.lr = lr;
         self
     }
 
     /// Multiply the learning rate by `gamma` every `step` epochs.
     pub fn lr_schedule(mut self, step: usize, gamma: f64) -> Self {
-        self.lr_step = step;
-        self.lr_gamma = gamma;
+        self.schedule.lr_step = step;
+        self.schedule.lr_gamma = gamma;
         self
     }
 
     /// How many of the latest epochs keep their checkpoints (at least 1; 2 by default).
     pub fn keep_checkpoints(mut self, last: usize) -> Self {
-        self.keep_checkpoints = last;
+        self.schedule.keep_checkpoints = last;
         self
     }
 
@@ -216,22 +198,7 @@ impl DenoiserTrainConfig {
     /// that is not finite and positive or a gamma outside (0, 1].
     pub fn check(self) -> Result<DenoiserTrainValidConfig> {
         check_sigma(self.sigma)?;
-        check_positive("epochs", self.epochs as u64)?;
-        check_positive("batch_size", self.batch_size as u64)?;
-        check_positive("lr step", self.lr_step as u64)?;
-        check_positive("checkpoints kept", self.keep_checkpoints as u64)?;
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::InvalidParameter {
-                name: "lr",
-                reason: "must be finite and positive".into(),
-            });
-        }
-        if !(self.lr_gamma > 0.0 && self.lr_gamma <= 1.0) {
-            return Err(Error::InvalidParameter {
-                name: "lr gamma",
-                reason: "must lie in (0, 1]".into(),
-            });
-        }
+        self.schedule.check()?;
         Ok(DenoiserTrainValidConfig(self))
     }
 }
@@ -253,29 +220,17 @@ impl DenoiserTrainValidConfig {
 
     /// Number of epochs.
     pub fn epochs(&self) -> usize {
-        self.0.epochs
+        self.0.schedule.epochs
     }
 
     /// Batch size.
     pub fn batch_size(&self) -> usize {
-        self.0.batch_size
+        self.0.schedule.batch_size
     }
 
     /// The learning rate in epoch `epoch` (counted from 0).
     pub fn lr_at(&self, epoch: usize) -> f64 {
-        let mut schedule = self.schedule();
-        for _ in 0..epoch {
-            schedule.step();
-        }
-        schedule.step()
-    }
-
-    fn schedule(&self) -> StepLrScheduler {
-        StepLrSchedulerConfig::new(self.0.lr, self.0.lr_step)
-            .with_gamma(self.0.lr_gamma)
-            .init()
-            // `check` has made the step positive, the only thing `init` refuses.
-            .expect("a checked step schedule")
+        self.0.schedule.lr_at(epoch)
     }
 }
 
@@ -337,7 +292,7 @@ pub fn train_denoiser<B, D, C, S>(
     config: &DenoiserTrainValidConfig,
     checkpoints: Option<&Path>,
     seed: u64,
-    mut on_epoch: impl FnMut(&EpochReport),
+    on_epoch: impl FnMut(&EpochReport),
 ) -> Result<D>
 where
     B: AutodiffBackend,
@@ -368,77 +323,45 @@ where
     let device = denoiser.devices().into_iter().next().unwrap_or_default();
     // Frozen: gradients flow through the classifier to the denoiser, never into it.
     let frozen = classifier.clone().no_grad();
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init::<B, D>();
-    let mut denoiser = denoiser;
-    let mut start = 0;
     let c = &config.0;
-    let settings = settings_lines(&[
+    let mut settings = vec![
         ("sigma", c.sigma.to_string()),
         ("objective", c.objective.name().to_string()),
-        ("batch_size", c.batch_size.to_string()),
-        ("lr", c.lr.to_string()),
-        ("lr_step", c.lr_step.to_string()),
-        ("lr_gamma", c.lr_gamma.to_string()),
+    ];
+    settings.extend(c.schedule.settings());
+    settings.extend([
         ("seed", seed.to_string()),
         ("classifier_sha256", weights_digest(classifier)?),
         ("initial_denoiser_sha256", weights_digest(&denoiser)?),
     ]);
     let folder = checkpoints
-        .map(|dir| RunFolder::open(dir, &settings, c.keep_checkpoints))
+        .map(|dir| RunFolder::open(dir, &settings_lines(&settings), c.schedule.keep_checkpoints))
         .transpose()?;
-    if let Some(folder) = &folder {
-        (denoiser, optim, start) = folder.resume(denoiser, optim, &device)?;
-    }
-    let mut schedule = config.schedule();
-    for _ in 0..start {
-        schedule.step();
-    }
-    for epoch in start..config.epochs() {
-        let started = Instant::now();
-        let lr = schedule.step();
-        let epoch_seed = seed ^ (epoch as u64).wrapping_mul(GOLDEN_GAMMA);
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(epoch_seed);
-        B::seed(&device, epoch_seed);
-        let mut order: Vec<usize> = (0..train_set.len()).collect();
-        order.shuffle(&mut rng);
-        let mut totals = EpochTotals::<B::InnerBackend>::new(&device);
-        for chunk in order.chunks(config.batch_size()) {
-            let (x, y) = batch::<B, S>(
-                train_set,
-                chunk,
-                Augment::default(),
-                Some(rng.next_u64()),
+    let epochs = EpochLoop {
+        train_set,
+        schedule: &c.schedule,
+        augment: Augment::default(),
+        seed,
+        folder,
+    };
+    epochs.run(
+        denoiser,
+        AdamConfig::new().with_epsilon(1e-8).init::<B, D>(),
+        &device,
+        |denoiser, x, _labels, _epoch| {
+            Ok(config
+                .objective()
+                .batch_loss(denoiser, &frozen, x, config.sigma()))
+        },
+        |denoiser| {
+            evaluate(
+                &denoiser.valid(),
+                &frozen.valid(),
+                test_set,
+                config,
                 &device,
-            )?;
-            let (loss, logits) =
-                config
-                    .objective()
-                    .batch_loss(&denoiser, &frozen, x, config.sigma());
-            totals.add(loss.clone().inner(), logits.inner(), y.inner());
-            let grads = GradientsParams::from_grads(loss.backward(), &denoiser);
-            denoiser = optim.step(lr, denoiser, grads);
-        }
-        let (loss_sum, correct) = totals.read();
-        let (test_loss, test_acc) = evaluate(
-            &denoiser.valid(),
-            &frozen.valid(),
-            test_set,
-            config,
-            &device,
-        )?;
-        let report = EpochReport {
-            epoch: epoch + 1,
-            time: started.elapsed(),
-            lr,
-            train_loss: loss_sum / train_set.len() as f64,
-            train_acc: correct as f64 / train_set.len() as f64,
-            test_loss,
-            test_acc,
-        };
-        if let Some(folder) = &folder {
-            folder.save(epoch + 1, &denoiser, &optim, LOG_HEADER, &report.to_line())?;
-        }
-        on_epoch(&report);
-    }
-    Ok(denoiser)
+            )
+        },
+        on_epoch,
+    )
 }

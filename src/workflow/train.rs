@@ -64,16 +64,11 @@ use crate::workflow::objective::{Objective, add_noise};
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
     sigma: f64,
-    epochs: usize,
-    batch_size: usize,
-    lr: f64,
-    lr_step: usize,
-    lr_gamma: f64,
+    schedule: Schedule,
     momentum: f64,
     weight_decay: f64,
     crop_padding: usize,
     flip: bool,
-    keep_checkpoints: usize,
     objective: Objective,
 }
 
@@ -89,16 +84,11 @@ impl TrainConfig {
     pub fn new(sigma: f64) -> Self {
         Self {
             sigma,
-            epochs: 90,
-            batch_size: 256,
-            lr: 0.1,
-            lr_step: 30,
-            lr_gamma: 0.1,
+            schedule: Schedule::new(0.1),
             momentum: 0.9,
             weight_decay: 1e-4,
             crop_padding: 0,
             flip: false,
-            keep_checkpoints: 2,
             objective: Objective::Gaussian,
         }
     }
@@ -128,7 +118,7 @@ impl TrainConfig {
     /// assert!(TrainConfig::new(0.25).epochs(0).check().is_err());
     /// ```
     pub fn epochs(mut self, epochs: usize) -> Self {
-        self.epochs = epochs;
+        self.schedule.epochs = epochs;
         self
     }
 
@@ -141,7 +131,7 @@ impl TrainConfig {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size;
+        self.schedule.batch_size = batch_size;
         self
     }
 
@@ -153,7 +143,7 @@ impl TrainConfig {
     /// assert!(TrainConfig::new(0.25).lr(-1.0).check().is_err());
     /// ```
     pub fn lr(mut self, lr: f64) -> Self {
-        self.lr = lr;
+        self.schedule.lr = lr;
         self
     }
 
@@ -167,8 +157,8 @@ impl TrainConfig {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn lr_schedule(mut self, step: usize, gamma: f64) -> Self {
-        self.lr_step = step;
-        self.lr_gamma = gamma;
+        self.schedule.lr_step = step;
+        self.schedule.lr_gamma = gamma;
         self
     }
 
@@ -197,7 +187,7 @@ impl TrainConfig {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn keep_checkpoints(mut self, last: usize) -> Self {
-        self.keep_checkpoints = last;
+        self.schedule.keep_checkpoints = last;
         self
     }
 
@@ -235,27 +225,18 @@ impl TrainConfig {
         if self.sigma != 0.0 {
             check_sigma(self.sigma)?;
         }
-        check_positive("epochs", self.epochs as u64)?;
-        check_positive("batch_size", self.batch_size as u64)?;
-        check_positive("lr step", self.lr_step as u64)?;
-        check_positive("checkpoints kept", self.keep_checkpoints as u64)?;
+        self.schedule.check()?;
         let invalid = |name, reason: &str| {
             Err(Error::InvalidParameter {
                 name,
                 reason: reason.into(),
             })
         };
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return invalid("lr", "must be finite and positive");
-        }
         if !(0.0..1.0).contains(&self.momentum) {
             return invalid("momentum", "must lie in [0, 1)");
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return invalid("weight_decay", "must be finite and non-negative");
-        }
-        if !(self.lr_gamma > 0.0 && self.lr_gamma <= 1.0) {
-            return invalid("lr gamma", "must lie in (0, 1]");
         }
         self.objective.check(self.sigma)?;
         Ok(TrainValidConfig(self))
@@ -282,12 +263,12 @@ impl TrainValidConfig {
 
     /// Number of epochs.
     pub fn epochs(&self) -> usize {
-        self.0.epochs
+        self.0.schedule.epochs
     }
 
     /// Batch size.
     pub fn batch_size(&self) -> usize {
-        self.0.batch_size
+        self.0.schedule.batch_size
     }
 
     /// The training objective.
@@ -297,7 +278,7 @@ impl TrainValidConfig {
 
     /// How many of the latest epochs keep their checkpoints.
     pub fn checkpoints_kept(&self) -> usize {
-        self.0.keep_checkpoints
+        self.0.schedule.keep_checkpoints
     }
 
     /// The learning rate in epoch `epoch` (counted from 0).
@@ -310,21 +291,89 @@ impl TrainValidConfig {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn lr_at(&self, epoch: usize) -> f64 {
-        let mut schedule = self.schedule();
-        for _ in 0..epoch {
-            schedule.step();
+        self.0.schedule.lr_at(epoch)
+    }
+}
+
+/// What every trainer of the workflow (base classifiers, denoisers) sets alike: the epochs,
+/// the batch size, the learning rate and its step decay, and how many epochs keep their
+/// checkpoints. Each trainer's config holds one and offers its setters.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Schedule {
+    pub(crate) epochs: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) lr: f64,
+    pub(crate) lr_step: usize,
+    pub(crate) lr_gamma: f64,
+    pub(crate) keep_checkpoints: usize,
+}
+
+impl Schedule {
+    /// The paper's schedule from the initial rate `lr`: 90 epochs of batches of 256, the rate
+    /// divided by 10 every 30 epochs, the latest 2 epochs' checkpoints kept.
+    pub(crate) fn new(lr: f64) -> Self {
+        Self {
+            epochs: 90,
+            batch_size: 256,
+            lr,
+            lr_step: 30,
+            lr_gamma: 0.1,
+            keep_checkpoints: 2,
         }
-        schedule.step()
+    }
+
+    /// # Errors
+    /// [`Error::ZeroCount`] for zero epochs, batch size, schedule step or checkpoints kept;
+    /// [`Error::InvalidParameter`] for a learning rate that is not finite and positive or a
+    /// gamma outside (0, 1].
+    pub(crate) fn check(&self) -> Result<()> {
+        check_positive("epochs", self.epochs as u64)?;
+        check_positive("batch_size", self.batch_size as u64)?;
+        check_positive("lr step", self.lr_step as u64)?;
+        check_positive("checkpoints kept", self.keep_checkpoints as u64)?;
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(Error::InvalidParameter {
+                name: "lr",
+                reason: "must be finite and positive".into(),
+            });
+        }
+        if !(self.lr_gamma > 0.0 && self.lr_gamma <= 1.0) {
+            return Err(Error::InvalidParameter {
+                name: "lr gamma",
+                reason: "must lie in (0, 1]".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The learning rate in epoch `epoch` (counted from 0).
+    pub(crate) fn lr_at(&self, epoch: usize) -> f64 {
+        let mut scheduler = self.scheduler();
+        for _ in 0..epoch {
+            scheduler.step();
+        }
+        scheduler.step()
     }
 
     /// The step schedule as burn-optim's scheduler, stepped once per epoch: its `n`-th
     /// `step()` (from 0) is `lr * gamma^(n / step)`, the schedule of the paper's `train.py`.
-    fn schedule(&self) -> StepLrScheduler {
-        StepLrSchedulerConfig::new(self.0.lr, self.0.lr_step)
-            .with_gamma(self.0.lr_gamma)
+    fn scheduler(&self) -> StepLrScheduler {
+        StepLrSchedulerConfig::new(self.lr, self.lr_step)
+            .with_gamma(self.lr_gamma)
             .init()
             // `check` has made the step positive, the only thing `init` refuses.
             .expect("a checked step schedule")
+    }
+
+    /// Its part of a run folder's settings: what shapes the epochs already run (not their
+    /// number, since a run may be extended, nor the checkpoints kept).
+    pub(crate) fn settings(&self) -> [(&'static str, String); 4] {
+        [
+            ("batch_size", self.batch_size.to_string()),
+            ("lr", self.lr.to_string()),
+            ("lr_step", self.lr_step.to_string()),
+            ("lr_gamma", self.lr_gamma.to_string()),
+        ]
     }
 }
 
@@ -563,19 +612,18 @@ impl<B: Backend> EpochTotals<B> {
 /// the checkpoints kept.
 fn settings(config: &TrainValidConfig, seed: u64) -> String {
     let c = &config.0;
-    let fields = [
+    let mut fields = vec![
         ("sigma", c.sigma.to_string()),
         ("objective", c.objective.to_string()),
-        ("batch_size", c.batch_size.to_string()),
-        ("lr", c.lr.to_string()),
-        ("lr_step", c.lr_step.to_string()),
-        ("lr_gamma", c.lr_gamma.to_string()),
+    ];
+    fields.extend(c.schedule.settings());
+    fields.extend([
         ("momentum", c.momentum.to_string()),
         ("weight_decay", c.weight_decay.to_string()),
         ("crop_padding", c.crop_padding.to_string()),
         ("flip", c.flip.to_string()),
         ("seed", seed.to_string()),
-    ];
+    ]);
     settings_lines(&fields)
 }
 
@@ -606,7 +654,7 @@ pub fn train<B, M, S>(
     config: &TrainValidConfig,
     checkpoints: Option<&Path>,
     seed: u64,
-    mut on_epoch: impl FnMut(&EpochReport),
+    on_epoch: impl FnMut(&EpochReport),
 ) -> Result<M>
 where
     B: AutodiffBackend,
@@ -637,59 +685,123 @@ where
     let sgd = SgdConfig::new()
         .with_momentum(Some(momentum))
         .with_weight_decay(Some(WeightDecayConfig::new(params.weight_decay as f32)));
-    let mut optim = sgd.init::<B, M>();
-    let mut model = model;
-    let mut start = 0;
     let folder = checkpoints
         .map(|dir| RunFolder::open(dir, &settings(config, seed), config.checkpoints_kept()))
         .transpose()?;
-    if let Some(folder) = &folder {
-        (model, optim, start) = folder.resume(model, optim, &device)?;
-    }
-    let mut schedule = config.schedule();
-    // A resumed run skips the learning rates of the epochs already done.
-    for _ in 0..start {
-        schedule.step();
-    }
-    for epoch in start..config.epochs() {
-        let started = Instant::now();
-        let lr = schedule.step();
-        let epoch_seed = seed ^ (epoch as u64).wrapping_mul(GOLDEN_GAMMA);
-        // The data order and augmentation seeds from xoshiro256++, a fixed algorithm, so a
-        // seed means the same epochs across upgrades of rand; the Gaussian augmentation comes
-        // from the backend's generator, whose algorithm is Burn's.
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(epoch_seed);
-        B::seed(&device, epoch_seed);
-        let mut order: Vec<usize> = (0..train_set.len()).collect();
-        order.shuffle(&mut rng);
-        // Running totals stay on the device: reading them back every batch would stall a
-        // GPU pipeline; they are read once per epoch.
-        let mut totals = EpochTotals::<B::InnerBackend>::new(&device);
-        for chunk in order.chunks(config.batch_size()) {
-            let (x, y) = batch::<B, S>(train_set, chunk, augment, Some(rng.next_u64()), &device)?;
-            let (loss, logits) =
-                config
-                    .objective()
-                    .batch_loss(&model, x, y.clone(), config.sigma(), epoch)?;
-            totals.add(loss.clone().inner(), logits.inner(), y.inner());
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-        }
-        let (loss_sum, correct) = totals.read();
-        let (test_loss, test_acc) = evaluate(&model.valid(), test_set, config, &device)?;
-        let report = EpochReport {
-            epoch: epoch + 1,
-            time: started.elapsed(),
-            lr,
-            train_loss: loss_sum / train_set.len() as f64,
-            train_acc: correct as f64 / train_set.len() as f64,
-            test_loss,
-            test_acc,
+    let epochs = EpochLoop {
+        train_set,
+        schedule: &params.schedule,
+        augment,
+        seed,
+        folder,
+    };
+    epochs.run(
+        model,
+        sgd.init::<B, M>(),
+        &device,
+        |model, x, y, epoch| {
+            config
+                .objective()
+                .batch_loss(model, x, y, config.sigma(), epoch)
+        },
+        |model| evaluate(&model.valid(), test_set, config, &device),
+        on_epoch,
+    )
+}
+
+/// The epochs of one training run, as every trainer of the workflow runs them: the
+/// learning rate of the [`Schedule`]; the data order and the augmentation's seeds from
+/// `(seed, epoch)` alone, so that a run resumed from its folder draws what the uninterrupted
+/// one would have; an optimizer step per batch; the running totals kept on the device and
+/// read once per epoch (reading them every batch would stall a GPU pipeline); an evaluation,
+/// a checkpoint and a report after every epoch.
+pub(crate) struct EpochLoop<'a, S: ?Sized> {
+    pub(crate) train_set: &'a S,
+    pub(crate) schedule: &'a Schedule,
+    pub(crate) augment: Augment,
+    pub(crate) seed: u64,
+    /// The run's folder, opened with the trainer's own settings; none for no checkpoints.
+    pub(crate) folder: Option<RunFolder<'a>>,
+}
+
+impl<S: ImageSource + ?Sized> EpochLoop<'_, S> {
+    /// Trains `module` with `optim` from the folder's last complete epoch (or from the
+    /// start): `batch_loss(module, x, y, epoch)` gives a batch's mean loss and logits, and
+    /// `evaluate` the test loss and accuracy of the module after an epoch.
+    ///
+    /// # Errors
+    /// Those of `batch_loss` and `evaluate`, of reading a batch, and [`Error::Io`] from the
+    /// folder.
+    pub(crate) fn run<B, M, O>(
+        self,
+        module: M,
+        optim: O,
+        device: &B::Device,
+        mut batch_loss: impl FnMut(
+            &M,
+            Tensor<B, 4>,
+            Tensor<B, 1, Int>,
+            usize,
+        ) -> Result<(Tensor<B, 1>, Tensor<B, 2>)>,
+        mut evaluate: impl FnMut(&M) -> Result<(f64, f64)>,
+        mut on_epoch: impl FnMut(&EpochReport),
+    ) -> Result<M>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        O: Optimizer<M, B>,
+    {
+        let (mut module, mut optim, start) = match &self.folder {
+            Some(folder) => folder.resume(module, optim, device)?,
+            None => (module, optim, 0),
         };
-        if let Some(folder) = &folder {
-            folder.save(epoch + 1, &model, &optim, LOG_HEADER, &report.to_line())?;
+        let mut scheduler = self.schedule.scheduler();
+        // A resumed run skips the learning rates of the epochs already done.
+        for _ in 0..start {
+            scheduler.step();
         }
-        on_epoch(&report);
+        let examples = self.train_set.len();
+        for epoch in start..self.schedule.epochs {
+            let started = Instant::now();
+            let lr = scheduler.step();
+            let epoch_seed = self.seed ^ (epoch as u64).wrapping_mul(GOLDEN_GAMMA);
+            // The data order and augmentation seeds from xoshiro256++, a fixed algorithm, so
+            // a seed means the same epochs across upgrades of rand; the noise comes from the
+            // backend's generator, whose algorithm is Burn's.
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(epoch_seed);
+            B::seed(device, epoch_seed);
+            let mut order: Vec<usize> = (0..examples).collect();
+            order.shuffle(&mut rng);
+            let mut totals = EpochTotals::<B::InnerBackend>::new(device);
+            for chunk in order.chunks(self.schedule.batch_size) {
+                let (x, y) = batch::<B, S>(
+                    self.train_set,
+                    chunk,
+                    self.augment,
+                    Some(rng.next_u64()),
+                    device,
+                )?;
+                let (loss, logits) = batch_loss(&module, x, y.clone(), epoch)?;
+                totals.add(loss.clone().inner(), logits.inner(), y.inner());
+                let grads = GradientsParams::from_grads(loss.backward(), &module);
+                module = optim.step(lr, module, grads);
+            }
+            let (loss_sum, correct) = totals.read();
+            let (test_loss, test_acc) = evaluate(&module)?;
+            let report = EpochReport {
+                epoch: epoch + 1,
+                time: started.elapsed(),
+                lr,
+                train_loss: loss_sum / examples as f64,
+                train_acc: correct as f64 / examples as f64,
+                test_loss,
+                test_acc,
+            };
+            if let Some(folder) = &self.folder {
+                folder.save(epoch + 1, &module, &optim, LOG_HEADER, &report.to_line())?;
+            }
+            on_epoch(&report);
+        }
+        Ok(module)
     }
-    Ok(model)
 }
