@@ -277,14 +277,22 @@ fn engines_on(
         Precision::F16 => Some("autocast-f16"),
         Precision::Bf16 => Some("autocast-bf16"),
     });
-    for mode in workload.torch_modes().iter().copied().chain(autocast) {
-        engines.push(Engine {
-            label: format!("PyTorch, {mode}"),
-            run: Box::new(move |reference| reference.time(&workload, mode, samples)),
-            rates: Vec::new(),
-        });
-    }
+    let modes = workload.torch_modes().iter().copied().chain(autocast);
+    engines.extend(torch_engines(workload, modes, samples));
     Ok(engines)
+}
+
+/// PyTorch's engines for `workload`, one per reference mode.
+fn torch_engines(
+    workload: Workload,
+    modes: impl Iterator<Item = &'static str>,
+    samples: u64,
+) -> impl Iterator<Item = Engine> {
+    modes.map(move |mode| Engine {
+        label: format!("PyTorch, {mode}"),
+        run: Box::new(move |reference| reference.time(&workload, mode, samples)),
+        rates: Vec::new(),
+    })
 }
 
 fn engines_for(workload: Workload, samples: u64) -> Result<Vec<Engine>, Failure> {
@@ -315,13 +323,8 @@ fn engines_for(workload: Workload, samples: u64) -> Result<Vec<Engine>, Failure>
             f32,
         )?,
     );
-    for &mode in workload.torch_modes() {
-        engines.push(Engine {
-            label: format!("PyTorch, {mode}"),
-            run: Box::new(move |reference| reference.time(&workload, mode, samples)),
-            rates: Vec::new(),
-        });
-    }
+    let modes = workload.torch_modes().iter().copied();
+    engines.extend(torch_engines(workload, modes, samples));
     Ok(engines)
 }
 

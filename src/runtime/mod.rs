@@ -9,7 +9,7 @@
 //! a CPU Vulkan driver such as Mesa's lavapipe).
 //!
 //! The CubeCL backends (`cuda`, `vulkan`) compile and autotune their kernels on first use;
-//! [`KernelCache`] keeps both results on disk between runs.
+//! `KernelCache` (features `cuda`, `vulkan`) keeps both results on disk between runs.
 //!
 //! # Example
 //! ```

@@ -2,7 +2,7 @@
 //! starts: Burn's backends panic on a missing driver or device (cudarc when libcuda is
 //! absent, CubeCL's wgpu runtime when no adapter matches, LibTorch on a CPU-only build), and
 //! starting a CubeCL backend to find out would read CubeCL's settings before
-//! [`KernelCache::install`](super::KernelCache::install) could set them.
+//! `KernelCache::install` could set them.
 
 use super::{BackendKind, DeviceKind};
 use crate::error::{Error, Result};

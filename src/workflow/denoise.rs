@@ -47,8 +47,9 @@ use crate::data::ImageSource;
 use crate::error::{Error, Result, check_positive, check_sigma};
 use crate::models::{Denoiser, ImageClassifier, weights_digest};
 use crate::workflow::checkpoints::{RunFolder, settings_lines};
+use crate::workflow::epochs::{Augment, EpochLoop, EpochTotals, Schedule, batch};
 use crate::workflow::objective::add_noise;
-use crate::workflow::train::{Augment, EpochLoop, EpochReport, EpochTotals, Schedule, batch};
+use crate::workflow::train::EpochReport;
 
 /// What a denoiser is trained to do.
 ///

@@ -259,14 +259,37 @@ log_row! {
     PredictRecord => PREDICT_HEADER, read_predict_log;
 }
 
+/// The text of the log at `path` and the length of its complete rows (up to its last
+/// newline); `None` if there is no log.
+fn read_log_text(path: &Path) -> Result<Option<(String, usize)>> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let complete = text.rfind('\n').map_or(0, |end| end + 1);
+            Ok(Some((text, complete)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// The examples of the complete rows of the log at `path`, from their first column whatever
+/// the log's kind (the header and unreadable lines skipped; the job itself checks its rows):
+/// what a job would not run again. None if there is no log.
+pub(crate) fn logged_examples(path: &Path) -> Result<std::collections::BTreeSet<usize>> {
+    let Some((text, complete)) = read_log_text(path)? else {
+        return Ok(Default::default());
+    };
+    Ok(text[..complete]
+        .lines()
+        .filter_map(|line| line.split('\t').next()?.parse().ok())
+        .collect())
+}
+
 /// The complete rows already in `path`, after cutting off a partly written last line.
 fn resume_rows<R: LogRow>(path: &Path) -> Result<Vec<R>> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(path, e)),
+    let Some((text, complete)) = read_log_text(path)? else {
+        return Ok(Vec::new());
     };
-    let complete = text.rfind('\n').map_or(0, |end| end + 1);
     if complete < text.len() {
         // A run killed mid-write: drop the partial row so it is computed again.
         OpenOptions::new()

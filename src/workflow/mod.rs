@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod attacks;
 mod checkpoints;
 pub mod denoise;
+mod epochs;
 pub mod jobs;
 pub mod manifest;
 mod merge;

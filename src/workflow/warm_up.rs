@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::backend::Backend;
 
-use super::jobs::{Job, image};
+use super::jobs::{Job, image, logged_examples};
 use crate::data::ImageSource;
-use crate::error::{Error, Result, check_positive};
+use crate::error::{Result, check_positive};
 use crate::smoothing::{BaseClassifier, NoiseDistribution, SmoothedClassifier};
 
 /// The seed of the warm-up's noise: any will do, since its counts are thrown away and no
@@ -34,7 +34,7 @@ pub struct WarmUp {
 /// PREDICT: `[n]`), in passes of `batch_size` and one last pass of the rest. Largest first.
 ///
 /// # Errors
-/// [`Error::ZeroCount`] for zero inputs per pass, batch size, or count.
+/// [`Error::ZeroCount`](crate::Error::ZeroCount) for zero inputs per pass, batch size, or count.
 ///
 /// # Example
 /// ```
@@ -86,7 +86,7 @@ pub fn pass_sizes(
 /// the log's kind; the job itself checks the rows.
 ///
 /// # Errors
-/// As [`pass_sizes`]; [`Error::Io`] for a log that exists but cannot be read; the
+/// As [`pass_sizes`]; [`Error::Io`](crate::Error::Io) for a log that exists but cannot be read; the
 /// errors of loading the example and of [`SmoothedClassifier::sample_counts`]. A job with no
 /// example left warms nothing up.
 ///
@@ -152,21 +152,6 @@ where
         batch_sizes,
         elapsed: started.elapsed(),
     })
-}
-
-/// The examples of a log's complete rows (the first column; the header and unreadable lines
-/// skipped); none if there is no log.
-fn logged_examples(path: &std::path::Path) -> Result<std::collections::BTreeSet<usize>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-    Ok(complete
-        .lines()
-        .filter_map(|line| line.split('\t').next()?.parse().ok())
-        .collect())
 }
 
 /// Whether backend `B` compiles kernels at run time on `device` (Burn's CubeCL backends),
