@@ -6,7 +6,7 @@
 #   bash .ci/libtorch.sh --python   # also a virtual environment target/torch-venv with the
 #                                   # full torch 2.9.0, for benches/reference/torch_sampling.py
 #   eval "$(bash .ci/libtorch.sh)"   # sets LIBTORCH and LD_LIBRARY_PATH in this shell
-#   cargo test --release --features tch --test models --test smoothing
+#   cargo test --release --features tch --test it -- models:: smoothing::
 #
 # Why this way: burn-tch turns on tch's `download-libtorch`, which fetches libtorch from a
 # host that no machine here reaches unless LIBTORCH is set, so LIBTORCH must always be set.

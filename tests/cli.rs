@@ -516,7 +516,7 @@ fn analyze_reproduces_the_paper_logs() {
             "0.12,0.25,0.50,1.00",
             "--radii",
             "0,0.25,0.5,0.75,1,1.25,1.5",
-            // Each log's own alpha (tests/reference_logs.rs finds them from the radii).
+            // Each log's own alpha (tests/it/reference_logs.rs finds them from the radii).
             "--alpha",
             "0.001,0.01,0.01,0.01",
             "--sigmas",
@@ -626,7 +626,7 @@ fn analyze_writes_the_paper_comparisons() {
         let refs: Vec<&str> = a.iter().map(String::as_str).collect();
         smoothing(&dir, &refs)
     };
-    // This released log was certified at alpha = 0.01 (see tests/reference_logs.rs).
+    // This released log was certified at alpha = 0.01 (see tests/it/reference_logs.rs).
     run(args("0.01", "0.25"));
     let md = std::fs::read_to_string(dir.join("out/comparisons.md")).unwrap();
     for expected in [

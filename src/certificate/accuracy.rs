@@ -256,7 +256,7 @@ impl AccuracyBound {
 ///   The paper's released analysis code computes
 ///   `approx - alpha - sqrt(alpha (1 - alpha) ln(1/rho) / m) - ln(1/rho) / (3m)`: its
 ///   square-root term lacks the factor 2 of Bernstein's inequality, which the inequality does
-///   not support (`tests/accuracy_bound.rs` shows its coverage falls below `1 - rho`); it also
+///   not support (`tests/it/accuracy_bound.rs` shows its coverage falls below `1 - rho`); it also
 ///   omits the division by `1 - alpha`, which the inequality does support and which tightens
 ///   the bound.
 /// - [`AccuracyBound::Binomial`]: with `Q(k)` the `(1 - rho)`-quantile of Binomial(k, alpha),

@@ -59,6 +59,9 @@ impl SmallCnnConfig {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<SmallCnn<B>> {
+        // Fresh weights draw from Burn's process-wide generator: under its one lock, so that
+        // a seeded initialization or training elsewhere in the process stays reproducible.
+        let _generator = crate::smoothing::lock_generator();
         let [c, h, w] = self.input_shape;
         check_positive("channels", c as u64)?;
         check_positive("classes", self.classes as u64)?;

@@ -90,6 +90,81 @@ pub trait BaseClassifier<const D: usize> {
     fn classify(&self, inputs: Tensor<Self::Backend, D>) -> Tensor<Self::Backend, 1, Int>;
 }
 
+/// A shared or boxed base classifier is one too: a model can be certified through a borrow
+/// (`SmoothedClassifier::new(&model, noise)`, keeping the model), an [`Arc`](std::sync::Arc)
+/// shared with other threads, or a `Box<dyn BaseClassifier<D, Backend = B>>` chosen at run
+/// time among models of different types.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use randomized_smoothing::{BaseClassifier, Gaussian, LinearClassifier, SmoothedClassifier};
+///
+/// type B = NdArray;
+/// let device = Default::default();
+/// let linear = LinearClassifier::<B>::new(&[1.0, -1.0], 0.0, &device)?;
+/// let chosen: Box<dyn BaseClassifier<2, Backend = B>> = Box::new(linear.clone());
+/// let x = burn::tensor::Tensor::<B, 1>::from_floats([0.3, 0.1], &device);
+/// let counts = |c: &dyn BaseClassifier<2, Backend = B>| {
+///     SmoothedClassifier::new(c, Gaussian::new(0.5).unwrap())
+///         .sample_counts(x.clone(), 1_000, 100, 0)
+///         .unwrap()
+/// };
+/// let shared = std::sync::Arc::new(linear.clone());
+/// // The model itself, and the box and the Arc as base classifiers of their own.
+/// assert_eq!(counts(&linear), counts(&chosen));
+/// assert_eq!(counts(&linear), counts(&shared));
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+impl<C: BaseClassifier<D> + ?Sized, const D: usize> BaseClassifier<D> for &C {
+    type Backend = C::Backend;
+
+    fn input_shape(&self) -> &[usize] {
+        (**self).input_shape()
+    }
+
+    fn num_classes(&self) -> usize {
+        (**self).num_classes()
+    }
+
+    fn classify(&self, inputs: Tensor<Self::Backend, D>) -> Tensor<Self::Backend, 1, Int> {
+        (**self).classify(inputs)
+    }
+}
+
+/// As for `&C`.
+impl<C: BaseClassifier<D> + ?Sized, const D: usize> BaseClassifier<D> for Box<C> {
+    type Backend = C::Backend;
+
+    fn input_shape(&self) -> &[usize] {
+        (**self).input_shape()
+    }
+
+    fn num_classes(&self) -> usize {
+        (**self).num_classes()
+    }
+
+    fn classify(&self, inputs: Tensor<Self::Backend, D>) -> Tensor<Self::Backend, 1, Int> {
+        (**self).classify(inputs)
+    }
+}
+
+/// As for `&C`.
+impl<C: BaseClassifier<D> + ?Sized, const D: usize> BaseClassifier<D> for std::sync::Arc<C> {
+    type Backend = C::Backend;
+
+    fn input_shape(&self) -> &[usize] {
+        (**self).input_shape()
+    }
+
+    fn num_classes(&self) -> usize {
+        (**self).num_classes()
+    }
+
+    fn classify(&self, inputs: Tensor<Self::Backend, D>) -> Tensor<Self::Backend, 1, Int> {
+        (**self).classify(inputs)
+    }
+}
+
 /// Any function from a batch of inputs of rank `D` to logits `[batch, num_classes]`, as a
 /// base classifier that answers the arg-max class.
 ///

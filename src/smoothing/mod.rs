@@ -4,6 +4,7 @@
 //! sequential certification of [`sequential`].
 
 pub(crate) mod base;
+mod generator;
 mod noise;
 mod outcome;
 mod params;
@@ -12,6 +13,7 @@ pub mod sequential;
 mod smoothed;
 
 pub use base::{BaseClassifier, LinearClassifier, LogitsClassifier};
+pub use generator::{GeneratorGuard, lock_generator};
 pub use noise::{Gaussian, Laplace, NoiseDistribution, Norm, Uniform};
 pub use outcome::{AbstainReason, Certification, Estimate, Prediction};
 pub use params::{

@@ -4,7 +4,6 @@
 //! class counts there; the only transfer to the host is the final count vector.
 
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -13,14 +12,10 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
 use super::base::BaseClassifier;
+use super::generator::lock_generator;
 use super::noise::NoiseDistribution;
 use crate::error::{Error, Result};
 use crate::stats::seed::split_mix;
-
-/// Serializes seeding and drawing from the backend's generator, which Burn keeps
-/// process-wide: without it, concurrent sampling (even the test harness's threads) would
-/// interleave draws and lose reproducibility.
-static BACKEND_RNG: Mutex<()> = Mutex::new(());
 
 /// One input, checked and ready to be perturbed batch after batch: `[1, input_shape...]`
 /// values on the host when the crate draws the noise there ([`noise_on_host`]), a tensor on
@@ -98,16 +93,14 @@ fn check_finite(mut values: impl Iterator<Item = f64>) -> Result<()> {
 }
 
 /// Noise of `shape` drawn on `device` from the backend's generator, seeded with `seed`
-/// (under a lock, since the generator is global to the backend).
+/// (under [`lock_generator`], since the generator is global to the backend).
 pub(crate) fn device_noise<B: Backend, N: NoiseDistribution, const D: usize>(
     noise: &N,
     shape: [usize; D],
     device: &B::Device,
     seed: u64,
 ) -> Tensor<B, D> {
-    let _guard = BACKEND_RNG
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _generator = lock_generator();
     B::seed(device, seed);
     noise.sample::<B, D>(shape, device)
 }
@@ -268,10 +261,58 @@ where
     Ok(counts.pop().expect("one count vector per draw"))
 }
 
+/// The forward passes that packing draws of `sizes[0]`, `sizes[1]`, ... samples, in that
+/// order, into batches of at most `batch_size` rows runs: each pass a list of segments
+/// `(draw, first row, rows)`, every pass full but the last, the tail of one draw and the head
+/// of the next sharing a pass. The one schedule of [`sample_counts_packed`] and of the
+/// warm-up, which runs one pass of each size a job will meet
+/// ([`crate::workflow::warm_up::pass_sizes`]). A batch size of zero gives no pass.
+pub(crate) struct PackedPasses<'a> {
+    sizes: &'a [u64],
+    batch_size: usize,
+    /// The next row to draw: draw `next`, its row `offset`.
+    next: usize,
+    offset: u64,
+}
+
+impl<'a> PackedPasses<'a> {
+    pub(crate) fn new(sizes: &'a [u64], batch_size: usize) -> Self {
+        Self {
+            sizes,
+            batch_size,
+            next: 0,
+            offset: 0,
+        }
+    }
+}
+
+impl Iterator for PackedPasses<'_> {
+    type Item = Vec<(usize, u64, usize)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut segments = Vec::new();
+        let mut rows = 0;
+        while rows < self.batch_size && self.next < self.sizes.len() {
+            let size = self.sizes[self.next];
+            let take = (size - self.offset).min((self.batch_size - rows) as u64) as usize;
+            if take > 0 {
+                segments.push((self.next, self.offset, take));
+            }
+            rows += take;
+            self.offset += take as u64;
+            if self.offset == size {
+                self.next += 1;
+                self.offset = 0;
+            }
+        }
+        (!segments.is_empty()).then_some(segments)
+    }
+}
+
 /// Counts the base classifier's decisions for several draws at once, each forward pass
 /// filled up to `batch_size` rows: the tail of one draw and the head of the next share a
 /// batch. With the host's noise each row is a function of its draw's `(seed, row number)`,
-/// and each row's decision of that row alone (see `tests/smoothing.rs`), so every draw's
+/// and each row's decision of that row alone (see `tests/it/smoothing.rs`), so every draw's
 /// counts are what [`sample_counts`] gives it alone. The counts stay on the device until
 /// the end: one transfer for all draws.
 pub(crate) fn sample_counts_packed<B, C, N, const D: usize>(
@@ -295,27 +336,9 @@ where
         .iter()
         .map(|_| Tensor::zeros([classes], device))
         .collect();
-    // The next row to draw: draw `next`, its row `offset`.
-    let (mut next, mut offset) = (0, 0u64);
-    loop {
-        // (draw, first row, rows) of each segment of this batch, in order.
-        let mut segments: Vec<(usize, u64, usize)> = Vec::new();
-        let mut rows = 0;
-        while rows < batch_size && next < draws.len() {
-            let take = (draws[next].num - offset).min((batch_size - rows) as u64) as usize;
-            if take > 0 {
-                segments.push((next, offset, take));
-            }
-            rows += take;
-            offset += take as u64;
-            if offset == draws[next].num {
-                next += 1;
-                offset = 0;
-            }
-        }
-        if segments.is_empty() {
-            break;
-        }
+    let sizes: Vec<u64> = draws.iter().map(|draw| draw.num).collect();
+    for segments in PackedPasses::new(&sizes, batch_size) {
+        let rows = segments.iter().map(|&(_, _, take)| take).sum();
         let inputs = packed_batch(noise, draws, &segments, rows);
         let decisions = base.classify(inputs);
         let got = decisions.dims()[0];

@@ -2,7 +2,7 @@
 //! and binomial tail probabilities.
 //!
 //! All results agree with SciPy and statsmodels to better than 1e-9 relative error for
-//! trials up to 10^7 (`tests/stats_reference.rs`, against values written by
+//! trials up to 10^7 (`tests/it/stats_reference.rs`, against values written by
 //! `tests/reference/gen_stats_vectors.py`).
 //!
 //! # Example

@@ -20,6 +20,7 @@ use rayon::prelude::*;
 
 use crate::data::ImageSource;
 use crate::error::{Error, Result, check_positive};
+use crate::smoothing::lock_generator;
 use crate::stats::seed::{GOLDEN_GAMMA, mix64};
 use crate::workflow::checkpoints::RunFolder;
 use crate::workflow::train::EpochReport;
@@ -294,6 +295,10 @@ impl<S: ImageSource + ?Sized> EpochLoop<'_, S> {
             // a seed means the same epochs across upgrades of rand; the noise comes from the
             // backend's generator, whose algorithm is Burn's.
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(epoch_seed);
+            // Seeded once per epoch, then drawn from by every batch (augmentation, the
+            // objectives' noise, PGD's samples) and by the evaluation: no other thread may
+            // seed or draw in between.
+            let generator = lock_generator();
             B::seed(device, epoch_seed);
             let mut order: Vec<usize> = (0..examples).collect();
             order.shuffle(&mut rng);
@@ -312,7 +317,9 @@ impl<S: ImageSource + ?Sized> EpochLoop<'_, S> {
                 module = optim.step(lr, module, grads);
             }
             let (loss_sum, correct) = totals.read();
+            // Evaluation's noise continues the epoch's draws.
             let (test_loss, test_acc) = evaluate(&module)?;
+            drop(generator);
             let report = EpochReport {
                 epoch: epoch + 1,
                 time: started.elapsed(),

@@ -13,6 +13,7 @@ use burn::tensor::backend::Backend;
 use super::jobs::{Job, image, logged_examples};
 use crate::data::ImageSource;
 use crate::error::{Result, check_positive};
+use crate::smoothing::sampling::PackedPasses;
 use crate::smoothing::{BaseClassifier, NoiseDistribution, SmoothedClassifier};
 
 /// The seed of the warm-up's noise: any will do, since its counts are thrown away and no
@@ -54,7 +55,7 @@ pub fn pass_sizes(
     batch_size: usize,
 ) -> Result<Vec<usize>> {
     let group = check_positive("inputs per pass", inputs_per_pass as u64)? as usize;
-    let batch = check_positive("batch size", batch_size as u64)?;
+    check_positive("batch size", batch_size as u64)?;
     // The group sizes that `jobs::run_groups` cuts the examples into.
     let groups = [
         (examples >= group).then_some(group),
@@ -64,12 +65,10 @@ pub fn pass_sizes(
     for &samples in samples_per_input {
         check_positive("samples per input", samples)?;
         for inputs in groups.into_iter().flatten() {
-            let rows = inputs as u64 * samples;
-            if rows >= batch {
-                sizes.insert(batch_size);
-            }
-            if !rows.is_multiple_of(batch) {
-                sizes.insert((rows % batch) as usize);
+            // The sampling loop's own schedule (a step per pass the job will run, which
+            // costs nothing beside running them).
+            for pass in PackedPasses::new(&vec![samples; inputs], batch_size) {
+                sizes.insert(pass.iter().map(|&(_, _, rows)| rows).sum::<usize>());
             }
         }
     }

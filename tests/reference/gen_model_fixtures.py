@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden PyTorch checkpoints and logits for the crate's model loaders (tests/models.rs).
+"""Golden PyTorch checkpoints and logits for the crate's model loaders (tests/it/models.rs).
 
 Run from the crate root:  python3 tests/reference/gen_model_fixtures.py
 (PyTorch only, CPU is enough; the committed files were written with the version in manifest.txt.)

@@ -2,7 +2,7 @@
 """Reference values for the crate's statistics, computed with SciPy and statsmodels.
 
 Run from the crate root:  python3 tests/reference/gen_stats_vectors.py
-It rewrites tests/reference/stats_vectors.csv, which tests/stats_reference.rs reads.
+It rewrites tests/reference/stats_vectors.csv, which tests/it/stats_reference.rs reads.
 Versions used for the committed file are written in its header.
 
 Rows (all numbers printed with repr, i.e. 17 significant digits):

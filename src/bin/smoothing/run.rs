@@ -3,54 +3,17 @@
 
 use burn::tensor::backend::Backend;
 use randomized_smoothing::data::ImageSource;
-use randomized_smoothing::models::{
-    Cast, Denoised, Dncnn, ImageClassifier, Model, Precision, cast_weights, load_denoiser,
-};
+use randomized_smoothing::models::{Cast, Denoised, Precision, cast_weights, load_denoiser};
 use randomized_smoothing::workflow::jobs::Job;
 use randomized_smoothing::workflow::warm_up::{compiles_kernels, warm_up};
-use randomized_smoothing::{Gaussian, SmoothedClassifier};
+use randomized_smoothing::{BaseClassifier, Gaussian, SmoothedClassifier};
 
 use super::Failure;
 use super::common::{DataArgs, JobArgs, ModelArgs, Progress, load};
 
 /// The base classifier of `certify` and `predict`: the model, or the model behind a
-/// denoiser (`--denoiser`).
-// One value per run: the variants' sizes do not matter.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Base<B: Backend> {
-    Model(Model<B>),
-    Denoised(Denoised<B, Dncnn<B>, Model<B>>),
-}
-
-// Named in full: the models are both image classifiers and base classifiers, and this
-// module calls the former's methods.
-impl<B: Backend> randomized_smoothing::BaseClassifier<4> for Base<B> {
-    type Backend = B;
-
-    fn input_shape(&self) -> &[usize] {
-        match self {
-            Self::Model(m) => ImageClassifier::input_shape(m),
-            Self::Denoised(d) => d.input_shape(),
-        }
-    }
-
-    fn num_classes(&self) -> usize {
-        match self {
-            Self::Model(m) => ImageClassifier::num_classes(m),
-            Self::Denoised(d) => d.num_classes(),
-        }
-    }
-
-    fn classify(
-        &self,
-        inputs: burn::tensor::Tensor<B, 4>,
-    ) -> burn::tensor::Tensor<B, 1, burn::tensor::Int> {
-        match self {
-            Self::Model(m) => m.classify(inputs),
-            Self::Denoised(d) => d.classify(inputs),
-        }
-    }
-}
+/// denoiser (`--denoiser`), chosen at run time.
+pub(crate) type Base<B> = Box<dyn BaseClassifier<4, Backend = B>>;
 
 /// The model of `--model`, behind the denoiser of `--denoiser` if given, in the precision
 /// of `--precision`. A denoiser
@@ -72,7 +35,7 @@ pub(crate) fn load_base<B: Backend>(
         p => cast_weights(model.fold_batch_norm(), p),
     };
     let Some(path) = &args.denoiser else {
-        return Ok(Cast::inputs(Base::Model(model), precision));
+        return Ok(Cast::inputs(Box::new(model) as Base<B>, precision));
     };
     let (denoiser, card) = load_denoiser::<B>(path, device)?;
     let denoiser = cast_weights(denoiser, precision);
@@ -84,7 +47,7 @@ pub(crate) fn load_base<B: Backend>(
         );
     }
     Ok(Cast::inputs(
-        Base::Denoised(Denoised::new(denoiser, model)?),
+        Box::new(Denoised::new(denoiser, model)?) as Base<B>,
         precision,
     ))
 }

@@ -83,6 +83,9 @@ impl CifarResNetConfig {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<CifarResNet<B>> {
+        // Fresh weights draw from Burn's process-wide generator: under its one lock, so that
+        // a seeded initialization or training elsewhere in the process stays reproducible.
+        let _generator = crate::smoothing::lock_generator();
         let blocks = self.blocks_per_stage()?;
         check_positive("classes", self.classes as u64)?;
         let normalize = Normalize::for_channels(&self.mean, &self.std, 3)?;
@@ -141,7 +144,7 @@ pub struct CifarResNet<B: Backend> {
 impl<B: Backend> CifarResNet<B> {
     /// The same network for inference, faster: each batch norm, in inference mode (running
     /// statistics), is folded into the convolution before it. The logits agree with the
-    /// unfolded network's to float rounding (`tests/models.rs` checks PyTorch's to 1e-4);
+    /// unfolded network's to float rounding (`tests/it/models.rs` checks PyTorch's to 1e-4);
     /// on NdArray the forward pass runs about 20% faster. The folded network has no batch
     /// norm to train and no longer matches PyTorch checkpoints' keys: fold after loading.
     ///

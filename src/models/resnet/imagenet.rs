@@ -64,6 +64,9 @@ impl ResNetConfig {
     /// # Ok::<(), randomized_smoothing::Error>(())
     /// ```
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<ResNet<B>> {
+        // Fresh weights draw from Burn's process-wide generator: under its one lock, so that
+        // a seeded initialization or training elsewhere in the process stays reproducible.
+        let _generator = crate::smoothing::lock_generator();
         for n in self.layers {
             check_positive("blocks per stage", n as u64)?;
         }

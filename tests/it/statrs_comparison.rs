@@ -16,7 +16,7 @@ use randomized_smoothing::stats::normal::{normal_cdf, normal_quantile};
 use statrs::distribution::{ContinuousCDF, Normal};
 use statrs::function::beta::inv_beta_reg;
 
-const VECTORS: &str = include_str!("reference/stats_vectors.csv");
+const VECTORS: &str = include_str!("../reference/stats_vectors.csv");
 
 fn rel(got: f64, want: f64) -> f64 {
     if want == 0.0 {

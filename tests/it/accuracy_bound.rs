@@ -2,9 +2,7 @@
 //! worst case the theorem allows: every example that is not truly certified is certified
 //! anyway with probability exactly alpha.
 
-mod common;
-
-use common::{BinomialSampler, consistent_with_rate};
+use crate::common::{BinomialSampler, consistent_with_rate};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use randomized_smoothing::certificate::accuracy::{AccuracyBound, certified_accuracy_lower_bound};

@@ -1,8 +1,6 @@
 //! Model architectures and loaders against PyTorch: golden checkpoints and logits written
 //! by `tests/reference/gen_model_fixtures.py`, in both serialization formats.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -142,7 +140,7 @@ fn check_resnet50<B: Backend>(file: &str, prefix: &str, device: &B::Device) {
     );
 }
 
-common::inference_backend_tests!(
+crate::common::inference_backend_tests!(
     golden_cifar_resnet20_zip,
     golden_cifar_resnet20_legacy,
     golden_resnet50_zip,

@@ -9,7 +9,7 @@ use randomized_smoothing::stats::binomial::{
 use randomized_smoothing::stats::normal::{normal_cdf, normal_quantile};
 use randomized_smoothing::workflow::records::format_radius;
 
-const VECTORS: &str = include_str!("reference/stats_vectors.csv");
+const VECTORS: &str = include_str!("../reference/stats_vectors.csv");
 const REL: f64 = 1e-9;
 
 fn close(got: f64, want: f64) -> bool {

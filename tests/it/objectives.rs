@@ -9,6 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use randomized_smoothing::Error;
 use randomized_smoothing::data::digits;
 use randomized_smoothing::models::SmallCnnConfig;
+use randomized_smoothing::smoothing::lock_generator;
 use randomized_smoothing::stats::normal::{normal_cdf, normal_quantile as scalar_quantile};
 use randomized_smoothing::workflow::objective::{
     Consistency, Macer, Objective, SmoothAdv, normal_quantile,
@@ -16,17 +17,6 @@ use randomized_smoothing::workflow::objective::{
 use randomized_smoothing::workflow::train::{EpochReport, TrainConfig, train};
 
 type B = Autodiff<Flex>;
-
-/// Training draws from the backend's generator, which Burn keeps process-wide: tests that
-/// train hold this lock, or the harness's threads would interleave their draws and no run
-/// would be reproducible.
-static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn backend_rng() -> std::sync::MutexGuard<'static, ()> {
-    BACKEND_RNG
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn floats<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(values, shape), &Default::default())
@@ -219,7 +209,7 @@ fn run(
 
 #[test]
 fn each_objective_learns_and_resumes_exactly() {
-    let _rng = backend_rng();
+    let _generator = lock_generator();
     let objectives = [
         Objective::Consistency(Consistency::default()),
         // At the default lambda = 12 this tiny network collapses to one class within an
@@ -238,8 +228,8 @@ fn each_objective_learns_and_resumes_exactly() {
     ];
     for objective in objectives {
         let name = objective.name();
-        let whole = common::scratch_dir(&format!("objective-{name}-whole"));
-        let split = common::scratch_dir(&format!("objective-{name}-split"));
+        let whole = crate::common::scratch_dir(&format!("objective-{name}-whole"));
+        let split = crate::common::scratch_dir(&format!("objective-{name}-split"));
         let reports = run(objective, 4, &whole).unwrap();
         let losses: Vec<f64> = reports.iter().map(|r| r.train_loss).collect();
         assert!(losses.iter().all(|l| l.is_finite()), "{name}: {losses:?}");
@@ -328,8 +318,6 @@ fn objective_settings_are_checked() {
     assert!((normal_cdf(scalar_quantile(0.9).unwrap()) - 0.9).abs() < 1e-12);
 }
 
-mod common;
-
 // Denoised smoothing (Salman et al. 2020): a denoiser trained in front of a fixed
 // classifier, and the composition smoothed.
 
@@ -401,7 +389,7 @@ mod denoised {
 
     #[test]
     fn an_untrained_denoiser_is_the_identity_under_smoothing() {
-        let _rng = backend_rng();
+        let _generator = lock_generator();
         // The last convolution starts at zero: f(D(x + e)) is f(x + e) exactly, so the
         // same seed gives the same counts. A denoiser applied before the noise, or noise
         // drawn differently for the composition, would not.
@@ -433,9 +421,9 @@ mod denoised {
 
     #[test]
     fn denoisers_learn_resume_exactly_and_help_the_classifier() {
-        let _rng = backend_rng();
+        let _generator = lock_generator();
         let classifier = clean_classifier();
-        let whole = common::scratch_dir("denoiser-whole");
+        let whole = crate::common::scratch_dir("denoiser-whole");
         let (mse, mse_log) =
             denoise(&classifier, None, DenoiserObjective::Mse, 4, Some(&whole)).unwrap();
         let mse_test: Vec<f64> = mse_log.iter().map(|r| r.test_loss).collect();
@@ -445,7 +433,7 @@ mod denoised {
         assert!(mse_test[3] < mse_test[0], "{mse_test:?}");
 
         // Two epochs, then two more from the checkpoint: the same as four at once.
-        let split = common::scratch_dir("denoiser-split");
+        let split = crate::common::scratch_dir("denoiser-split");
         let (_, first) =
             denoise(&classifier, None, DenoiserObjective::Mse, 2, Some(&split)).unwrap();
         let (_, rest) =
@@ -507,9 +495,9 @@ mod denoised {
 
     #[test]
     fn denoiser_files_round_trip_and_are_not_classifiers() {
-        let _rng = backend_rng();
+        let _generator = lock_generator();
         let device = Default::default();
-        let dir = common::scratch_dir("denoiser-files");
+        let dir = crate::common::scratch_dir("denoiser-files");
         let config = DncnnConfig::new([1, 8, 8]).with_depth(3).with_width(4);
         B::seed(&device, 3);
         let denoiser = config.init::<Flex>(&device).unwrap();

@@ -12,6 +12,8 @@ type B = Autodiff<Flex>;
 
 #[test]
 fn learns_checkpoints_and_resumes() {
+    // Initialization and training draw from Burn's generator.
+    let _generator = randomized_smoothing::smoothing::lock_generator();
     let dir = std::env::temp_dir().join(format!("rs-train-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let device = Default::default();

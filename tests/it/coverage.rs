@@ -2,11 +2,9 @@
 //! PREDICT against base classifiers with known class probabilities, each judged by a binomial
 //! test at a fixed seed. Each test also shows that a broken procedure fails the same check.
 
-mod common;
-
+use crate::common::{BinomialSampler, consistent_with_rate};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
-use common::{BinomialSampler, consistent_with_rate};
 use std::marker::PhantomData;
 
 use rand::rngs::StdRng;
@@ -169,7 +167,7 @@ fn predict_wrong_class_rate<B: Backend>(device: &B::Device) {
     );
 }
 
-common::backend_tests!(certify_false_certification_rate, predict_wrong_class_rate);
+crate::common::backend_tests!(certify_false_certification_rate, predict_wrong_class_rate);
 
 // ---- Beyond the paper: two-sided certificate, l1 noises, sequential procedures ----
 
@@ -272,6 +270,7 @@ mod beyond_the_paper {
     fn draws<N: NoiseDistribution>(noise: &N) -> [Vec<f32>; 2] {
         use burn::backend::Autodiff;
         let device = Default::default();
+        let _generator = randomized_smoothing::smoothing::lock_generator();
         <Autodiff<B> as burn::tensor::backend::Backend>::seed(&device, 5);
         let on_device = noise
             .sample::<Autodiff<B>, 1>([200_000], &device)

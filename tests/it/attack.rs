@@ -196,6 +196,8 @@ fn bad_inputs_are_errors<B: AutodiffBackend>(device: &B::Device) {
 /// DeepFool fools the base classifier on most digits at a small distance.
 #[test]
 fn attacks_on_a_trained_digits_model() {
+    // Initialization, training and PGD's samples draw from Burn's generator.
+    let _generator = randomized_smoothing::smoothing::lock_generator();
     type T = Autodiff<Flex>;
     let device = Default::default();
     let (train_set, test_set) = digits().unwrap().split_at(1_437).unwrap();

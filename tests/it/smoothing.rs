@@ -1,7 +1,5 @@
 //! PREDICT and CERTIFY through Burn, on every enabled backend.
 
-mod common;
-
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use rand::rngs::StdRng;
@@ -156,7 +154,7 @@ fn selection_and_estimation_use_fresh_noise<B: Backend>(device: &B::Device) {
     assert_ne!(seen[0], seen[1]);
 }
 
-common::backend_tests!(
+crate::common::backend_tests!(
     certify_radius_close_to_distance,
     predict_matches_base_away_from_boundary,
     abstains_on_boundary,
