@@ -4,7 +4,8 @@
 #
 #   bash .ci/libtorch.sh            # libtorch into target/libtorch; prints the export line
 #   bash .ci/libtorch.sh --python   # also a virtual environment target/torch-venv with the
-#                                   # full torch 2.9.0, for benches/reference/torch_sampling.py
+#                                   # full torch 2.9.0 and ONNX Runtime 1.32.0, for
+#                                   # benches/reference/torch_sampling.py
 #   eval "$(bash .ci/libtorch.sh)"   # sets LIBTORCH and LD_LIBRARY_PATH in this shell
 #   cargo test --release --features tch --test it -- models:: smoothing::
 #
@@ -20,6 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.9.0
+ONNXRUNTIME_VERSION=1.32.0
+ONNX_VERSION=1.23.2
 CUDA_WHEELS=(nvidia-cuda-cupti-cu12==12.8.90 nvidia-cuda-runtime-cu12==12.8.90)
 DEST="$PWD/target/libtorch"
 PYTHON="${PYTHON:-python3}"
@@ -66,6 +69,10 @@ if [[ "${1:-}" == "--python" ]]; then
     if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
         "$PYTHON" -m venv "$VENV"
         "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION"
+    fi
+    # ONNX Runtime, the side-by-side benchmark's fastest CPU engine, and the exporter's needs.
+    if ! "$VENV/bin/python" -c "import onnxruntime, onnx, sys; sys.exit(onnxruntime.__version__ != '$ONNXRUNTIME_VERSION')" 2>/dev/null; then
+        "$VENV/bin/pip" install --quiet "onnxruntime==$ONNXRUNTIME_VERSION" "onnx==$ONNX_VERSION"
     fi
     echo "reference python: $VENV/bin/python" >&2
 fi

@@ -26,11 +26,17 @@
 //! For each workload, the crate's `sample_counts` (noise, forward pass, arg-max, counts; batch
 //! norm folded) runs on every CPU backend compiled in (Flex, NdArray, and LibTorch with the
 //! `tch` feature), and `benches/reference/torch_sampling.py` runs the paper's `_sample_noise`
-//! loop in PyTorch, as users run it (eval mode) and with batch norm folded by torch.fx. The
+//! loop in PyTorch, as users run it (eval mode) and with batch norm folded by torch.fx, and
+//! with the forward pass of ONNX Runtime (the model exported by `torch.onnx.export`, dynamic
+//! batch, a CPU session with the same threads and spinning off), the fastest CPU runtime. The
 //! engines take turns: one warm-up each, then `repeats` rounds in which each engine is timed
-//! once, so that drifts of the shared machine hit all of them alike. It prints the median and
-//! the range of samples/s and the ratio of medians to PyTorch eval. Weights are random: speed
-//! does not depend on them. Figures go in docs/benchmarks.md.
+//! once, so that drifts of the shared machine hit all of them alike. It prints the CPU, its
+//! vector extensions and the instruction set of the crate's kernels (capped by
+//! `RANDOMIZED_SMOOTHING_ISA=avx2` to measure the AVX2 path on an AVX-512 machine), the median
+//! and the range of samples/s, the ratios of medians to PyTorch eval and to ONNX Runtime, and
+//! the share of the cores' FMA peak at the clock /proc/cpuinfo reports that the model's
+//! direct-convolution FLOPs at that rate are. Weights are random: speed does not depend on
+//! them. Figures go in docs/benchmarks.md.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -99,6 +105,68 @@ impl Workload {
         } else {
             &["eval", "folded"]
         }
+    }
+
+    /// FLOPs of one forward pass, counted as a direct convolution computes them (two per
+    /// multiply-add of the convolutions and the linear head; normalization, pooling, biases
+    /// and activations left out), so that a Winograd kernel could exceed the FMA peak.
+    fn flops(&self) -> Result<f64, Failure> {
+        // Multiply-adds of a k x k convolution to `side` x `side` outputs.
+        let conv = |cin: usize, cout: usize, k: usize, side: usize| {
+            (cin * cout * k * k * side * side) as f64
+        };
+        let macs = if let Some(rest) = self.name.strip_prefix("small_cnn_") {
+            let (size, filters) = rest.split_once('_').ok_or("bad small_cnn name")?;
+            let side: usize = size.split('x').next().ok_or("bad size")?.parse()?;
+            let f: usize = filters.parse()?;
+            conv(1, f, 3, side)
+                + conv(f, f, 3, side)
+                + conv(f, 2 * f, 3, side / 2)
+                + (2 * f * 10) as f64
+        } else if let Some(depth) = self.name.strip_prefix("cifar_resnet") {
+            let blocks = (depth.parse::<usize>()? - 2) / 6;
+            let mut macs = conv(3, 16, 3, 32);
+            for stage in 0..3 {
+                let (c, side) = (16 << stage, 32 >> stage);
+                for block in 0..blocks {
+                    let cin = if stage > 0 && block == 0 { c / 2 } else { c };
+                    macs += conv(cin, c, 3, side) + conv(c, c, 3, side);
+                    if cin != c {
+                        macs += conv(cin, c, 1, side);
+                    }
+                }
+            }
+            macs + 64.0 * 10.0
+        } else if self.name == "resnet50" {
+            let mut macs = conv(3, 64, 7, 112);
+            let mut inputs = 64;
+            for (stage, blocks) in [3usize, 4, 6, 3].into_iter().enumerate() {
+                let (planes, side) = (64 << stage, 56 >> stage);
+                for block in 0..blocks {
+                    // torchvision's v1.5: the stride on the 3x3 convolution, whose input is
+                    // the previous stage's size in the first block.
+                    macs += conv(
+                        inputs,
+                        planes,
+                        1,
+                        if stage > 0 && block == 0 {
+                            2 * side
+                        } else {
+                            side
+                        },
+                    );
+                    macs += conv(planes, planes, 3, side) + conv(planes, 4 * planes, 1, side);
+                    if block == 0 {
+                        macs += conv(inputs, 4 * planes, 1, side);
+                    }
+                    inputs = 4 * planes;
+                }
+            }
+            macs + 2048.0 * 1000.0
+        } else {
+            return Err(format!("no FLOP count for {}", self.name).into());
+        };
+        Ok(2.0 * macs)
     }
 
     /// The crate's model for this workload, batch norm folded as `smoothing certify` does.
@@ -222,18 +290,56 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-fn cpu_model() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let name = info
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
+/// The first value of `key` in /proc/cpuinfo.
+fn cpuinfo(key: &str) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .filter(|l| l.starts_with(key))
+        .find_map(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| "unknown CPU".into());
-    let avx512 = info
-        .lines()
-        .any(|l| l.starts_with("flags") && l.contains(" avx512f"));
-    format!("{name}{}", if avx512 { " (AVX-512)" } else { "" })
+}
+
+/// The CPU's model, its vector extensions, and the instruction set of the crate's kernels.
+fn cpu_model() -> String {
+    let name = cpuinfo("model name").unwrap_or_else(|| "unknown CPU".into());
+    let flags = cpuinfo("flags").unwrap_or_default();
+    let extensions: Vec<&str> = flags
+        .split_whitespace()
+        .filter(|f| {
+            [
+                "avx2",
+                "fma",
+                "avx512f",
+                "avx512vl",
+                "avx512_bf16",
+                "avx512_vnni",
+            ]
+            .contains(f)
+        })
+        .collect();
+    format!(
+        "{name} ({}); the crate's kernels: {}",
+        extensions.join(" "),
+        randomized_smoothing::models::kernels::Isa::active()
+    )
+}
+
+/// The FMA peak of `threads` cores at the clock /proc/cpuinfo reports, in FLOP/s, and how it
+/// is reckoned: two 256-bit FMA pipes a core (8 lanes x 2 FLOP x 2 = 32 FLOP a cycle), as on
+/// AMD's Zen 2 to Zen 4 (whose AVX-512 runs on the same pipes) and Intel's AVX2 cores.
+fn fma_peak(threads: usize) -> (f64, String) {
+    let mhz: f64 = cpuinfo("cpu MHz")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    let peak = threads as f64 * 32.0 * mhz * 1e6;
+    (
+        peak,
+        format!(
+            "FMA peak {threads} cores x 32 FLOP/cycle x {:.2} GHz (/proc/cpuinfo) = {:.0} GFLOP/s",
+            mhz / 1e3,
+            peak / 1e9
+        ),
+    )
 }
 
 /// The crate's timers on the backend a [`Runtime`] names, one per precision.
@@ -277,7 +383,9 @@ fn engines_on(
         Precision::F16 => Some("autocast-f16"),
         Precision::Bf16 => Some("autocast-bf16"),
     });
+    let on_cpu = matches!(runtime.device(), DeviceKind::Cpu);
     let modes = workload.torch_modes().iter().copied().chain(autocast);
+    let modes = modes.chain(on_cpu.then_some("onnxruntime"));
     engines.extend(torch_engines(workload, modes, samples));
     Ok(engines)
 }
@@ -289,7 +397,10 @@ fn torch_engines(
     samples: u64,
 ) -> impl Iterator<Item = Engine> {
     modes.map(move |mode| Engine {
-        label: format!("PyTorch, {mode}"),
+        label: match mode {
+            "onnxruntime" => ONNX_RUNTIME.to_string(),
+            _ => format!("PyTorch, {mode}"),
+        },
         run: Box::new(move |reference| reference.time(&workload, mode, samples)),
         rates: Vec::new(),
     })
@@ -323,10 +434,18 @@ fn engines_for(workload: Workload, samples: u64) -> Result<Vec<Engine>, Failure>
             f32,
         )?,
     );
-    let modes = workload.torch_modes().iter().copied();
+    let modes = workload
+        .torch_modes()
+        .iter()
+        .copied()
+        .chain(["onnxruntime"]);
     engines.extend(torch_engines(workload, modes, samples));
     Ok(engines)
 }
+
+/// The label of ONNX Runtime's engine: the workload's PyTorch model exported to ONNX, run by
+/// an ONNX Runtime CPU session in the reference process.
+const ONNX_RUNTIME: &str = "ONNX Runtime";
 
 fn main() -> Result<(), Failure> {
     let mut python = None;
@@ -400,13 +519,15 @@ fn main() -> Result<(), Failure> {
             reference.banner
         ),
     }
+    let (peak, reckoning) = fma_peak(threads);
     println!(
-        "median samples/s of {repeats} interleaved repeats (min-max); ratio = median / PyTorch eval\n"
+        "median samples/s of {repeats} interleaved repeats (min-max); ratios of medians; {reckoning}; \
+         share of it = samples/s x the model's direct-convolution FLOPs / peak\n"
     );
     println!(
-        "| workload | batch | engine | samples/s | min-max | ratio | s per image at n = 100,000 |"
+        "| workload | batch | engine | samples/s | min-max | x PyTorch eval | x ONNX Runtime | FMA peak | s per image at n = 100,000 |"
     );
-    println!("| --- | ---: | --- | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for name in &names {
         let mut workload = *WORKLOADS
             .iter()
@@ -415,6 +536,7 @@ fn main() -> Result<(), Failure> {
         if let Some(batch) = batch {
             workload.batch = batch;
         }
+        let flops = workload.flops()?;
         let samples = samples.unwrap_or_else(|| workload.samples());
         let mut engines = match runtime {
             Some(runtime) => engines_on(workload, samples, runtime, &precisions)?,
@@ -441,21 +563,26 @@ fn main() -> Result<(), Failure> {
                 );
             }
         }
-        let baseline = engines
-            .iter()
-            .find(|e| e.label == "PyTorch, eval")
-            .map(|e| median(&e.rates))
-            .ok_or("no PyTorch baseline")?;
+        let median_of = |label: &str| {
+            engines
+                .iter()
+                .find(|e| e.label == label)
+                .map(|e| median(&e.rates))
+        };
+        let baseline = median_of("PyTorch, eval").ok_or("no PyTorch baseline")?;
+        let onnx = median_of(ONNX_RUNTIME);
         for engine in &engines {
             let lo = engine.rates.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = engine.rates.iter().copied().fold(0.0, f64::max);
             let m = median(&engine.rates);
+            let to_onnx = onnx.map_or("-".to_string(), |o| format!("{:.2}x", m / o));
             println!(
-                "| {} | {} | {} | {m:.0} | {lo:.0}-{hi:.0} | {:.2}x | {:.2} |",
+                "| {} | {} | {} | {m:.0} | {lo:.0}-{hi:.0} | {:.2}x | {to_onnx} | {:.2} | {:.2} |",
                 workload.name,
                 workload.batch,
                 engine.label,
                 m / baseline,
+                m * flops / peak,
                 100_100.0 / m
             );
         }

@@ -1245,3 +1245,44 @@ fn cubecl_kernel_cache_and_warm_up() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// The cap on the CPU kernels' instruction set (`RANDOMIZED_SMOOTHING_ISA`): a value that
+/// names none is refused before any work, with the variable named; one that does is obeyed
+/// and reported. (That every SIMD cap gives the same bits is the kernels' unit test.)
+#[test]
+fn kernel_instruction_set_cap() {
+    let dir = scratch("isa");
+    let train = [
+        "train",
+        "--dataset",
+        "digits",
+        "--sigma",
+        "0.25",
+        "--epochs",
+        "1",
+    ];
+    let run = |isa: &str, out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_smoothing"))
+            .current_dir(&dir)
+            .env("RANDOMIZED_SMOOTHING_ISA", isa)
+            .args(train)
+            .args(["--batch", "64", "--out", out])
+            .output()
+            .unwrap()
+    };
+    let refused = run("sse9", "typo");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("invalid RANDOMIZED_SMOOTHING_ISA: unknown instruction set \"sse9\""),
+        "{stderr}"
+    );
+    assert!(!dir.join("typo").exists(), "nothing is written");
+    let capped = run("portable", "capped");
+    let stderr = String::from_utf8_lossy(&capped.stderr);
+    assert!(capped.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("CPU kernels: portable (capped at portable)"),
+        "{stderr}"
+    );
+}

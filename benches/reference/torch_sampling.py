@@ -17,7 +17,10 @@ tests/reference/gen_model_fixtures.py, which writes them out independently of th
 Modes: `eval` (as users run it), `folded` (batch norm folded into the convolutions with
 torch.fx's `fuse`, as the crate folds it for inference), and `autocast-f16`, `autocast-bf16`
 (eval mode under `torch.autocast`: the noise is drawn and added in f32, the model runs in
-half precision, as a user of the paper's code would get half precision).
+half precision, as a user of the paper's code would get half precision), and `onnxruntime`
+(the eval model exported with `torch.onnx.export`, dynamic batch, run by an ONNX Runtime CPU
+session with as many intra-op threads as torch has and spinning off; the loop, its noise and
+its counts stay torch's, the forward pass is ONNX Runtime's).
 Devices: `--device cpu` (threads from `--threads`) or `cuda` (`cudnn.benchmark` on, as the
 fastest PyTorch users run it; each timing ends with a device synchronization).
 
@@ -128,6 +131,38 @@ def sample_counts(model, x, num, batch_size, num_classes, autocast=None):
 AUTOCAST = {"autocast-f16": torch.float16, "autocast-bf16": torch.bfloat16}
 
 
+class OnnxRuntime:
+    """`model` exported to ONNX and run by an ONNX Runtime CPU session, called as the torch
+    module was: a float tensor in, a tensor of logits out (both sides share the buffers)."""
+
+    def __init__(self, model, shape):
+        import tempfile
+
+        import onnxruntime as ort
+
+        path = os.path.join(tempfile.mkdtemp(), "model.onnx")
+        torch.onnx.export(model, torch.rand(2, *shape), path, input_names=["x"], output_names=["logits"],
+                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+                          dynamo=False)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.version = ort.__version__
+        self.torch = model
+
+    def __call__(self, x):
+        (logits,) = self.session.run(None, {"x": x.contiguous().numpy()})
+        return torch.from_numpy(logits)
+
+    def to(self, device):
+        if torch.device(device).type != "cpu":
+            raise ValueError("the onnxruntime mode runs on the CPU")
+        return self
+
+
 class Models:
     def __init__(self, device):
         self.device = torch.device(device)
@@ -140,6 +175,8 @@ class Models:
             model, shape = build(workload)
             if mode == "folded":
                 model = fold(model)
+            elif mode == "onnxruntime":
+                model = OnnxRuntime(model, shape)
             elif mode != "eval" and mode not in AUTOCAST:
                 raise ValueError(f"unknown mode {mode!r}")
             x = torch.rand(1, *shape)
@@ -168,7 +205,13 @@ def describe(device):
 
 
 def serve(models):
-    print(f"ready torch {torch.__version__} {describe(models.device)}", flush=True)
+    try:
+        import onnxruntime
+
+        onnx = f", onnxruntime {onnxruntime.__version__}"
+    except ImportError:
+        onnx = ", no onnxruntime"
+    print(f"ready torch {torch.__version__} {describe(models.device)}{onnx}", flush=True)
     for line in sys.stdin:
         parts = line.split()
         if not parts:
@@ -185,7 +228,7 @@ def main():
     parser.add_argument("--threads", type=int, required=True, help="torch.set_num_threads")
     parser.add_argument("--serve", action="store_true", help="answer timing requests on stdin")
     parser.add_argument("--workload", default="cifar_resnet20")
-    parser.add_argument("--mode", default="eval", choices=["eval", "folded", *AUTOCAST])
+    parser.add_argument("--mode", default="eval", choices=["eval", "folded", "onnxruntime", *AUTOCAST])
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:K]")
     parser.add_argument("--batch", type=int, default=400)
     parser.add_argument("--samples", type=int, default=0, help="per repeat (default: 2 batches)")

@@ -151,11 +151,11 @@ pub struct Dncnn<B: Backend> {
 
 impl<B: Backend> Denoiser<B> for Dncnn<B> {
     fn denoise(&self, images: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut x = self
-            .relu
-            .forward(kernels::conv2d(&self.first, images.clone()));
+        // ReLU in the convolution's epilogue (Burn's `relu`, as `self.relu` runs it, where
+        // the kernel does not apply: autodiff backends, so training is unchanged).
+        let mut x = kernels::conv2d_fused(&self.first, images.clone(), None, true);
         for conv in &self.hidden {
-            x = self.relu.forward(kernels::conv2d(conv, x));
+            x = kernels::conv2d_fused(conv, x, None, true);
         }
         images - kernels::conv2d(&self.last, x)
     }

@@ -126,14 +126,16 @@ pub struct SmallCnn<B: Backend> {
 impl<B: Backend> ImageClassifier<B> for SmallCnn<B> {
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = self.normalize.forward(images);
-        let x = self.relu.forward(kernels::conv2d(&self.conv1, x));
+        // ReLU in the convolution's epilogue (Burn's `relu`, as `self.relu` runs it, where
+        // the kernel does not apply: autodiff backends, so training is unchanged).
+        let x = kernels::conv2d_fused(&self.conv1, x, None, true);
         let x = kernels::max_pool2d(
             &self.pool,
-            self.relu.forward(kernels::conv2d(&self.conv2, x)),
+            kernels::conv2d_fused(&self.conv2, x, None, true),
         );
         let x = kernels::max_pool2d(
             &self.pool,
-            self.relu.forward(kernels::conv2d(&self.conv3, x)),
+            kernels::conv2d_fused(&self.conv3, x, None, true),
         );
         self.head.forward(self.gap.forward(x).flatten::<2>(1, 3))
     }

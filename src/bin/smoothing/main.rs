@@ -41,6 +41,7 @@ use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
 use clap::{Args, Parser, Subcommand};
+use randomized_smoothing::models::kernels::Isa;
 use randomized_smoothing::runtime::{BackendKind, BackendTask, DeviceKind, Runtime};
 use randomized_smoothing::workflow::jobs::merge_logs;
 
@@ -132,7 +133,18 @@ struct MergeArgs {
 fn on_backend(cli: &Cli, work: Work) -> Result<(), Failure> {
     let device = cli.device.unwrap_or_else(DeviceKind::preferred);
     let runtime = Runtime::new(cli.backend, device)?;
-    eprintln!("backend: {runtime}");
+    // A cap that names no instruction set is refused here, not ignored by the kernels.
+    let cap = Isa::cap().map_err(|e| randomized_smoothing::Error::InvalidParameter {
+        name: Isa::CAP_VARIABLE,
+        reason: e.to_string(),
+    })?;
+    match cap {
+        Some(cap) => eprintln!(
+            "backend: {runtime}; CPU kernels: {} (capped at {cap})",
+            Isa::active()
+        ),
+        None => eprintln!("backend: {runtime}; CPU kernels: {}", Isa::active()),
+    }
     #[cfg(any(feature = "cuda", feature = "vulkan"))]
     if runtime.compiles_kernels() {
         use randomized_smoothing::runtime::{KernelCache, check_cubecl_settings};

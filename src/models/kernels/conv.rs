@@ -1,28 +1,32 @@
-//! Burn's [`Conv2d`] through one im2col matrix and one GEMM per group of images.
+//! Burn's [`Conv2d`] as im2col blocks multiplied by register tiles, with the bias, a residual
+//! and ReLU applied to each tile before it is stored.
 //!
 //! Burn 0.21's Flex runs a 3x3 convolution through a serial NCHW-to-NHWC copy, per-tile GEMMs
 //! of at most 512 output pixels and a scattered write-back: 17-50 GFLOP/s on the 2-core test
-//! machine for the CIFAR ResNets' layers. [`conv2d`] instead lays out one im2col matrix per
-//! group of images straight from NCHW, multiplies it by the weight matrix with the `gemm`
-//! crate (the library Flex itself calls) into a column-major product, which *is* the NCHW
-//! output of each image, and runs the groups in parallel on rayon's pool: 50-100 GFLOP/s on
-//! the same layers.
+//! machine for the CIFAR ResNets' layers, and the batch norm, residual and ReLU that follow
+//! are three more passes over the output. [`conv2d_fused`] instead cuts each group of images
+//! into column panels of 16 or 32 output pixels, lays out each panel's im2col block (a few
+//! tens of KB, so it stays in cache for every output channel) straight from NCHW, multiplies
+//! it by the weight with the [`tile`](super::tile) kernel of the CPU's instruction set, and
+//! writes each tile, bias, residual and ReLU applied, where it lies in the NCHW output. The
+//! groups of images run in parallel on rayon's pool.
 //!
 //! It computes the same sums as Burn's convolution in another order, so outputs agree to
-//! rounding (about 1e-6 relative), not bit for bit.
+//! rounding (about 1e-6 relative), not bit for bit; every instruction set gives the same bits.
 
 use burn::nn::conv::Conv2d;
+use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::{Window, explicit_padding, f32_values, on_host};
+use super::tile::{self, Epilogue, Isa, PackedWeight, tile_shape};
+use super::{Values, Window, explicit_padding, on_host};
 
-/// Output pixels per GEMM: images whose output is smaller are stacked side by side until one
-/// product has about this many rows. Measured on the ResNets' and the digits CNN's layers:
-/// below it, the GEMM's packing dominates 4x4 and 8x8 outputs; above it, the im2col block
-/// leaves the cache.
-const PIXELS_PER_PRODUCT: usize = 256;
+/// Output pixels per task of the thread pool: images whose output is smaller are grouped
+/// until a group has about this many, so that the tasks of 8x8 outputs are not mostly
+/// overhead, while a batch still splits into many more tasks than threads.
+const IMAGE_GROUP_PIXELS: usize = 256;
 
 /// Applies `conv` to `input` (`[batch, channels, height, width]`), as [`Conv2d::forward`] does.
 ///
@@ -50,21 +54,83 @@ const PIXELS_PER_PRODUCT: usize = 256;
 /// assert!(gap < 1e-4, "{gap}");
 /// ```
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
-    match Geometry::of(conv, &input) {
-        Some(geometry) => {
-            let device = input.device();
-            let x = input.into_data();
-            let weight = conv.weight.val().into_data();
-            let bias = conv.bias.as_ref().map(|b| b.val().into_data());
-            let output = geometry.convolve(
-                f32_values(&x),
-                f32_values(&weight),
-                bias.as_ref().map(f32_values),
-            );
-            Tensor::from_data(TensorData::new(output, geometry.output_shape()), &device)
-        }
-        None => conv.forward(input),
-    }
+    conv2d_fused(conv, input, None, false)
+}
+
+/// `conv` applied to `input`, plus `residual` (a tensor of the output's shape) if given, then
+/// ReLU if `relu`: a residual block's `relu(conv(x) + shortcut)` or a plain `relu(conv(x))`
+/// in one pass over the output.
+///
+/// Where the kernel runs (as for [`conv2d`], and for a residual of the output's shape and
+/// dtype), the addition and the ReLU are applied to each output while it is in registers;
+/// otherwise Burn's convolution, addition and ReLU run one after another.
+///
+/// # Example
+/// ```
+/// use burn::backend::Flex;
+/// use burn::nn::PaddingConfig2d;
+/// use burn::nn::conv::Conv2dConfig;
+/// use burn::tensor::activation::relu;
+/// use burn::tensor::{Distribution, Tensor};
+/// use randomized_smoothing::models::kernels;
+///
+/// let device = Default::default();
+/// let layer = Conv2dConfig::new([4, 4], [3, 3])
+///     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+///     .init::<Flex>(&device);
+/// let x = Tensor::<Flex, 4>::random([2, 4, 8, 8], Distribution::Default, &device);
+/// let fused = kernels::conv2d_fused(&layer, x.clone(), Some(x.clone()), true);
+/// let apart = relu(layer.forward(x.clone()) + x);
+/// let gap = (fused - apart).abs().max().into_scalar();
+/// assert!(gap < 1e-4, "{gap}");
+/// ```
+pub fn conv2d_fused<B: Backend>(
+    conv: &Conv2d<B>,
+    input: Tensor<B, 4>,
+    residual: Option<Tensor<B, 4>>,
+    relu: bool,
+) -> Tensor<B, 4> {
+    conv2d_with(Isa::active(), conv, input, residual, relu)
+}
+
+/// [`conv2d_fused`] with the tiles of `isa`, which runs on this CPU.
+fn conv2d_with<B: Backend>(
+    isa: Isa,
+    conv: &Conv2d<B>,
+    input: Tensor<B, 4>,
+    residual: Option<Tensor<B, 4>>,
+    apply_relu: bool,
+) -> Tensor<B, 4> {
+    let geometry = Geometry::of(conv, &input).filter(|g| {
+        residual
+            .as_ref()
+            .is_none_or(|r| r.dims() == g.output_shape() && r.dtype() == DType::F32)
+    });
+    let Some(geometry) = geometry else {
+        let y = conv.forward(input);
+        let y = match residual {
+            Some(r) => y + r,
+            None => y,
+        };
+        return if apply_relu { relu(y) } else { y };
+    };
+    let device = input.device();
+    let x = Values::of(input);
+    let weight = Values::of(conv.weight.val());
+    let bias = conv.bias.as_ref().map(|b| Values::of(b.val()));
+    let residual = residual.map(Values::of);
+    let epilogue = Epilogue {
+        image_columns: 0,
+        row: 0,
+        valid: 0,
+        pixels: 0,
+        image: 0,
+        bias: bias.as_ref().map(Values::as_slice),
+        residual: residual.as_ref().map(Values::as_slice),
+        relu: apply_relu,
+    };
+    let output = geometry.convolve(isa, x.as_slice(), weight.as_slice(), epilogue);
+    Tensor::from_data(TensorData::new(output, geometry.output_shape()), &device)
 }
 
 /// Padding before and after an axis of `size` for Burn's `PaddingConfig2d::Same` (and ONNX's
@@ -151,105 +217,156 @@ impl Geometry {
         self.channels * self.window.kernel[0] * self.window.kernel[1]
     }
 
-    /// The convolution of NCHW `x` with OIHW `weight` plus `bias`, as NCHW.
-    fn convolve(&self, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    /// The padded plane `[height, width]` of an implicit convolution, where one pays: unit
+    /// strides and output rows as wide as the input's (the "same" 3x3 convolutions that hold
+    /// nearly all of a ResNet's work), and padded rows at most 1/8 wider than the output's
+    /// (whose extra columns are computed and dropped).
+    fn implicit(&self) -> Option<[usize; 2]> {
+        let Window {
+            kernel: [kh, kw],
+            stride,
+            dilation: [dh, dw],
+            out: [oh, ow],
+            ..
+        } = self.window;
+        let padded = [oh + (kh - 1) * dh, ow + (kw - 1) * dw];
+        (stride == [1, 1] && ow == self.width && 8 * (padded[1] - ow) <= padded[1])
+            .then_some(padded)
+    }
+
+    /// The convolution of NCHW `x` with OIHW `weight`, followed by `epilogue` (bias,
+    /// residual, ReLU; its layout is set here), as NCHW, with the tiles of `isa`.
+    ///
+    /// A tile's depth `k` = (c, i, j) reads a row of `nr` values at an offset of its own.
+    /// Where [`Geometry::implicit`] applies, that row lies in the image itself, zero-padded
+    /// once per image: output pixel (y, x) reads padded pixel (y + i*dh, x + j*dw), so with
+    /// padded rows of width `wp` the row for `k` is the padded plane `c` from `i*dh*wp +
+    /// j*dw` on, and no im2col matrix is written. Elsewhere the rows are those of an im2col
+    /// matrix of the group's images.
+    fn convolve(&self, isa: Isa, x: &[f32], weight: &[f32], epilogue: Epilogue) -> Vec<f32> {
+        let Window {
+            kernel: [kh, kw],
+            dilation: [dh, dw],
+            pad_start: [top, left],
+            out: [oh, ow],
+            ..
+        } = self.window;
         let pixels = self.pixels();
         let depth = self.depth();
-        let image_in = self.channels * self.height * self.width;
+        let plane = self.height * self.width;
+        let image_in = self.channels * plane;
         let image_out = self.out_channels * pixels;
         assert_eq!(x.len(), self.batch * image_in, "input matches its geometry");
         assert_eq!(weight.len(), self.out_channels * depth, "weight matches");
-        let per_product = (PIXELS_PER_PRODUCT / pixels).clamp(1, self.batch);
-        let mut output = vec![0.0f32; self.batch * image_out];
-        output
-            .par_chunks_mut(per_product * image_out)
+        assert!(epilogue.bias.is_none_or(|b| b.len() == self.out_channels));
+        assert!(
+            epilogue
+                .residual
+                .is_none_or(|r| r.len() == self.batch * image_out)
+        );
+        let (mr, nr) = tile_shape(isa);
+        let packed = PackedWeight::new(weight, self.out_channels, depth, mr);
+        let implicit = self.implicit();
+        let per_group = match implicit {
+            Some(_) => 1,
+            None => (IMAGE_GROUP_PIXELS / pixels).clamp(1, self.batch),
+        };
+        // Grid columns of a group, where each depth's row starts, and the values a group's
+        // rows span (the last panel's tiles read up to `nr` columns past the grid, into
+        // values they never store).
+        let (grid, offsets, span) = match implicit {
+            Some([hp, wp]) => {
+                let offsets: Vec<usize> = (0..self.channels)
+                    .flat_map(|c| {
+                        (0..kh).flat_map(move |i| {
+                            (0..kw).map(move |j| c * hp * wp + i * dh * wp + j * dw)
+                        })
+                    })
+                    .collect();
+                let grid = oh * wp;
+                let span = offsets[depth - 1] + grid.next_multiple_of(nr);
+                (grid, offsets, span.max(self.channels * hp * wp))
+            }
+            None => {
+                let stride = (per_group * pixels).next_multiple_of(nr);
+                (
+                    (per_group * pixels),
+                    (0..depth).map(|k| k * stride).collect(),
+                    depth * stride,
+                )
+            }
+        };
+        let epilogue = Epilogue {
+            image_columns: if implicit.is_some() { grid } else { pixels },
+            row: implicit.map_or(pixels, |[_, wp]| wp),
+            valid: implicit.map_or(pixels, |_| ow),
+            pixels,
+            image: image_out,
+            ..epilogue
+        };
+        let total = self.batch * image_out;
+        let mut output = Vec::<f32>::with_capacity(total);
+        output.spare_capacity_mut()[..total]
+            .par_chunks_mut(per_group * image_out)
             .enumerate()
             .for_each_init(
-                || (Vec::new(), Vec::new()),
-                |(columns, stacked), (chunk, out)| {
+                // Zeroed once: the padding of an implicit convolution's planes is never
+                // written again.
+                || vec![0.0f32; span],
+                |rows, (group, out)| {
                     let images = out.len() / image_out;
-                    let first = chunk * per_product;
+                    let first = group * per_group;
                     let inputs = &x[first * image_in..(first + images) * image_in];
-                    self.product(inputs, images, weight, bias, columns, stacked, out);
+                    let epilogue = Epilogue {
+                        residual: epilogue
+                            .residual
+                            .map(|r| &r[first * image_out..(first + images) * image_out]),
+                        ..epilogue
+                    };
+                    let columns = match implicit {
+                        Some([hp, wp]) => {
+                            for (c, source) in inputs.chunks_exact(plane).enumerate() {
+                                let padded = &mut rows[c * hp * wp + top * wp + left..];
+                                for (y, line) in source.chunks_exact(self.width).enumerate() {
+                                    padded[y * wp..][..self.width].copy_from_slice(line);
+                                }
+                            }
+                            grid
+                        }
+                        None => {
+                            let stride = offsets.get(1).copied().unwrap_or(0);
+                            for (image, x) in inputs.chunks_exact(image_in).enumerate() {
+                                self.im2col(x, rows, stride, image * pixels);
+                            }
+                            images * pixels
+                        }
+                    };
+                    for start in (0..columns).step_by(nr) {
+                        // SAFETY: `isa` came from `Isa::active` or from a test that checked
+                        // it runs here; `rows` holds `span` values, so `start + offsets[k]
+                        // + nr` (at most `offsets[depth - 1]` plus the grid rounded up to
+                        // whole panels) are inside it; the epilogue's layout maps the
+                        // group's columns into its `images` outputs (and residuals), which
+                        // `out` holds.
+                        unsafe {
+                            tile::panel(
+                                isa,
+                                &packed,
+                                rows.as_ptr().add(start),
+                                &offsets,
+                                (start, nr.min(columns - start)),
+                                &epilogue,
+                                out.as_mut_ptr().cast(),
+                            )
+                        };
+                    }
                 },
             );
+        // SAFETY: the groups cover `0..total`; in each, the panels cover every column of the
+        // grid, whose stored columns are every output pixel of every image, and the epilogue
+        // writes every channel of each: all `total` values were written.
+        unsafe { output.set_len(total) };
         output
-    }
-
-    /// Convolves `images` consecutive images `inputs` into `out`, with `columns` and `stacked`
-    /// as scratch space.
-    #[allow(clippy::too_many_arguments)]
-    fn product(
-        &self,
-        inputs: &[f32],
-        images: usize,
-        weight: &[f32],
-        bias: Option<&[f32]>,
-        columns: &mut Vec<f32>,
-        stacked: &mut Vec<f32>,
-        out: &mut [f32],
-    ) {
-        let pixels = self.pixels();
-        let depth = self.depth();
-        let width = images * pixels;
-        let image_in = self.channels * self.height * self.width;
-        columns.resize(depth * width, 0.0);
-        for (image, x) in inputs.chunks_exact(image_in).enumerate() {
-            self.im2col(x, columns, width, image * pixels);
-        }
-        // One image writes its product straight into the output; several share one product,
-        // whose column c holds channel c of every image side by side, and are copied out.
-        let product: &mut [f32] = if images == 1 {
-            out
-        } else {
-            stacked.resize(self.out_channels * width, 0.0);
-            stacked
-        };
-        if let Some(bias) = bias {
-            for (row, &b) in product.chunks_exact_mut(width).zip(bias) {
-                row.fill(b);
-            }
-        }
-        // The product P (width x out_channels) = C^T W^T, column-major: P[p, o] at
-        // o * width + p. C^T is the im2col matrix read column-major (C^T[p, r] at
-        // r * width + p) and W^T the OIHW weight (W^T[r, o] at o * depth + r).
-        //
-        // SAFETY: `product` holds `out_channels * width` values, `columns` `depth * width`
-        // and `weight` `out_channels * depth` (asserted in `convolve`), so every index the
-        // strides above reach for m < width, n < out_channels, k < depth is in bounds; the
-        // three do not overlap, as `product` is borrowed mutably.
-        unsafe {
-            gemm::gemm(
-                width,
-                self.out_channels,
-                depth,
-                product.as_mut_ptr(),
-                width as isize,
-                1,
-                bias.is_some(),
-                columns.as_ptr(),
-                width as isize,
-                1,
-                weight.as_ptr(),
-                depth as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                // The images' groups already occupy every thread.
-                gemm::Parallelism::None,
-            );
-        }
-        if images > 1 {
-            for (image, out) in out.chunks_exact_mut(self.out_channels * pixels).enumerate() {
-                for (channel, out) in out.chunks_exact_mut(pixels).enumerate() {
-                    let start = channel * width + image * pixels;
-                    out.copy_from_slice(&stacked[start..start + pixels]);
-                }
-            }
-        }
     }
 
     /// Writes image `x`'s im2col block into `columns` (rows of `width` values) at column
@@ -359,13 +476,25 @@ impl Geometry {
 #[cfg(all(test, feature = "flex", feature = "ndarray"))]
 mod tests {
     use super::*;
+    use crate::models::kernels::f32_values;
     use burn::backend::{Autodiff, Flex, NdArray};
     use burn::nn::PaddingConfig2d;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::{Distribution, ElementConversion};
 
+    /// Every instruction set the kernels have that runs on this CPU.
+    fn isas() -> Vec<Isa> {
+        [Isa::Portable, Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|isa| isa.runs_here())
+            .collect()
+    }
+
     /// The largest absolute difference between the kernel's and Burn's convolution, with the
-    /// given options, on backend `B`; panics if the kernel did not run.
+    /// given options, on backend `B`, over every instruction set that runs here, with a
+    /// residual and ReLU (against Burn's addition and ReLU) when `fused`; panics if the kernel
+    /// did not run or if two SIMD instruction sets disagree in a single bit.
+    #[allow(clippy::too_many_arguments)]
     fn gap<B: Backend>(
         input: [usize; 4],
         out_channels: usize,
@@ -374,6 +503,7 @@ mod tests {
         dilation: [usize; 2],
         padding: PaddingConfig2d,
         bias: bool,
+        fused: bool,
     ) -> f32 {
         let device = Default::default();
         B::seed(&device, 7);
@@ -384,11 +514,39 @@ mod tests {
             .with_bias(bias)
             .init::<B>(&device);
         let x = Tensor::<B, 4>::random(input, Distribution::Normal(0.0, 1.0), &device);
-        assert!(Geometry::of(&conv, &x).is_some(), "the kernel applies");
-        let ours = conv2d(&conv, x.clone());
-        let burns = conv.forward(x);
-        assert_eq!(ours.dims(), burns.dims());
-        (ours - burns).abs().max().into_scalar().elem()
+        let geometry = Geometry::of(&conv, &x).expect("the kernel applies");
+        let residual = fused.then(|| {
+            Tensor::<B, 4>::random(
+                geometry.output_shape(),
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )
+        });
+        let burns = conv.forward(x.clone());
+        let burns = match &residual {
+            Some(r) => relu(burns + r.clone()),
+            None => burns,
+        };
+        let mut worst = 0.0f32;
+        let mut simd: Option<TensorData> = None;
+        for isa in isas() {
+            let ours = conv2d_with(isa, &conv, x.clone(), residual.clone(), fused);
+            assert_eq!(ours.dims(), burns.dims());
+            let gap: f32 = (ours.clone() - burns.clone())
+                .abs()
+                .max()
+                .into_scalar()
+                .elem();
+            worst = worst.max(gap);
+            if isa >= Isa::Avx2 {
+                let data = ours.into_data();
+                if let Some(first) = &simd {
+                    assert_eq!(f32_values(first), f32_values(&data), "{isa}");
+                }
+                simd = Some(data);
+            }
+        }
+        worst
     }
 
     #[test]
@@ -442,6 +600,25 @@ mod tests {
                 Explicit(4, 0, 0, 5),
             ),
             ([2, 2, 5, 5], 3, [5, 5], [1, 1], [1, 1], Valid),
+            // Implicit convolutions (unit strides, output rows as wide as the input's, wide
+            // enough rows): dilated, asymmetric padding, an even kernel with `Same`.
+            (
+                [2, 3, 20, 24],
+                9,
+                [3, 3],
+                [1, 1],
+                [2, 1],
+                Explicit(2, 1, 2, 1),
+            ),
+            (
+                [3, 3, 20, 24],
+                7,
+                [3, 3],
+                [1, 1],
+                [1, 1],
+                Explicit(0, 2, 2, 0),
+            ),
+            ([3, 2, 20, 20], 5, [4, 2], [1, 1], [1, 1], Same),
             (
                 [3, 2, 9, 11],
                 5,
@@ -452,10 +629,11 @@ mod tests {
             ),
         ];
         for (i, (input, out, kernel, stride, dilation, padding)) in cases.into_iter().enumerate() {
-            for bias in [true, false] {
+            for (bias, fused) in [(true, false), (false, false), (true, true)] {
                 let p = padding.clone();
-                let flex = gap::<Flex>(input, out, kernel, stride, dilation, p.clone(), bias);
-                let ndarray = gap::<NdArray>(input, out, kernel, stride, dilation, p, bias);
+                let flex =
+                    gap::<Flex>(input, out, kernel, stride, dilation, p.clone(), bias, fused);
+                let ndarray = gap::<NdArray>(input, out, kernel, stride, dilation, p, bias, fused);
                 // Sums of up to 400 products of N(0, 1) inputs and Kaiming weights: rounding
                 // stays near 1e-6; a misplaced pixel or channel moves outputs by O(0.1).
                 assert!(flex < 1e-4 && ndarray < 1e-4, "case {i}: {flex} {ndarray}");

@@ -17,13 +17,15 @@
 
 mod conv;
 mod pool;
+mod tile;
 
-pub use conv::conv2d;
+pub use conv::{conv2d, conv2d_fused};
 pub use pool::max_pool2d;
+pub use tile::{Isa, ParseIsaError};
 
 use burn::nn::PaddingConfig2d;
-use burn::tensor::TensorData;
 use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
 
 /// Backends (as [`Backend::name`] gives them) whose tensors live in host memory, so that a
 /// kernel reads them without a transfer (zero-copy on Flex), and whose own convolution and
@@ -40,6 +42,42 @@ fn on_host<B: Backend>(device: &B::Device) -> bool {
 fn f32_values(data: &TensorData) -> &[f32] {
     data.as_slice::<f32>()
         .expect("kernels run on tensors checked to hold f32")
+}
+
+/// The f32 values of a tensor the callers checked to hold f32: borrowed from a contiguous
+/// Flex tensor (also one shared with a residual connection's other branch, whose
+/// `into_data` would copy it), copied out of any other.
+enum Values {
+    #[cfg(feature = "flex")]
+    Flex(burn::backend::flex::FlexTensor),
+    Data(TensorData),
+}
+
+impl Values {
+    fn of<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Self {
+        #[cfg(feature = "flex")]
+        {
+            use burn::backend::flex::FlexTensor;
+            use std::any::Any;
+            let primitive: Box<dyn Any> = Box::new(tensor.clone().into_primitive().tensor());
+            if let Ok(flex) = primitive.downcast::<FlexTensor>()
+                && flex.as_slice::<f32>().is_some()
+            {
+                return Values::Flex(*flex);
+            }
+        }
+        Values::Data(tensor.into_data())
+    }
+
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            #[cfg(feature = "flex")]
+            Values::Flex(flex) => flex
+                .as_slice::<f32>()
+                .expect("checked to be contiguous f32"),
+            Values::Data(data) => f32_values(data),
+        }
+    }
 }
 
 /// Where a window (a convolution's kernel, a pooling window) slides over an image plane: the

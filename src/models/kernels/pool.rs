@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::{Window, explicit_padding, f32_values, on_host};
+use super::{Values, Window, explicit_padding, on_host};
 
 /// Output values per parallel task: small planes (2x2, 4x4) are grouped so that a task
 /// outweighs rayon's scheduling.
@@ -38,8 +38,8 @@ pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, input: Tensor<B, 4>) -> Tensor<B
     match Pooling::of(pool, &input) {
         Some(pooling) => {
             let device = input.device();
-            let x = input.into_data();
-            let output = pooling.pool(f32_values(&x));
+            let x = Values::of(input);
+            let output = pooling.pool(x.as_slice());
             Tensor::from_data(TensorData::new(output, pooling.output_shape()), &device)
         }
         None => pool.forward(input),

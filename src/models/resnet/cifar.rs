@@ -6,10 +6,9 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::Tensor;
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 
-use super::{BasicBlock, batch_norm, conv, conv_bn, fold, global_average};
+use super::{BasicBlock, batch_norm, conv, conv_bn_then, fold, global_average};
 use crate::error::{Error, Result, check_positive};
 use crate::models::{ImageClassifier, Normalize};
 
@@ -183,7 +182,7 @@ impl<B: Backend> CifarResNet<B> {
 impl<B: Backend> ImageClassifier<B> for CifarResNet<B> {
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = self.normalize.forward(images);
-        let mut x = relu(conv_bn(&self.conv1, &self.bn1, x));
+        let mut x = conv_bn_then(&self.conv1, &self.bn1, x, None, true);
         for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3) {
             x = block.forward(x);
         }

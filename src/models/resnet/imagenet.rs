@@ -6,10 +6,9 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::Tensor;
-use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 
-use super::{Bottleneck, batch_norm, conv, conv_bn, fold, global_average};
+use super::{Bottleneck, batch_norm, conv, conv_bn_then, fold, global_average};
 use crate::error::{Error, Result, check_positive};
 use crate::models::{ImageClassifier, Normalize, kernels};
 
@@ -186,7 +185,7 @@ impl<B: Backend> ResNet<B> {
 impl<B: Backend> ImageClassifier<B> for ResNet<B> {
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = self.normalize.forward(images);
-        let x = relu(conv_bn(&self.conv1, &self.bn1, x));
+        let x = conv_bn_then(&self.conv1, &self.bn1, x, None, true);
         // Padding the max pool with zeros equals PyTorch's -inf padding: inputs are >= 0.
         let mut x = kernels::max_pool2d(&self.maxpool, x);
         for block in self

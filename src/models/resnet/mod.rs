@@ -49,16 +49,29 @@ pub(super) fn conv_bn<B: Backend>(
     bn: &Option<BatchNorm<B>>,
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
-    let y = kernels::conv2d(conv, x);
-    match bn {
-        Some(bn) => bn.forward(y),
-        None => y,
-    }
+    conv_bn_then(conv, bn, x, None, false)
 }
 
-/// Folds an inference-mode batch norm into the convolution before it:
-/// `bn(conv(x)) = conv'(x)` with weights scaled by `gamma / sqrt(var + eps)` per output
-/// channel and bias `beta - mean * gamma / sqrt(var + eps)` (plus the scaled old bias).
+/// `conv` then `bn`, plus `residual`, then ReLU if `relu`. With the batch norm folded, all of
+/// it is one pass of the convolution kernel ([`kernels::conv2d_fused`]).
+pub(super) fn conv_bn_then<B: Backend>(
+    conv: &Conv2d<B>,
+    bn: &Option<BatchNorm<B>>,
+    x: Tensor<B, 4>,
+    residual: Option<Tensor<B, 4>>,
+    apply_relu: bool,
+) -> Tensor<B, 4> {
+    let Some(bn) = bn else {
+        return kernels::conv2d_fused(conv, x, residual, apply_relu);
+    };
+    let y = bn.forward(kernels::conv2d(conv, x));
+    let y = match residual {
+        Some(r) => y + r,
+        None => y,
+    };
+    if apply_relu { relu(y) } else { y }
+}
+
 pub(super) fn fold<B: Backend>(
     conv: Conv2d<B>,
     bn: Option<BatchNorm<B>>,
@@ -200,9 +213,8 @@ impl<B: Backend> BasicBlock<B> {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let y = relu(conv_bn(&self.conv1, &self.bn1, x));
-        let y = conv_bn(&self.conv2, &self.bn2, y);
-        relu(y + shortcut)
+        let y = conv_bn_then(&self.conv1, &self.bn1, x, None, true);
+        conv_bn_then(&self.conv2, &self.bn2, y, Some(shortcut), true)
     }
 
     /// The same function in inference mode, with batch norms folded into the convolutions
@@ -290,10 +302,9 @@ impl<B: Backend> Bottleneck<B> {
             Some(s) => s.forward(x.clone()),
             None => x.clone(),
         };
-        let y = relu(conv_bn(&self.conv1, &self.bn1, x));
-        let y = relu(conv_bn(&self.conv2, &self.bn2, y));
-        let y = conv_bn(&self.conv3, &self.bn3, y);
-        relu(y + shortcut)
+        let y = conv_bn_then(&self.conv1, &self.bn1, x, None, true);
+        let y = conv_bn_then(&self.conv2, &self.bn2, y, None, true);
+        conv_bn_then(&self.conv3, &self.bn3, y, Some(shortcut), true)
     }
 
     /// The same function in inference mode, with batch norms folded into the convolutions
