@@ -271,10 +271,10 @@ impl Geometry {
             Some(_) => 1,
             None => (IMAGE_GROUP_PIXELS / pixels).clamp(1, self.batch),
         };
-        // Grid columns of a group, where each depth's row starts, and the values a group's
-        // rows span (the last panel's tiles read up to `nr` columns past the grid, into
+        // Grid columns of a group, where each depth's row starts, the row stride of an im2col
+        // matrix (none for an implicit convolution), and the values a group's rows span (the last panel's tiles read up to `nr` columns past the grid, into
         // values they never store).
-        let (grid, offsets, span) = match implicit {
+        let (grid, offsets, im2col_stride, span) = match implicit {
             Some([hp, wp]) => {
                 let offsets: Vec<usize> = (0..self.channels)
                     .flat_map(|c| {
@@ -285,15 +285,12 @@ impl Geometry {
                     .collect();
                 let grid = oh * wp;
                 let span = offsets[depth - 1] + grid.next_multiple_of(nr);
-                (grid, offsets, span.max(self.channels * hp * wp))
+                (grid, offsets, 0, span.max(self.channels * hp * wp))
             }
             None => {
                 let stride = (per_group * pixels).next_multiple_of(nr);
-                (
-                    (per_group * pixels),
-                    (0..depth).map(|k| k * stride).collect(),
-                    depth * stride,
-                )
+                let offsets = (0..depth).map(|k| k * stride).collect();
+                (per_group * pixels, offsets, stride, depth * stride)
             }
         };
         let epilogue = Epilogue {
@@ -334,9 +331,8 @@ impl Geometry {
                             grid
                         }
                         None => {
-                            let stride = offsets.get(1).copied().unwrap_or(0);
                             for (image, x) in inputs.chunks_exact(image_in).enumerate() {
-                                self.im2col(x, rows, stride, image * pixels);
+                                self.im2col(x, rows, im2col_stride, image * pixels);
                             }
                             images * pixels
                         }

@@ -483,71 +483,67 @@ mod x86 {
         unsafe { panel_with::<Avx512>(weight, b, offsets, at, epilogue, out) }
     }
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2_tile<const R: usize>(
-        a: *const f32,
-        b: *const f32,
-        offsets: &[usize],
-        tile: *mut f32,
-    ) {
-        const V: usize = AVX2_VECTORS;
-        let mut acc = [[_mm256_setzero_ps(); V]; R];
-        for (k, &offset) in offsets.iter().enumerate() {
-            // SAFETY: `b + offset` holds `8 * V` values and `a` `depth * R` (the caller's
-            // contract).
-            unsafe {
-                let mut p = [_mm256_setzero_ps(); V];
-                for (v, p) in p.iter_mut().enumerate() {
-                    *p = _mm256_loadu_ps(b.add(offset + 8 * v));
+    /// The tile of one vector width: `R` rows of `V` vectors of `$lanes` pixels, summed over
+    /// the depth with one FMA per product (so every width gives the same bits).
+    macro_rules! simd_tile {
+        ($name:ident, $features:literal, $vectors:ident, $lanes:literal,
+         $zero:ident, $load:ident, $splat:ident, $fma:ident, $store:ident) => {
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn $name<const R: usize>(
+                a: *const f32,
+                b: *const f32,
+                offsets: &[usize],
+                tile: *mut f32,
+            ) {
+                const V: usize = $vectors;
+                let mut acc = [[$zero(); V]; R];
+                for (k, &offset) in offsets.iter().enumerate() {
+                    // SAFETY: `b + offset` holds `lanes * V` values and `a` `depth * R` (the
+                    // caller's contract).
+                    unsafe {
+                        let mut p = [$zero(); V];
+                        for (v, p) in p.iter_mut().enumerate() {
+                            *p = $load(b.add(offset + $lanes * v));
+                        }
+                        for (r, row) in acc.iter_mut().enumerate() {
+                            let w = $splat(*a.add(k * R + r));
+                            for (s, &p) in row.iter_mut().zip(&p) {
+                                *s = $fma(w, p, *s);
+                            }
+                        }
+                    }
                 }
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let w = _mm256_broadcast_ss(&*a.add(k * R + r));
-                    for (s, &p) in row.iter_mut().zip(&p) {
-                        *s = _mm256_fmadd_ps(w, p, *s);
+                for (r, row) in acc.iter().enumerate() {
+                    for (v, &s) in row.iter().enumerate() {
+                        // SAFETY: `tile` holds `MR * NR >= R * lanes * V` values.
+                        unsafe { $store(tile.add(r * $lanes * V + $lanes * v), s) };
                     }
                 }
             }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, &s) in row.iter().enumerate() {
-                // SAFETY: `tile` holds `MR * NR >= R * 8 * V` values.
-                unsafe { _mm256_storeu_ps(tile.add(r * 8 * V + 8 * v), s) };
-            }
-        }
+        };
     }
 
-    #[inline]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn avx512_tile<const R: usize>(
-        a: *const f32,
-        b: *const f32,
-        offsets: &[usize],
-        tile: *mut f32,
-    ) {
-        const V: usize = AVX512_VECTORS;
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
-        for (k, &offset) in offsets.iter().enumerate() {
-            // SAFETY: `b + offset` holds `16 * V` values and `a` `depth * R` (the caller's
-            // contract).
-            unsafe {
-                let mut p = [_mm512_setzero_ps(); V];
-                for (v, p) in p.iter_mut().enumerate() {
-                    *p = _mm512_loadu_ps(b.add(offset + 16 * v));
-                }
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let w = _mm512_set1_ps(*a.add(k * R + r));
-                    for (s, &p) in row.iter_mut().zip(&p) {
-                        *s = _mm512_fmadd_ps(w, p, *s);
-                    }
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, &s) in row.iter().enumerate() {
-                // SAFETY: `tile` holds `MR * NR >= R * 16 * V` values.
-                unsafe { _mm512_storeu_ps(tile.add(r * 16 * V + 16 * v), s) };
-            }
-        }
-    }
+    simd_tile!(
+        avx2_tile,
+        "avx2,fma",
+        AVX2_VECTORS,
+        8,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_storeu_ps
+    );
+    simd_tile!(
+        avx512_tile,
+        "avx512f,avx2,fma",
+        AVX512_VECTORS,
+        16,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_storeu_ps
+    );
 }
