@@ -5,11 +5,14 @@
 //! cargo run --release --example model_throughput -- --backend ndarray
 //! cargo run --release --features cuda --example model_throughput     # CUDA
 //! cargo run --release --example model_throughput -- cifar_resnet110 100,400
+//! cargo run --release --example model_throughput -- cifar_resnet110 400 folded
 //! ```
 //! `--backend` and `--device` choose among the backends compiled in, as in `smoothing`.
 //! Arguments: architectures (comma-separated, default `cifar_resnet20,cifar_resnet110`) and
-//! batch sizes (default `100,400`). Each architecture runs as built and with its batch norms
-//! folded into the convolutions. Weights are random: speed does not depend on them. Each
+//! batch sizes (default `100,400`), then the variants (default `built,folded`): each
+//! architecture as built and with its batch norms folded into the convolutions (as `smoothing`
+//! runs it). On Flex the built variant is slow (Burn's broadcast batch norm), so timing the
+//! kernels alone names `folded`. Weights are random: speed does not depend on them. Each
 //! figure is the median of 5 timed repetitions after one warm-up. Figures go in
 //! docs/benchmarks.md.
 
@@ -56,31 +59,55 @@ fn main() -> Result<(), Failure> {
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()?;
+    let mut variants = Vec::new();
+    for variant in args
+        .get(2)
+        .map(String::as_str)
+        .unwrap_or("built,folded")
+        .split(',')
+    {
+        variants.push(match variant {
+            "built" => false,
+            "folded" => true,
+            other => return Err(format!("unknown variant {other:?}: built or folded").into()),
+        });
+    }
     println!("backend: {runtime}");
-    runtime.run(Throughput { archs, batches })
+    runtime.run(Throughput {
+        archs,
+        batches,
+        variants,
+    })
 }
 
 /// The measurement, on whichever backend the runtime names.
 struct Throughput {
     archs: String,
     batches: Vec<usize>,
+    /// Whether each variant folds the batch norms.
+    variants: Vec<bool>,
 }
 
 impl BackendTask for Throughput {
     type Output = Result<(), Failure>;
 
     fn run<B: Backend>(self, device: B::Device) -> Result<(), Failure> {
-        measure::<B>(&self.archs, &self.batches, &device)
+        measure::<B>(&self.archs, &self.batches, &self.variants, &device)
     }
 }
 
-fn measure<B: Backend>(archs: &str, batches: &[usize], device: &B::Device) -> Result<(), Failure> {
+fn measure<B: Backend>(
+    archs: &str,
+    batches: &[usize],
+    variants: &[bool],
+    device: &B::Device,
+) -> Result<(), Failure> {
     B::seed(device, 0);
     println!("| architecture | batch | forward images/s | certify samples/s |");
     println!("| --- | ---: | ---: | ---: |");
     let variants = archs
         .split(',')
-        .flat_map(|name| [(name, false), (name, true)]);
+        .flat_map(|name| variants.iter().map(move |&folded| (name, folded)));
     for (name, folded) in variants {
         let arch: Architecture = name.parse()?;
         let model = arch.init::<B>(arch.default_classes(), device)?;

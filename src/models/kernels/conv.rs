@@ -1,15 +1,16 @@
-//! Burn's [`Conv2d`] as im2col blocks multiplied by register tiles, with the bias, a residual
-//! and ReLU applied to each tile before it is stored.
+//! Burn's [`Conv2d`] as register-tile products over the zero-padded input (or an im2col
+//! block), with the bias, a residual and ReLU applied to each tile before it is stored.
 //!
 //! Burn 0.21's Flex runs a 3x3 convolution through a serial NCHW-to-NHWC copy, per-tile GEMMs
 //! of at most 512 output pixels and a scattered write-back: 17-50 GFLOP/s on the 2-core test
 //! machine for the CIFAR ResNets' layers, and the batch norm, residual and ReLU that follow
-//! are three more passes over the output. [`conv2d_fused`] instead cuts each group of images
-//! into column panels of 16 or 32 output pixels, lays out each panel's im2col block (a few
-//! tens of KB, so it stays in cache for every output channel) straight from NCHW, multiplies
-//! it by the weight with the [`tile`](super::tile) kernel of the CPU's instruction set, and
-//! writes each tile, bias, residual and ReLU applied, where it lies in the NCHW output. The
-//! groups of images run in parallel on rayon's pool.
+//! are three more passes over the output. [`conv2d_fused`] instead splits the batch into
+//! groups of images and, for each group, either pads the images once and reads each depth's
+//! vectors from them by offset (the "same" unit-stride convolutions whose rows fill whole
+//! vectors, nearly all of a ResNet's work) or lays out an im2col block, multiplies by the
+//! weight with the [`tile`](super::tile) kernel of the CPU's instruction set, and writes each
+//! tile, bias, residual and ReLU applied, where it lies in the NCHW output. The groups run in
+//! parallel on rayon's pool. `examples/conv_layers.rs` measures it per layer shape.
 //!
 //! It computes the same sums as Burn's convolution in another order, so outputs agree to
 //! rounding (about 1e-6 relative), not bit for bit; every instruction set gives the same bits.
@@ -20,13 +21,19 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::tile::{self, Epilogue, Isa, PackedWeight, tile_shape};
+use super::tile::{self, Columns, Epilogue, Isa, Order, PackedWeight, Strip, tile_shape};
 use super::{Values, Window, explicit_padding, on_host};
 
 /// Output pixels per task of the thread pool: images whose output is smaller are grouped
 /// until a group has about this many, so that the tasks of 8x8 outputs are not mostly
 /// overhead, while a batch still splits into many more tasks than threads.
 const IMAGE_GROUP_PIXELS: usize = 256;
+
+/// Output pixels per group of an implicit convolution, whose padded images take the place of
+/// an im2col block: few enough to stay in L2 and to give the threads many tasks, enough for
+/// whole tiles. (3,072, three 32 x 32 images to a group, left too few tasks per chunk of
+/// [`in_chunks`](super::in_chunks) for two threads and ran ResNet-110 10% slower.)
+const IMPLICIT_GROUP_PIXELS: usize = 1024;
 
 /// Applies `conv` to `input` (`[batch, channels, height, width]`), as [`Conv2d::forward`] does.
 ///
@@ -120,17 +127,33 @@ fn conv2d_with<B: Backend>(
     let bias = conv.bias.as_ref().map(|b| Values::of(b.val()));
     let residual = residual.map(Values::of);
     let epilogue = Epilogue {
-        image_columns: 0,
-        row: 0,
-        valid: 0,
         pixels: 0,
-        image: 0,
         bias: bias.as_ref().map(Values::as_slice),
         residual: residual.as_ref().map(Values::as_slice),
         relu: apply_relu,
     };
-    let output = geometry.convolve(isa, x.as_slice(), weight.as_slice(), epilogue);
+    let output = geometry.convolve(
+        geometry.tiles_for(isa),
+        x.as_slice(),
+        weight.as_slice(),
+        epilogue,
+    );
     Tensor::from_data(TensorData::new(output, geometry.output_shape()), &device)
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of an image, inline: a call to `memcpy` per
+/// row of 32 pixels took 7% of a ResNet's time.
+#[inline]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    let (dst8, dst_rest) = dst.as_chunks_mut::<8>();
+    let (src8, src_rest) = src.as_chunks::<8>();
+    for (d, s) in dst8.iter_mut().zip(src8) {
+        *d = *s;
+    }
+    for (d, s) in dst_rest.iter_mut().zip(src_rest) {
+        *d = *s;
+    }
 }
 
 /// Padding before and after an axis of `size` for Burn's `PaddingConfig2d::Same` (and ONNX's
@@ -219,9 +242,11 @@ impl Geometry {
 
     /// The padded plane `[height, width]` of an implicit convolution, where one pays: unit
     /// strides and output rows as wide as the input's (the "same" 3x3 convolutions that hold
-    /// nearly all of a ResNet's work), and padded rows at most 1/8 wider than the output's
-    /// (whose extra columns are computed and dropped).
-    fn implicit(&self) -> Option<[usize; 2]> {
+    /// nearly all of a ResNet's work), cut into vectors of `lanes` pixels with at most 1/8 of
+    /// their lanes past the row's end (which are computed and not stored): rows of 32 and 16
+    /// pixels, and MNIST's 28 and 14 (in 16 + 12 and 14 of 16 lanes), but not 8 in 16 lanes,
+    /// where an im2col block is cheaper.
+    fn implicit(&self, lanes: usize) -> Option<[usize; 2]> {
         let Window {
             kernel: [kh, kw],
             stride,
@@ -230,19 +255,49 @@ impl Geometry {
             ..
         } = self.window;
         let padded = [oh + (kh - 1) * dh, ow + (kw - 1) * dw];
-        (stride == [1, 1] && ow == self.width && 8 * (padded[1] - ow) <= padded[1])
+        (stride == [1, 1] && ow == self.width && 7 * ow.next_multiple_of(lanes) <= 8 * ow)
             .then_some(padded)
     }
 
+    /// The tiles to run this convolution with, given the most capable set `isa`: AVX2's
+    /// 8-lane tiles in place of AVX-512's where only their rows fill whole vectors (the 8x8
+    /// layers of the CIFAR ResNets, implicit with 8 lanes and an im2col block with 16; on a
+    /// Zen 4 core the 8-lane tiles ran them at 95 GFLOP/s, the 16-lane ones at 81). Every set
+    /// gives the same bits, so the choice changes only the speed.
+    fn tiles_for(&self, isa: Isa) -> Isa {
+        let lanes = |isa| tile_shape(isa).lanes;
+        if isa == Isa::Avx512
+            && self.implicit(lanes(Isa::Avx512)).is_none()
+            && self.implicit(lanes(Isa::Avx2)).is_some()
+        {
+            Isa::Avx2
+        } else {
+            isa
+        }
+    }
+
+    /// Images per task of the thread pool and per product: enough for about `pixels` output
+    /// pixels but at most a quarter of each thread's share of the batch (so that the threads
+    /// stay busy to the end), and among the counts at most that large, one whose strips fill
+    /// whole tiles of `vectors` if there is one (16 strips of a 16 x 16 image leave a tile of
+    /// 3 one-third full; 3 images fill 16 tiles).
+    fn images_per_group(&self, pixels: usize, strips_per_image: usize, vectors: usize) -> usize {
+        let share = self.batch / (4 * rayon::current_num_threads());
+        let most = (pixels / self.pixels()).clamp(1, share.max(1));
+        (most.div_ceil(2)..=most)
+            .find(|images| (images * strips_per_image).is_multiple_of(vectors))
+            .unwrap_or(most)
+    }
+
     /// The convolution of NCHW `x` with OIHW `weight`, followed by `epilogue` (bias,
-    /// residual, ReLU; its layout is set here), as NCHW, with the tiles of `isa`.
+    /// residual, ReLU), as NCHW, with the tiles of `isa`.
     ///
-    /// A tile's depth `k` = (c, i, j) reads a row of `nr` values at an offset of its own.
-    /// Where [`Geometry::implicit`] applies, that row lies in the image itself, zero-padded
-    /// once per image: output pixel (y, x) reads padded pixel (y + i*dh, x + j*dw), so with
-    /// padded rows of width `wp` the row for `k` is the padded plane `c` from `i*dh*wp +
-    /// j*dw` on, and no im2col matrix is written. Elsewhere the rows are those of an im2col
-    /// matrix of the group's images.
+    /// A tile's depth `k` = (c, i, j) reads, for each strip of output pixels, a vector at an
+    /// offset of its own. Where [`Geometry::implicit`] applies, that vector lies in the image
+    /// itself, zero-padded once per group: output pixel (y, x) reads padded pixel (y + i*dh,
+    /// x + j*dw), so with padded rows of width `wp` the vector for `k` is the padded plane `c`
+    /// from `i*dh*wp + j*dw` past the strip's first pixel, and no im2col matrix is written.
+    /// Elsewhere the vectors are those of an im2col matrix of the group's images.
     fn convolve(&self, isa: Isa, x: &[f32], weight: &[f32], epilogue: Epilogue) -> Vec<f32> {
         let Window {
             kernel: [kh, kw],
@@ -264,18 +319,33 @@ impl Geometry {
                 .residual
                 .is_none_or(|r| r.len() == self.batch * image_out)
         );
-        let (mr, nr) = tile_shape(isa);
-        let packed = PackedWeight::new(weight, self.out_channels, depth, mr);
-        let implicit = self.implicit();
-        let per_group = match implicit {
-            Some(_) => 1,
-            None => (IMAGE_GROUP_PIXELS / pixels).clamp(1, self.batch),
-        };
-        // Grid columns of a group, where each depth's row starts, the row stride of an im2col
-        // matrix (none for an implicit convolution), and the values a group's rows span (the last panel's tiles read up to `nr` columns past the grid, into
-        // values they never store).
-        let (grid, offsets, im2col_stride, span) = match implicit {
+        let shape = tile_shape(isa);
+        let lanes = shape.lanes;
+        let packed = PackedWeight::new(weight, self.out_channels, depth, shape.rows);
+        let implicit = self.implicit(lanes);
+        let strip = |column, at, len| Strip { column, at, len };
+        // Per group: the strips of output pixels, where each depth's vectors start, the row
+        // stride of an im2col block (none for an implicit convolution), the values a group's
+        // columns span (with a vector to spare, as a strip's last vector may read past the
+        // last pixel it stores) and the loop order.
+        let (per_group, strips, offsets, im2col_stride, span, order) = match implicit {
             Some([hp, wp]) => {
+                let row_strips = ow.div_ceil(lanes);
+                let per_group =
+                    self.images_per_group(IMPLICIT_GROUP_PIXELS, oh * row_strips, shape.vectors);
+                let padded_image = self.channels * hp * wp;
+                let strips: Vec<Strip> = (0..per_group)
+                    .flat_map(|n| (0..oh).map(move |y| (n, y)))
+                    .flat_map(|(n, y)| {
+                        (0..ow).step_by(lanes).map(move |x0| {
+                            strip(
+                                n * padded_image + y * wp + x0,
+                                n * image_out + y * ow + x0,
+                                lanes.min(ow - x0),
+                            )
+                        })
+                    })
+                    .collect();
                 let offsets: Vec<usize> = (0..self.channels)
                     .flat_map(|c| {
                         (0..kh).flat_map(move |i| {
@@ -283,32 +353,44 @@ impl Geometry {
                         })
                     })
                     .collect();
-                let grid = oh * wp;
-                let span = offsets[depth - 1] + grid.next_multiple_of(nr);
-                (grid, offsets, 0, span.max(self.channels * hp * wp))
+                let span = per_group * padded_image + lanes;
+                (per_group, strips, offsets, 0, span, Order::WeightsOutside)
             }
             None => {
-                let stride = (per_group * pixels).next_multiple_of(nr);
+                let per_group = self.images_per_group(
+                    IMAGE_GROUP_PIXELS,
+                    pixels.div_ceil(lanes),
+                    shape.vectors,
+                );
+                let strips: Vec<Strip> = (0..per_group)
+                    .flat_map(|n| {
+                        (0..pixels).step_by(lanes).map(move |p0| {
+                            strip(n * pixels + p0, n * image_out + p0, lanes.min(pixels - p0))
+                        })
+                    })
+                    .collect();
+                let stride = (per_group * pixels + lanes).next_multiple_of(16);
                 let offsets = (0..depth).map(|k| k * stride).collect();
-                (per_group * pixels, offsets, stride, depth * stride)
+                (
+                    per_group,
+                    strips,
+                    offsets,
+                    stride,
+                    depth * stride,
+                    Order::StripsOutside,
+                )
             }
         };
-        let epilogue = Epilogue {
-            image_columns: if implicit.is_some() { grid } else { pixels },
-            row: implicit.map_or(pixels, |[_, wp]| wp),
-            valid: implicit.map_or(pixels, |_| ow),
-            pixels,
-            image: image_out,
-            ..epilogue
-        };
+        let strips_per_image = strips.len() / per_group;
+        let epilogue = Epilogue { pixels, ..epilogue };
         let total = self.batch * image_out;
         let mut output = Vec::<f32>::with_capacity(total);
         output.spare_capacity_mut()[..total]
             .par_chunks_mut(per_group * image_out)
             .enumerate()
             .for_each_init(
-                // Zeroed once: the padding of an implicit convolution's planes is never
-                // written again.
+                // Zeroed once: the padding of an implicit convolution's planes (and the spare
+                // vector past the columns) is never written again.
                 || vec![0.0f32; span],
                 |rows, (group, out)| {
                     let images = out.len() / image_out;
@@ -320,47 +402,46 @@ impl Geometry {
                             .map(|r| &r[first * image_out..(first + images) * image_out]),
                         ..epilogue
                     };
-                    let columns = match implicit {
+                    match implicit {
                         Some([hp, wp]) => {
                             for (c, source) in inputs.chunks_exact(plane).enumerate() {
                                 let padded = &mut rows[c * hp * wp + top * wp + left..];
                                 for (y, line) in source.chunks_exact(self.width).enumerate() {
-                                    padded[y * wp..][..self.width].copy_from_slice(line);
+                                    copy_row(&mut padded[y * wp..][..self.width], line);
                                 }
                             }
-                            grid
                         }
                         None => {
                             for (image, x) in inputs.chunks_exact(image_in).enumerate() {
                                 self.im2col(x, rows, im2col_stride, image * pixels);
                             }
-                            images * pixels
                         }
-                    };
-                    for start in (0..columns).step_by(nr) {
-                        // SAFETY: `isa` came from `Isa::active` or from a test that checked
-                        // it runs here; `rows` holds `span` values, so `start + offsets[k]
-                        // + nr` (at most `offsets[depth - 1]` plus the grid rounded up to
-                        // whole panels) are inside it; the epilogue's layout maps the
-                        // group's columns into its `images` outputs (and residuals), which
-                        // `out` holds.
-                        unsafe {
-                            tile::panel(
-                                isa,
-                                &packed,
-                                rows.as_ptr().add(start),
-                                &offsets,
-                                (start, nr.min(columns - start)),
-                                &epilogue,
-                                out.as_mut_ptr().cast(),
-                            )
-                        };
                     }
+                    // SAFETY: `isa` came from `Isa::active` or from a test that checked it
+                    // runs here; every strip's column plus `offsets[k]` plus a vector is
+                    // inside the `span` values of `rows` (the last padded plane, or the last
+                    // im2col row, with a vector to spare); the strips of the group's
+                    // `images` store into its outputs (and read its residuals), which `out`
+                    // and the epilogue's residual hold.
+                    unsafe {
+                        tile::product(
+                            isa,
+                            &packed,
+                            Columns {
+                                b: rows.as_ptr(),
+                                offsets: &offsets,
+                                strips: &strips[..images * strips_per_image],
+                            },
+                            order,
+                            &epilogue,
+                            out.as_mut_ptr().cast(),
+                        )
+                    };
                 },
             );
-        // SAFETY: the groups cover `0..total`; in each, the panels cover every column of the
-        // grid, whose stored columns are every output pixel of every image, and the epilogue
-        // writes every channel of each: all `total` values were written.
+        // SAFETY: the groups cover `0..total`; in each, the strips cover every output pixel
+        // of every image, and each tile stores every channel of its strips: all `total`
+        // values were written.
         unsafe { output.set_len(total) };
         output
     }
@@ -623,6 +704,34 @@ mod tests {
                 [2, 3],
                 Explicit(2, 3, 2, 3),
             ),
+            // The same as implicit convolutions with AVX-512's 16 lanes too (rows of 16 and
+            // 32), and rows of 130 pixels, whose last strip is 2 (16 lanes) or 2 (8) pixels.
+            (
+                [2, 3, 20, 32],
+                9,
+                [3, 3],
+                [1, 1],
+                [2, 1],
+                Explicit(2, 1, 2, 1),
+            ),
+            (
+                [3, 3, 20, 32],
+                7,
+                [3, 3],
+                [1, 1],
+                [1, 1],
+                Explicit(0, 2, 2, 0),
+            ),
+            ([3, 2, 20, 16], 5, [4, 2], [1, 1], [1, 1], Same),
+            (
+                [3, 2, 9, 16],
+                5,
+                [3, 3],
+                [1, 1],
+                [2, 3],
+                Explicit(2, 3, 2, 3),
+            ),
+            ([2, 2, 3, 130], 9, [3, 3], [1, 1], [1, 1], Same),
         ];
         for (i, (input, out, kernel, stride, dilation, padding)) in cases.into_iter().enumerate() {
             for (bias, fused) in [(true, false), (false, false), (true, true)] {
@@ -634,6 +743,34 @@ mod tests {
                 // stays near 1e-6; a misplaced pixel or channel moves outputs by O(0.1).
                 assert!(flex < 1e-4 && ndarray < 1e-4, "case {i}: {flex} {ndarray}");
             }
+        }
+    }
+
+    /// The ResNets' "same" 3x3 layers run implicitly where their rows fill whole vectors
+    /// (32 and 16 pixels with every instruction set, 8 with AVX2's 8 lanes) or nearly (MNIST's
+    /// 28), and the 8x8 layers through im2col elsewhere; rows of 20 through im2col.
+    #[test]
+    fn implicit_where_the_rows_fill_the_vectors() {
+        let device = Default::default();
+        let geometry = |hw: usize, stride: usize| {
+            let conv = Conv2dConfig::new([4, 4], [3, 3])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init::<Flex>(&device);
+            Geometry::of(&conv, &Tensor::<Flex, 4>::zeros([2, 4, hw, hw], &device)).unwrap()
+        };
+        for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512] {
+            let lanes = tile_shape(isa).lanes;
+            assert!(geometry(32, 1).implicit(lanes).is_some(), "{isa}");
+            assert!(geometry(16, 1).implicit(lanes).is_some(), "{isa}");
+            assert_eq!(
+                geometry(8, 1).implicit(lanes).is_some(),
+                lanes == 8,
+                "{isa}"
+            );
+            assert!(geometry(32, 2).implicit(lanes).is_none(), "{isa}");
+            assert!(geometry(28, 1).implicit(lanes).is_some(), "{isa}");
+            assert!(geometry(20, 1).implicit(lanes).is_none(), "{isa}");
         }
     }
 

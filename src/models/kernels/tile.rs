@@ -1,20 +1,22 @@
 //! Register-tile matrix products for the convolution kernel, one per instruction set, chosen
 //! at run time.
 //!
-//! The convolution is `out[o, q] = sum_k w[o, k] * col[k, q]` over a column panel of `NR`
-//! output pixels at a time. Depth `k` of the panel is a row of `NR` values at an offset of its
-//! own (a row of an im2col matrix, or a shifted row of the zero-padded input itself), and `w`
-//! is packed in panels of up to `MR` output channels (`depth x rows`, contiguous). One tile
-//! keeps `MR x NR` sums in vector registers for the whole depth: per depth step it loads `NR`
-//! pixels, broadcasts `MR` weights and issues `MR * NR / lanes` FMAs. The epilogue (bias,
-//! residual, ReLU) runs on each tile while it is still in L1, instead of as separate passes
-//! over the layer's output.
+//! The convolution is `out[o, q] = sum_k w[o, k] * col[k, q]`, computed for strips of up to
+//! one vector of output pixels that lie side by side in a row of the output (a [`Strip`]).
+//! Depth `k` of a strip is a vector at an offset of its own (in an im2col block, or in the
+//! zero-padded input itself), and `w` is packed in panels of up to `MR` output channels
+//! (`depth x rows`, contiguous). One tile keeps `MR x VECTORS` vectors of sums in registers
+//! for the whole depth: per depth step it loads one vector per strip, broadcasts `MR` weights
+//! and issues `MR * VECTORS` FMAs. Because each strip lies contiguously in the output, the
+//! epilogue (bias, residual, ReLU) runs on the sums while they are still in registers and
+//! stores them straight into the NCHW output, with masked stores for a row's last, shorter
+//! strip; no strip straddles a row, so no lanes are spent on padding columns.
 //!
 //! Every instruction set sums the same products in the same order (depth 0 first, one fused
-//! multiply-add per product, the bias added last), so AVX2 and AVX-512 give bit-identical
-//! outputs (a test checks it), and the AVX2 path can be measured on an AVX-512 machine
-//! through the cap [`Isa::active`] reads. The portable tile fuses too where the build's target
-//! has FMA (aarch64 always).
+//! multiply-add per product, then the bias, then the residual), so AVX2 and AVX-512 give
+//! bit-identical outputs (a test checks it), a convolution may use either tile, and the AVX2
+//! path can be measured on an AVX-512 machine through the cap [`Isa::active`] reads. The
+//! portable tile fuses too where the build's target has FMA (aarch64 always).
 
 use std::fmt;
 use std::str::FromStr;
@@ -121,15 +123,29 @@ impl FromStr for Isa {
     }
 }
 
-/// Tile sizes of an instruction set's kernel: output channels per weight panel, pixels per
-/// column panel.
-pub(super) fn tile_shape(isa: Isa) -> (usize, usize) {
+/// The shape of an instruction set's tile: output channels per weight panel, pixels per
+/// vector, vectors per tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct TileShape {
+    pub rows: usize,
+    pub lanes: usize,
+    pub vectors: usize,
+}
+
+pub(super) fn tile_shape(isa: Isa) -> TileShape {
+    fn of<T: Tile>() -> TileShape {
+        TileShape {
+            rows: T::MR,
+            lanes: T::LANES,
+            vectors: T::VECTORS,
+        }
+    }
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => (x86::Avx2::MR, x86::Avx2::NR),
+        Isa::Avx2 => of::<x86::Avx2>(),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => (x86::Avx512::MR, x86::Avx512::NR),
-        _ => (Portable::MR, Portable::NR),
+        Isa::Avx512 => of::<x86::Avx512>(),
+        _ => of::<Portable>(),
     }
 }
 
@@ -173,169 +189,148 @@ impl PackedWeight {
     }
 }
 
-/// Where the product's columns go and what happens to each value before it is stored.
-///
-/// The columns form a grid: `image_columns` columns per image, in rows of `row` columns of
-/// which the first `valid` are output pixels (the rest, the padding of an implicit
-/// convolution's rows, are computed and dropped). Column `q` of the grid is, with `n = q /
-/// image_columns`, `y = (q % image_columns) / row` and `x = q % image_columns % row`, output
-/// pixel `(y, x)` of image `n`, stored at `n * image + o * pixels + y * valid + x` for output
-/// channel `o`, if `x < valid`.
+/// Up to one vector of output pixels that lie side by side both in the product's columns
+/// (from `column` on) and in each output channel's plane (from `at` on): a stretch of one
+/// output row of an implicit convolution, or of one image's pixels in an im2col block. A tile
+/// sums one vector per strip, and stores its first `len` lanes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Strip {
+    pub column: usize,
+    pub at: usize,
+    pub len: usize,
+}
+
+/// What happens to each sum before it is stored: `(sum + bias) + residual`, then ReLU.
 #[derive(Clone, Copy)]
 pub(super) struct Epilogue<'a> {
-    pub image_columns: usize,
-    pub row: usize,
-    pub valid: usize,
-    /// Output pixels per image plane.
+    /// Values per output channel's plane, in `out` and in the residual.
     pub pixels: usize,
-    /// Values per image of the output (`channels * pixels`).
-    pub image: usize,
-    /// One value per output channel, added first.
+    /// One value per output channel.
     pub bias: Option<&'a [f32]>,
-    /// A tensor of the output's layout, added next.
+    /// A tensor of the output's layout.
     pub residual: Option<&'a [f32]>,
-    /// Clamps negatives to zero, last.
+    /// Clamps negatives (and NaN) to zero, last.
     pub relu: bool,
 }
 
-/// Multiplies the packed weight by the column panel at `b` (the weight's depth `k` reads the
-/// `nr` values at `b + offsets[k]`), the grid's columns `first..first + columns`, and stores
-/// the tiles, after the epilogue, into `out`.
+/// Which loop runs outside in [`product`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Order {
+    /// Each weight panel over every strip: for columns that the depth reads many times over
+    /// (an implicit convolution's shifted rows), so that the panel stays in L1 while they
+    /// stream past.
+    WeightsOutside,
+    /// Every weight panel over one tile's strips: for columns read once per weight panel (an
+    /// im2col block), so that they stay in cache for all the panels.
+    StripsOutside,
+}
+
+/// Multiplies the packed weight by the columns (depth `k` of column `q` is `b + q +
+/// offsets[k]`) for each of their strips, and stores every output channel of each strip, after
+/// the epilogue, at `out + channel * pixels + at`.
 ///
 /// # Safety
-/// `isa` runs on this CPU; `offsets` has the weight's depth, and `b + offsets[k] .. + nr` (the
-/// `nr` of [`tile_shape`]`(isa)`) are initialized values for every `k`; every index the
-/// epilogue reaches for the panel's columns and every output channel is inside `out` (which
-/// may be uninitialized, as it is only written) and inside the epilogue's residual.
-pub(super) unsafe fn panel(
+/// `isa` runs on this CPU; `offsets` has the weight's depth; for every strip and every `k`,
+/// `b + column + offsets[k] ..` holds a whole vector (`lanes` of [`tile_shape`]`(isa)`) of
+/// initialized values; `out` (which may be uninitialized, as it is only written) and the
+/// epilogue's residual hold `channel * pixels + at .. + len` for every output channel and
+/// strip.
+pub(super) unsafe fn product(
     isa: Isa,
     weight: &PackedWeight,
-    b: *const f32,
-    offsets: &[usize],
-    (first, columns): (usize, usize),
+    columns: Columns,
+    order: Order,
     epilogue: &Epilogue,
     out: *mut f32,
 ) {
-    let at = (first, columns);
     // SAFETY: forwarded from the caller; each arm runs only where `isa` says the CPU can.
     unsafe {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::panel_avx512(weight, b, offsets, at, epilogue, out),
+            Isa::Avx512 => x86::product_avx512(weight, columns, order, epilogue, out),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => x86::panel_avx2(weight, b, offsets, at, epilogue, out),
-            _ => panel_with::<Portable>(weight, b, offsets, at, epilogue, out),
+            Isa::Avx2 => x86::product_avx2(weight, columns, order, epilogue, out),
+            _ => product_with::<Portable>(weight, columns, order, epilogue, out),
         }
     }
 }
 
-/// One instruction set's tile: `rows <= MR` rows of sums over the depth, stored row-major
-/// (`NR` values a row) into `tile`.
+/// The product's right-hand side: where its columns are, where each depth starts, and the
+/// strips to compute.
+#[derive(Clone, Copy)]
+pub(super) struct Columns<'a> {
+    pub b: *const f32,
+    pub offsets: &'a [usize],
+    pub strips: &'a [Strip],
+}
+
+/// One instruction set's tile.
 trait Tile {
+    /// Rows (output channels) per weight panel.
     const MR: usize;
-    const NR: usize;
+    /// Pixels per vector.
+    const LANES: usize;
+    /// Vectors (strips) per tile.
+    const VECTORS: usize;
 
+    /// Sums `rows <= MR` output channels from `first_row` on over the depth for `strips`
+    /// (`VECTORS` of them; those of `len` 0 are summed and not stored), and stores them.
+    ///
     /// # Safety
-    /// `a` holds `offsets.len() * rows` values, `b + offsets[k]` `NR` for each `k`, `tile`
-    /// `MR * NR`, and the CPU runs the implementation's instruction set.
-    unsafe fn tile(rows: usize, a: *const f32, b: *const f32, offsets: &[usize], tile: *mut f32);
+    /// `a` holds `offsets.len() * rows` values; for each strip and `k`, `b + column +
+    /// offsets[k]` holds `LANES` values; `out` and the residual hold every value stored; the
+    /// CPU runs the implementation's instruction set.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        rows: usize,
+        a: *const f32,
+        b: *const f32,
+        offsets: &[usize],
+        strips: &[Strip],
+        first_row: usize,
+        epilogue: &Epilogue,
+        out: *mut f32,
+    );
 }
 
-/// A stretch of a panel's columns that lands contiguously in the output: tile columns
-/// `column..column + len` go to `at..at + len` of each output channel's plane.
-#[derive(Clone, Copy, Default)]
-struct Run {
-    column: usize,
-    at: usize,
-    len: usize,
-}
-
-/// The tiles of one column panel and their epilogue; inlined into each instruction set's
-/// entry point, which compiles the epilogue's loops for that set too.
+/// The tiles of every strip and weight panel; inlined into each instruction set's entry
+/// point, which compiles it for that set.
 #[inline(always)]
-unsafe fn panel_with<T: Tile>(
+unsafe fn product_with<T: Tile>(
     weight: &PackedWeight,
-    b: *const f32,
-    offsets: &[usize],
-    (first, columns): (usize, usize),
+    Columns { b, offsets, strips }: Columns,
+    order: Order,
     epilogue: &Epilogue,
     out: *mut f32,
 ) {
-    debug_assert!(offsets.len() == weight.depth && columns <= T::NR);
-    let Epilogue {
-        image_columns,
-        row,
-        valid,
-        pixels,
-        image,
-        bias,
-        residual,
-        relu,
-    } = *epilogue;
-    // The panel's columns cut into runs along the grid's rows, the dropped columns left out.
-    let mut runs = [Run::default(); 33];
-    let mut count = 0;
-    let mut q = first;
-    while q < first + columns {
-        let (n, rest) = (q / image_columns, q % image_columns);
-        let (y, x) = (rest / row, rest % row);
-        let len = (row - x).min(first + columns - q);
-        if x < valid {
-            runs[count] = Run {
-                column: q - first,
-                at: n * image + y * valid + x,
-                len: len.min(valid - x),
-            };
-            count += 1;
-        }
-        q += len;
-    }
-    // Written by each tile before the epilogue reads it, so never zeroed.
-    let mut tile = [std::mem::MaybeUninit::<f32>::uninit(); 512];
-    debug_assert!(T::MR * T::NR <= tile.len() && count <= runs.len());
-    for (first_row, rows, a) in weight.panels() {
-        // SAFETY: `a` holds `depth * rows` values (`panels`), `b` and `offsets` as the caller
-        // promised, `tile` `512 >= MR * NR`.
-        unsafe { T::tile(rows, a.as_ptr(), b, offsets, tile.as_mut_ptr().cast()) };
-        for r in 0..rows {
-            let o = first_row + r;
-            let bias = bias.map_or(0.0, |b| b[o]);
-            for run in &runs[..count] {
-                // SAFETY: the tile wrote its `rows * NR` values, and `column + len <= NR`.
-                let sums = unsafe {
-                    std::slice::from_raw_parts(
-                        tile.as_ptr().add(r * T::NR + run.column).cast::<f32>(),
-                        run.len,
+    debug_assert!(offsets.len() == weight.depth && T::VECTORS <= 4);
+    let block = match order {
+        Order::WeightsOutside => strips.len().max(1),
+        Order::StripsOutside => T::VECTORS,
+    };
+    for block in strips.chunks(block) {
+        for (first_row, rows, a) in weight.panels() {
+            for chunk in block.chunks(T::VECTORS) {
+                // The last tile's missing strips repeat its last one, with nothing stored.
+                let mut tile = [Strip {
+                    len: 0,
+                    ..chunk[chunk.len() - 1]
+                }; 4];
+                tile[..chunk.len()].copy_from_slice(chunk);
+                // SAFETY: `a` holds `depth * rows` values (`panels`); the strips, `b`,
+                // `offsets`, `out` and the residual as the caller promised.
+                unsafe {
+                    T::tile(
+                        rows,
+                        a.as_ptr(),
+                        b,
+                        offsets,
+                        &tile[..T::VECTORS],
+                        first_row,
+                        epilogue,
+                        out,
                     )
                 };
-                let at = o * pixels + run.at;
-                let residual = residual.map(|res| &res[at..at + run.len]);
-                // SAFETY: `at..at + len` is inside `out` by the caller's contract.
-                unsafe { store(out.add(at), sums, bias, residual, relu) };
-            }
-        }
-    }
-}
-
-/// Writes `sums[j] + bias (+ residual[j])`, clamped at zero if `relu`, to `out[j]`: one loop
-/// per case, so that each vectorizes.
-///
-/// # Safety
-/// `out` is valid for `sums.len()` writes.
-#[inline(always)]
-unsafe fn store(out: *mut f32, sums: &[f32], bias: f32, residual: Option<&[f32]>, relu: bool) {
-    let clamp = |v: f32| if relu { v.max(0.0) } else { v };
-    match residual {
-        Some(residual) => {
-            for (j, (&s, &r)) in sums.iter().zip(residual).enumerate() {
-                // SAFETY: `j < sums.len()`.
-                unsafe { out.add(j).write(clamp(s + bias + r)) };
-            }
-        }
-        None => {
-            for (j, &s) in sums.iter().enumerate() {
-                // SAFETY: as above.
-                unsafe { out.add(j).write(clamp(s + bias)) };
             }
         }
     }
@@ -352,6 +347,13 @@ macro_rules! by_rows {
     };
 }
 
+/// ReLU as every tile computes it: `s` if `s > 0`, else `+0` (for `-0` and NaN too), which is
+/// what `max(s, 0)` gives on x86.
+#[inline(always)]
+fn relu(s: f32) -> f32 {
+    if s > 0.0 { s } else { 0.0 }
+}
+
 /// Plain Rust, vectorized by the compiler for the build's target. It fuses the multiply-add
 /// where the target has FMA (so it agrees with the SIMD tiles bit for bit) and rounds twice
 /// where it has not (where `mul_add` would be a slow library call).
@@ -359,11 +361,28 @@ struct Portable;
 
 impl Tile for Portable {
     const MR: usize = 4;
-    const NR: usize = 16;
+    const LANES: usize = 16;
+    const VECTORS: usize = 1;
 
-    unsafe fn tile(rows: usize, a: *const f32, b: *const f32, offsets: &[usize], tile: *mut f32) {
+    unsafe fn tile(
+        rows: usize,
+        a: *const f32,
+        b: *const f32,
+        offsets: &[usize],
+        strips: &[Strip],
+        first_row: usize,
+        epilogue: &Epilogue,
+        out: *mut f32,
+    ) {
         // SAFETY: forwarded.
-        unsafe { by_rows!(rows, portable_tile, [1, 2, 3, 4], (a, b, offsets, tile)) }
+        unsafe {
+            by_rows!(
+                rows,
+                portable_tile,
+                [1, 2, 3, 4],
+                (a, b, offsets, strips[0], first_row, epilogue, out)
+            )
+        }
     }
 }
 
@@ -381,12 +400,16 @@ unsafe fn portable_tile<const R: usize>(
     a: *const f32,
     b: *const f32,
     offsets: &[usize],
-    tile: *mut f32,
+    strip: Strip,
+    first_row: usize,
+    epilogue: &Epilogue,
+    out: *mut f32,
 ) {
     let mut acc = [[0.0f32; 16]; R];
     for (k, &offset) in offsets.iter().enumerate() {
-        // SAFETY: `k * 16 + 16 <= depth * 16` values of `b`, `k * R + R` of `a`.
-        let pixels = unsafe { &*b.add(offset).cast::<[f32; 16]>() };
+        // SAFETY: `b + column + offset` holds 16 values and `a` `depth * R` (the caller's
+        // contract).
+        let pixels = unsafe { &*b.add(strip.column + offset).cast::<[f32; 16]>() };
         for (r, row) in acc.iter_mut().enumerate() {
             let w = unsafe { *a.add(k * R + r) };
             for (s, &p) in row.iter_mut().zip(pixels) {
@@ -395,28 +418,38 @@ unsafe fn portable_tile<const R: usize>(
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        // SAFETY: `tile` holds `MR * NR >= R * 16` values.
-        unsafe { tile.add(r * 16).cast::<[f32; 16]>().write(*row) };
+        let o = first_row + r;
+        let at = o * epilogue.pixels + strip.at;
+        let bias = epilogue.bias.map_or(0.0, |b| b[o]);
+        for (j, &s) in row[..strip.len].iter().enumerate() {
+            let mut v = s + bias;
+            if let Some(residual) = epilogue.residual {
+                v += residual[at + j];
+            }
+            if epilogue.relu {
+                v = relu(v);
+            }
+            // SAFETY: `out` holds `at .. at + len` (the caller's contract).
+            unsafe { out.add(at + j).write(v) };
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Epilogue, PackedWeight, Tile, panel_with};
+    use super::{Columns, Epilogue, Order, PackedWeight, Strip, Tile, product_with};
     use std::arch::x86_64::*;
 
     pub(super) struct Avx2;
     pub(super) struct Avx512;
 
-    /// Pixel vectors per tile row of the AVX2 tile. With 16 ymm registers, 4 x 2
-    /// accumulators, two pixel vectors and a broadcast weight measured fastest on the CIFAR
-    /// ResNets (6 x 2 spills; 3 x 4, 2 x 6 and 4 x 3 spill or run short of registers, at half
-    /// the speed).
-    const AVX2_VECTORS: usize = 2;
-
     impl Tile for Avx2 {
+        /// With 16 ymm registers, 4 x 2 accumulators, two pixel vectors and a broadcast
+        /// weight measured fastest on the CIFAR ResNets (6 x 2 spills; 3 x 4, 2 x 6 and 4 x 3
+        /// spill or run short of registers, at half the speed).
         const MR: usize = 4;
-        const NR: usize = 8 * AVX2_VECTORS;
+        const LANES: usize = 8;
+        const VECTORS: usize = 2;
 
         #[inline(always)]
         unsafe fn tile(
@@ -424,21 +457,31 @@ mod x86 {
             a: *const f32,
             b: *const f32,
             offsets: &[usize],
-            tile: *mut f32,
+            strips: &[Strip],
+            first_row: usize,
+            epilogue: &Epilogue,
+            out: *mut f32,
         ) {
             // SAFETY: forwarded.
-            unsafe { by_rows!(rows, avx2_tile, [1, 2, 3, 4], (a, b, offsets, tile)) }
+            unsafe {
+                by_rows!(
+                    rows,
+                    avx2_tile,
+                    [1, 2, 3, 4],
+                    (a, b, offsets, strips, first_row, epilogue, out)
+                )
+            }
         }
     }
-
-    /// Pixel vectors per tile row of the AVX-512 tile. With 32 zmm registers, 6 x 3
-    /// accumulators (18) and three pixel vectors: six broadcasts per 18 FMAs. 8 x 2 (eight
-    /// broadcasts per 16 FMAs) ran 13% slower on the CIFAR ResNets; 6 x 4 and 4 x 4 as fast.
-    const AVX512_VECTORS: usize = 3;
 
     impl Tile for Avx512 {
-        const MR: usize = 6;
-        const NR: usize = 16 * AVX512_VECTORS;
+        /// With 32 zmm registers, 8 x 3 accumulators (24), three pixel vectors and a
+        /// broadcast weight: eight broadcasts per 24 FMAs, and the 16, 32 and 64 channels of
+        /// the CIFAR ResNets in whole panels. 6 x 3 ran 3% slower on them (with a remainder
+        /// panel of 4 for 16 and 32 channels), 8 x 2 (eight broadcasts per 16 FMAs) 13%.
+        const MR: usize = 8;
+        const LANES: usize = 16;
+        const VECTORS: usize = 3;
 
         #[inline(always)]
         unsafe fn tile(
@@ -446,65 +489,121 @@ mod x86 {
             a: *const f32,
             b: *const f32,
             offsets: &[usize],
-            tile: *mut f32,
+            strips: &[Strip],
+            first_row: usize,
+            epilogue: &Epilogue,
+            out: *mut f32,
         ) {
             // SAFETY: forwarded.
-            unsafe { by_rows!(rows, avx512_tile, [1, 2, 3, 4, 5, 6], (a, b, offsets, tile)) }
+            unsafe {
+                by_rows!(
+                    rows,
+                    avx512_tile,
+                    [1, 2, 3, 4, 5, 6, 7, 8],
+                    (a, b, offsets, strips, first_row, epilogue, out)
+                )
+            }
         }
     }
 
     /// # Safety
-    /// See [`super::panel`]; the CPU has AVX2 and FMA.
+    /// See [`super::product`]; the CPU has AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn panel_avx2(
+    pub(super) unsafe fn product_avx2(
         weight: &PackedWeight,
-        b: *const f32,
-        offsets: &[usize],
-        at: (usize, usize),
+        columns: Columns,
+        order: Order,
         epilogue: &Epilogue,
         out: *mut f32,
     ) {
         // SAFETY: forwarded.
-        unsafe { panel_with::<Avx2>(weight, b, offsets, at, epilogue, out) }
+        unsafe { product_with::<Avx2>(weight, columns, order, epilogue, out) }
     }
 
     /// # Safety
-    /// See [`super::panel`]; the CPU has AVX-512F.
+    /// See [`super::product`]; the CPU has AVX-512F.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn panel_avx512(
+    pub(super) unsafe fn product_avx512(
         weight: &PackedWeight,
-        b: *const f32,
-        offsets: &[usize],
-        at: (usize, usize),
+        columns: Columns,
+        order: Order,
         epilogue: &Epilogue,
         out: *mut f32,
     ) {
         // SAFETY: forwarded.
-        unsafe { panel_with::<Avx512>(weight, b, offsets, at, epilogue, out) }
+        unsafe { product_with::<Avx512>(weight, columns, order, epilogue, out) }
     }
 
-    /// The tile of one vector width: `R` rows of `V` vectors of `$lanes` pixels, summed over
-    /// the depth with one FMA per product (so every width gives the same bits).
+    /// AVX2's loads and stores of the first `len < 8` lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn avx2_mask(len: usize) -> __m256i {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(len as i32), lanes)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2_load_first(p: *const f32, len: usize) -> __m256 {
+        // SAFETY: the caller's `p` holds `len` values; masked lanes are not read.
+        unsafe { _mm256_maskload_ps(p, avx2_mask(len)) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn avx2_store_first(p: *mut f32, v: __m256, len: usize) {
+        // SAFETY: as above, for writes.
+        unsafe { _mm256_maskstore_ps(p, avx2_mask(len), v) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512_load_first(p: *const f32, len: usize) -> __m512 {
+        // SAFETY: the caller's `p` holds `len` values; masked lanes are not read.
+        unsafe { _mm512_maskz_loadu_ps(((1u32 << len) - 1) as u16, p) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512_store_first(p: *mut f32, v: __m512, len: usize) {
+        // SAFETY: as above, for writes.
+        unsafe { _mm512_mask_storeu_ps(p, ((1u32 << len) - 1) as u16, v) }
+    }
+
+    /// The tile of one vector width: `R` rows of `VECTORS` strips, summed over the depth with
+    /// one FMA per product, then `(sum + bias) + residual` and `max(_, 0)` in registers, so
+    /// that every width gives the same bits.
     macro_rules! simd_tile {
-        ($name:ident, $features:literal, $vectors:ident, $lanes:literal,
-         $zero:ident, $load:ident, $splat:ident, $fma:ident, $store:ident) => {
+        ($name:ident, $features:literal, $tile:ident, $zero:ident, $load:ident, $splat:ident,
+         $fma:ident, $add:ident, $max:ident, $store:ident, $load_first:ident,
+         $store_first:ident) => {
             #[inline]
             #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
             unsafe fn $name<const R: usize>(
                 a: *const f32,
                 b: *const f32,
                 offsets: &[usize],
-                tile: *mut f32,
+                strips: &[Strip],
+                first_row: usize,
+                epilogue: &Epilogue,
+                out: *mut f32,
             ) {
-                const V: usize = $vectors;
+                const V: usize = $tile::VECTORS;
+                const LANES: usize = $tile::LANES;
+                debug_assert_eq!(strips.len(), V);
+                let bases: [*const f32; V] = std::array::from_fn(|v| {
+                    // SAFETY: inside the columns (the caller's contract).
+                    unsafe { b.add(strips[v].column) }
+                });
                 let mut acc = [[$zero(); V]; R];
                 for (k, &offset) in offsets.iter().enumerate() {
-                    // SAFETY: `b + offset` holds `lanes * V` values and `a` `depth * R` (the
-                    // caller's contract).
+                    // SAFETY: each base plus `offset` holds `LANES` values and `a` `depth * R`
+                    // (the caller's contract).
                     unsafe {
                         let mut p = [$zero(); V];
-                        for (v, p) in p.iter_mut().enumerate() {
-                            *p = $load(b.add(offset + $lanes * v));
+                        for (p, base) in p.iter_mut().zip(&bases) {
+                            *p = $load(base.add(offset));
                         }
                         for (r, row) in acc.iter_mut().enumerate() {
                             let w = $splat(*a.add(k * R + r));
@@ -514,10 +613,40 @@ mod x86 {
                         }
                     }
                 }
+                let Epilogue {
+                    pixels,
+                    bias,
+                    residual,
+                    relu,
+                } = *epilogue;
                 for (r, row) in acc.iter().enumerate() {
-                    for (v, &s) in row.iter().enumerate() {
-                        // SAFETY: `tile` holds `MR * NR >= R * lanes * V` values.
-                        unsafe { $store(tile.add(r * $lanes * V + $lanes * v), s) };
+                    let o = first_row + r;
+                    let bias = $splat(bias.map_or(0.0, |b| b[o]));
+                    for (&s, strip) in row.iter().zip(strips) {
+                        let at = o * pixels + strip.at;
+                        let whole = strip.len == LANES;
+                        // SAFETY: `out` and the residual hold `at .. at + len` (the caller's
+                        // contract), and only `len` lanes are read or written.
+                        unsafe {
+                            let mut s = $add(s, bias);
+                            if let Some(residual) = residual {
+                                let p = residual.as_ptr().add(at);
+                                let r = if whole {
+                                    $load(p)
+                                } else {
+                                    $load_first(p, strip.len)
+                                };
+                                s = $add(s, r);
+                            }
+                            if relu {
+                                s = $max(s, $zero());
+                            }
+                            if whole {
+                                $store(out.add(at), s);
+                            } else if strip.len > 0 {
+                                $store_first(out.add(at), s, strip.len);
+                            }
+                        }
                     }
                 }
             }
@@ -527,23 +656,29 @@ mod x86 {
     simd_tile!(
         avx2_tile,
         "avx2,fma",
-        AVX2_VECTORS,
-        8,
+        Avx2,
         _mm256_setzero_ps,
         _mm256_loadu_ps,
         _mm256_set1_ps,
         _mm256_fmadd_ps,
-        _mm256_storeu_ps
+        _mm256_add_ps,
+        _mm256_max_ps,
+        _mm256_storeu_ps,
+        avx2_load_first,
+        avx2_store_first
     );
     simd_tile!(
         avx512_tile,
         "avx512f,avx2,fma",
-        AVX512_VECTORS,
-        16,
+        Avx512,
         _mm512_setzero_ps,
         _mm512_loadu_ps,
         _mm512_set1_ps,
         _mm512_fmadd_ps,
-        _mm512_storeu_ps
+        _mm512_add_ps,
+        _mm512_max_ps,
+        _mm512_storeu_ps,
+        avx512_load_first,
+        avx512_store_first
     );
 }

@@ -10,7 +10,7 @@ use burn::tensor::backend::Backend;
 
 use super::{BasicBlock, batch_norm, conv, conv_bn_then, fold, global_average};
 use crate::error::{Error, Result, check_positive};
-use crate::models::{ImageClassifier, Normalize};
+use crate::models::{ImageClassifier, Normalize, kernels};
 
 /// Input of the CIFAR ResNet: its final 8x8 average pool assumes 32x32 images.
 const CIFAR_INPUT: [usize; 3] = [3, 32, 32];
@@ -181,12 +181,17 @@ impl<B: Backend> CifarResNet<B> {
 
 impl<B: Backend> ImageClassifier<B> for CifarResNet<B> {
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = self.normalize.forward(images);
-        let mut x = conv_bn_then(&self.conv1, &self.bn1, x, None, true);
-        for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3) {
-            x = block.forward(x);
-        }
-        self.fc.forward(global_average(x))
+        // The widest activation: 16 channels of 32 x 32 f32 (or its 32 x 16 x 16 and 64 x 8 x
+        // 8), per image.
+        let widest = 16 * 32 * 32 * 4;
+        kernels::in_chunks(images, widest, |images| {
+            let x = self.normalize.forward(images);
+            let mut x = conv_bn_then(&self.conv1, &self.bn1, x, None, true);
+            for block in self.layer1.iter().chain(&self.layer2).chain(&self.layer3) {
+                x = block.forward(x);
+            }
+            self.fc.forward(global_average(x))
+        })
     }
 
     fn input_shape(&self) -> &[usize] {
