@@ -119,6 +119,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A log (or folder) that another run is writing: its lock is held. `holder` is what the
+    /// lock file says of that run (`pid PID on HOST`), where it says anything.
+    #[error("{} is being written by another run{}: wait for it to end, or write elsewhere", path.display(), holder.as_deref().map_or_else(String::new, |h| format!(" ({h})")))]
+    Locked {
+        /// The log or folder.
+        path: PathBuf,
+        /// The run holding the lock, as its lock file records it.
+        holder: Option<String>,
+    },
+
     /// A file or folder that cannot be read or written; the operating system's error is the
     /// [`source`](std::error::Error::source).
     #[error("I/O error{}: {source}", on(.path.as_deref()))]

@@ -1286,3 +1286,106 @@ fn kernel_instruction_set_cap() {
         "{stderr}"
     );
 }
+
+/// Two runs on one log at once (a requeued Slurm task whose first copy still runs, a job
+/// submitted twice): the second is refused at once, naming the first, and the log is then
+/// exactly a single run's.
+#[test]
+fn two_runs_on_one_log() {
+    let dir = scratch("lock");
+    smoothing(
+        &dir,
+        &[
+            "train",
+            "--dataset",
+            "digits",
+            "--sigma",
+            "0.25",
+            "--epochs",
+            "1",
+            "--batch",
+            "64",
+            "--out",
+            "run",
+        ],
+    );
+    let certify = |out: &str| -> Vec<String> {
+        [
+            "certify",
+            "--dataset",
+            "digits",
+            "--model",
+            "run/model.bpk",
+            "--sigma",
+            "0.25",
+            "--n0",
+            "50",
+            "--n",
+            "5000",
+            "--alpha",
+            "0.01",
+            "--batch",
+            "500",
+            "--max",
+            "60",
+            "--out",
+            out,
+        ]
+        .map(str::to_string)
+        .to_vec()
+    };
+    let mut first = Command::new(env!("CARGO_BIN_EXE_smoothing"))
+        .current_dir(&dir)
+        .args(certify("both.tsv"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first run holds the lock once its lock file names it.
+    let pid = format!("pid {} on", first.id());
+    let lock = dir.join("both.tsv.lock");
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&lock).is_ok_and(|s| s.starts_with(&pid)) {
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the first run ended early"
+        );
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "the first run never took its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stderr = refused(&dir, certify("both.tsv"));
+    assert!(
+        stderr.contains("both.tsv is being written by another run (") && stderr.contains(&pid),
+        "{stderr}"
+    );
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "refused while the first still runs"
+    );
+    assert!(first.wait().unwrap().success());
+    smoothing(
+        &dir,
+        &certify("single.tsv")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let (both, single) = (
+        rows_without_time(&dir.join("both.tsv")),
+        rows_without_time(&dir.join("single.tsv")),
+    );
+    assert_eq!(both.len(), 61, "a header and 60 rows, none twice");
+    assert_eq!(both, single);
+    // The lock file left behind blocks nothing: a rerun resumes (all done) and succeeds.
+    smoothing(
+        &dir,
+        &certify("both.tsv")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(rows_without_time(&dir.join("both.tsv")), single);
+}

@@ -336,6 +336,9 @@ pub(crate) fn run_groups<R: LogRow>(
 ) -> Result<Vec<R>> {
     check_positive("inputs per pass", group as u64)?;
     let output = job.output.as_path();
+    // Held until the last row is written: a second run on this log is refused rather than
+    // appending the same examples again.
+    let _lock = super::lock::RunLock::acquire(output)?;
     let mut rows: Vec<R> = resume_rows(output)?;
     if let Some(stray) = rows
         .iter()

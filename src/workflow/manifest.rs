@@ -16,8 +16,8 @@
 //! let dir = std::env::temp_dir().join(format!("doc-manifest-{}", std::process::id()));
 //! let log = dir.join("certify.tsv");
 //! let run = |sigma: f64| Manifest::new().set("command", "certify").set("sigma", sigma);
-//! run(0.25).attach(&log)?; // a new log: the manifest is written
-//! run(0.25).attach(&log)?; // the same settings resume
+//! drop(run(0.25).attach(&log)?); // a new log: the manifest is written (and the lock released)
+//! drop(run(0.25).attach(&log)?); // the same settings resume
 //! let refused = run(0.5).attach(&log).unwrap_err();
 //! assert!(matches!(&refused, Error::RunMismatch { differences, .. }
 //!                  if differences == &["sigma: the log has 0.25, this run 0.5"]));
@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
+use super::lock::RunLock;
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
 use crate::smoothing::NOISE_STREAM_VERSION;
@@ -224,14 +225,17 @@ impl Manifest {
         }
     }
 
-    /// Binds this run to `log`: writes the manifest beside a log that does not exist yet (or
-    /// holds at most its header), or checks it against the manifest of a log being resumed.
+    /// Binds this run to `log`: takes the log's [`RunLock`] (returned, to be held for the
+    /// run), then writes the manifest beside a log that does not exist yet (or holds at most
+    /// its header), or checks it against the manifest of a log being resumed.
     ///
     /// # Errors
-    /// [`Error::RunMismatch`] when the settings differ, or when the log has rows but no
+    /// [`Error::Locked`] when another run holds the log; [`Error::RunMismatch`] when the
+    /// settings differ, or when the log has rows but no
     /// manifest (written by an older version or by hand), leaving both files untouched;
     /// [`Error::MalformedData`] for an unreadable manifest; [`Error::Io`] for the files.
-    pub fn attach(&self, log: &Path) -> Result<()> {
+    pub fn attach(&self, log: &Path) -> Result<RunLock> {
+        let lock = RunLock::acquire(log)?;
         let mismatch = |differences| Error::RunMismatch {
             log: log.to_path_buf(),
             differences,
@@ -240,7 +244,7 @@ impl Manifest {
             Some(earlier) => {
                 let differences = self.differences(&earlier);
                 if differences.is_empty() {
-                    Ok(())
+                    Ok(lock)
                 } else {
                     Err(mismatch(differences))
                 }
@@ -250,12 +254,13 @@ impl Manifest {
                  program): its settings cannot be checked"
                     .into(),
             ])),
-            None => self.write_beside(log),
+            None => self.write_beside(log).map(|()| lock),
         }
     }
 
-    /// Writes the manifest of `log`, replacing any: whole under a temporary name, then
-    /// renamed, so that a reader never sees a partial manifest.
+    /// Writes the manifest of `log`, replacing any: whole under a temporary name of this
+    /// process, then renamed, so that a reader never sees a partial manifest (and two
+    /// writers never share a temporary file).
     ///
     /// # Errors
     /// [`Error::Io`] for the files.
@@ -264,7 +269,7 @@ impl Manifest {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let partial = path.with_extension("json.partial");
+        let partial = path.with_extension(format!("json.{}.partial", std::process::id()));
         fs::write(&partial, self.to_json()).map_err(|e| Error::io(&partial, e))?;
         fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))
     }

@@ -41,6 +41,7 @@ use crate::workflow::records::{CertifyRecord, PREDICT_HEADER, PredictRecord};
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn merge_logs(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
+    let _lock = super::lock::RunLock::acquire(output)?;
     let manifest = merged_manifest(inputs)?;
     let first = inputs.first().map(|p| p.as_ref());
     let header = match first {

@@ -1,7 +1,7 @@
 //! The experiment workflow over the library: training with Gaussian augmentation or the
 //! objectives of later work ([`train`], [`objective`]), training denoisers ([`denoise`]),
 //! certification, prediction and attack jobs over data sets that can be resumed and sharded
-//! ([`jobs`], [`attacks`]), warming a backend's kernels up before a job ([`warm_up`]), their
+//! ([`jobs`], [`attacks`]) with one writer per log ([`lock`]), warming a backend's kernels up before a job ([`warm_up`]), their
 //! logs ([`records`]) and run manifests ([`manifest`]), certified-accuracy tables
 //! ([`analysis`]) and plots ([`plot`]).
 
@@ -11,6 +11,7 @@ mod checkpoints;
 pub mod denoise;
 mod epochs;
 pub mod jobs;
+pub mod lock;
 pub mod manifest;
 mod merge;
 pub mod objective;

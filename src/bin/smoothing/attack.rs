@@ -153,7 +153,7 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
             config = config.overshoot(o);
         }
         let config = config.check()?;
-        manifest
+        let _lock = manifest
             .clone()
             .set("method", "deepfool")
             .set("max_iterations", config.max_iterations())
@@ -278,7 +278,7 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
         ));
         for &multiple in &multiples {
             job.output = out.join(format!("pgd_{multiple}R.tsv"));
-            manifest
+            let _lock = manifest
                 .clone()
                 .set("method", "pgd")
                 .set("multiple", multiple)

@@ -48,8 +48,9 @@ pub(crate) fn run_certify<B: Backend>(
         .batch_size(args.job.batch)
         .two_sided(args.two_sided)
         .check()?;
-    // Bound to the log before any row is written: a rerun with other settings is refused.
-    manifest::<B>("certify", &args.data, &args.model, &args.job, device)?
+    // Bound to the log before any row is written: a rerun with other settings is refused,
+    // and a second run while this one holds the lock.
+    let _lock = manifest::<B>("certify", &args.data, &args.model, &args.job, device)?
         .set("n0", args.n0)
         .set("n", args.n)
         .set("two_sided", args.two_sided)

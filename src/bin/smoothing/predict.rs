@@ -39,8 +39,9 @@ pub(crate) fn run_predict<B: Backend>(
         .alpha(args.job.alpha)
         .batch_size(args.job.batch)
         .check()?;
-    // Bound to the log before any row is written: a rerun with other settings is refused.
-    manifest::<B>("predict", &args.data, &args.model, &args.job, device)?
+    // Bound to the log before any row is written: a rerun with other settings is refused,
+    // and a second run while this one holds the lock.
+    let _lock = manifest::<B>("predict", &args.data, &args.model, &args.job, device)?
         .set("n", args.n)
         .attach(&run.job.output)?;
     run.warm_up(&args.job, &[args.n], device)?;
