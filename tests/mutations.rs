@@ -20,8 +20,8 @@ use std::time::Duration;
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
 use randomized_smoothing::data::{
-    Dataset, ImageFolder, ImageSource, load_cifar10, load_mnist, read_cifar10, read_digits_csv,
-    read_mnist,
+    Dataset, ImageFolder, ImageSource, load_cifar10, load_cifar10_capped, load_mnist,
+    load_mnist_capped, read_cifar10, read_digits_csv, read_mnist,
 };
 use randomized_smoothing::models::{
     ImageClassifier, Model, ModelCard, ModelConfig, PytorchCheckpoint, SmallCnnConfig,
@@ -273,6 +273,101 @@ fn mnist_idx_gzip() {
             std::fs::remove_file(path).ok();
             refused(result, |d| check_dataset(&d, &[1, 8, 8], 10))
         },
+    );
+}
+
+/// Gzip bombs and lying headers: a small file whose header announces 7.8 GB, and one whose
+/// stream of zeros runs 256 MB past the 2 images its header announces, are refused with at
+/// most 64 MiB allocated at once (in practice a few KB: nothing is sized by the header, and
+/// the stream is read only to one byte past it); a header under a lowered cap loads; a
+/// CIFAR-10 batch that decompresses past the cap is refused at the cap.
+#[test]
+fn idx_and_cifar_bombs() {
+    let dir = scratch("bombs");
+    let gzip = |chunks: &[&[u8]], zeros: usize| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for chunk in chunks {
+            gz.write_all(chunk).unwrap();
+        }
+        let block = vec![0u8; 1 << 20];
+        for _ in 0..zeros >> 20 {
+            gz.write_all(&block).unwrap();
+        }
+        gz.finish().unwrap()
+    };
+    let header = |count: u32| {
+        [
+            &[0u8, 0, 8, 3][..],
+            &count.to_be_bytes(),
+            &28u32.to_be_bytes(),
+            &28u32.to_be_bytes(),
+        ]
+        .concat()
+    };
+    let labels = dir.join("labels");
+    std::fs::write(
+        &labels,
+        [&[0u8, 0, 8, 1][..], &2u32.to_be_bytes(), &[3, 4]].concat(),
+    )
+    .unwrap();
+    let two = vec![7u8; 2 * 784];
+    let cases = [
+        (
+            "announces 10,000,000 images",
+            gzip(&[&header(10_000_000), &two], 1 << 20),
+            "more than the cap",
+        ),
+        (
+            "runs 256 MB past its header",
+            gzip(&[&header(2), &two], 256 << 20),
+            "runs past the 1568 bytes",
+        ),
+    ];
+    for (case, bytes, reason) in cases {
+        assert!(
+            bytes.len() < 1 << 20,
+            "{case}: a small file ({} bytes)",
+            bytes.len()
+        );
+        let path = dir.join("images.gz");
+        std::fs::write(&path, &bytes).unwrap();
+        let (send, receive) = mpsc::channel();
+        let labels = labels.clone();
+        std::thread::spawn(move || {
+            LARGEST.with(|l| l.set(0));
+            let result = load_mnist(&path, &labels).map(|d| d.len());
+            let _ = send.send((result, LARGEST.with(Cell::get)));
+        });
+        let (result, largest) = receive.recv_timeout(Duration::from_secs(20)).unwrap();
+        match result {
+            Err(e) => assert!(e.to_string().contains(reason), "{case}: {e}"),
+            Ok(n) => panic!("{case}: loaded {n} images"),
+        }
+        assert!(
+            largest <= 64 << 20,
+            "{case}: an allocation of {largest} bytes"
+        );
+    }
+    // The cap is the file's payload: 2 images of 784 bytes pass a cap of 1568, not of 1567.
+    let path = dir.join("two.gz");
+    std::fs::write(&path, gzip(&[&header(2), &two], 0)).unwrap();
+    assert_eq!(load_mnist_capped(&path, &labels, 1568).unwrap().len(), 2);
+    let refused = load_mnist_capped(&path, &labels, 1567).unwrap_err();
+    assert!(
+        refused.to_string().contains("more than the cap of 1567"),
+        "{refused}"
+    );
+    assert_eq!(load_mnist(&path, &labels).unwrap().len(), 2);
+    // CIFAR-10: three records, and a test batch of 4 records under a cap of 3.
+    let cifar = dir.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&cifar).unwrap();
+    let record = [&[5u8][..], &[9u8; 3072]].concat();
+    std::fs::write(cifar.join("test_batch.bin"), gzip(&[&record.repeat(4)], 0)).unwrap();
+    assert_eq!(load_cifar10(&cifar, false).unwrap().len(), 4);
+    let refused = load_cifar10_capped(&cifar, false, 3 * 3073).unwrap_err();
+    assert!(
+        refused.to_string().contains("more than 9219 bytes"),
+        "{refused}"
     );
 }
 

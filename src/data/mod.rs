@@ -410,20 +410,137 @@ pub fn read_digits_csv(reader: impl Read) -> Result<Dataset> {
     Dataset::new(pixels, labels, vec![1, 8, 8], 10)
 }
 
-/// Opens a file, transparently decompressing it if it starts with the gzip magic bytes.
-fn open_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let mut raw = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut raw))
-        .map_err(|e| Error::io(path, e))?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| Error::io(path, e))?;
-        Ok(out)
+/// The most bytes a data file may hold, decompressed, unless the caller sets another cap
+/// ([`load_mnist_capped`], [`load_cifar10_capped`]): 1 GiB, twenty times MNIST's training
+/// images (47 MB) and seven times CIFAR-10's five training batches (154 MB). A gzipped file
+/// is decompressed as a stream and stopped at the cap (or, for IDX, at what its header
+/// announces), so a small file that decompresses to gigabytes never fills memory.
+pub const MAX_DATA_BYTES: u64 = 1 << 30;
+
+/// A file's bytes as a stream, decompressed if it starts with the gzip magic bytes.
+fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
+    let mut file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
+    let gzip = file
+        .fill_buf()
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    Ok(if gzip {
+        Box::new(flate2::bufread::GzDecoder::new(file))
     } else {
-        Ok(raw)
+        Box::new(file)
+    })
+}
+
+/// Reads `reader` (of the file at `path`, in `format`) to its end, at most `cap` bytes: a
+/// stream that runs past the cap is refused after `cap + 1` bytes. Memory grows with the bytes read, never
+/// with a size a file declares.
+fn read_capped(
+    reader: &mut dyn Read,
+    cap: u64,
+    path: &Path,
+    format: &'static str,
+) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > cap {
+        return Err(Error::MalformedData {
+            format,
+            location: path.display().to_string(),
+            reason: format!(
+                "more than {cap} bytes (decompressed), the cap (raise it with load_cifar10_capped)"
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+/// An IDX file read header first: the dimensions its header announces, checked against
+/// `cap` before any of the payload is read, then exactly that many payload bytes, and a check
+/// that the stream ends there (which, for gzip, also checks its CRC).
+struct IdxFile {
+    dims: Vec<usize>,
+    reader: Box<dyn Read>,
+    path: std::path::PathBuf,
+    what: &'static str,
+}
+
+impl IdxFile {
+    fn open(path: &Path, magic: u32, what: &'static str, cap: u64) -> Result<Self> {
+        let mut reader = open_maybe_gzip(path)?;
+        let bad = |reason: String| Error::MalformedData {
+            format: "MNIST IDX",
+            location: what.to_string(),
+            reason,
+        };
+        let word = |reader: &mut Box<dyn Read>| -> Result<u32> {
+            let mut b = [0u8; 4];
+            match reader.read_exact(&mut b) {
+                Ok(()) => Ok(u32::from_be_bytes(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    Err(bad("file ends inside the header".into()))
+                }
+                Err(e) => Err(Error::io(path, e)),
+            }
+        };
+        let found = word(&mut reader)?;
+        if found != magic {
+            return Err(bad(format!(
+                "magic number {found:#010x}, expected {magic:#010x}"
+            )));
+        }
+        let rank = (magic & 0xff) as usize;
+        let dims: Vec<usize> = (0..rank)
+            .map(|_| word(&mut reader).map(|d| d as usize))
+            .collect::<Result<_>>()?;
+        let announced = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+        match announced {
+            Some(bytes) if bytes <= cap => {}
+            _ => {
+                return Err(bad(format!(
+                    "the header announces {dims:?} items, more than the cap of {cap} bytes \
+                     (raise it with load_mnist_capped)"
+                )));
+            }
+        }
+        Ok(Self {
+            dims,
+            reader,
+            path: path.to_path_buf(),
+            what,
+        })
+    }
+
+    /// The payload: exactly the bytes the header announces, refused if the stream is shorter
+    /// or runs past them.
+    fn payload(mut self) -> Result<Vec<u8>> {
+        let expected: usize = self.dims.iter().product();
+        let mut payload = Vec::new();
+        (&mut self.reader)
+            .take(expected as u64)
+            .read_to_end(&mut payload)
+            .map_err(|e| Error::io(&self.path, e))?;
+        let bad = |reason: String| Error::MalformedData {
+            format: "MNIST IDX",
+            location: self.what.to_string(),
+            reason,
+        };
+        if payload.len() != expected {
+            return Err(bad(format!(
+                "{} bytes of data, the header announces {expected} (truncated file?)",
+                payload.len()
+            )));
+        }
+        let mut past = [0u8; 1];
+        match self.reader.read(&mut past) {
+            Ok(0) => Ok(payload),
+            Ok(_) => Err(bad(format!(
+                "the data runs past the {expected} bytes the header announces"
+            ))),
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
     }
 }
 
@@ -496,16 +613,17 @@ pub fn read_mnist(images: &[u8], labels: &[u8]) -> Result<Dataset> {
             reason: format!("{} labels for {} images", label_dims[0], image_dims[0]),
         });
     }
-    let pixels = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
-    let labels = label_bytes.iter().map(|&l| usize::from(l)).collect();
-    Dataset::new(pixels, labels, vec![1, image_dims[1], image_dims[2]], 10)
+    mnist_dataset(pixels, label_bytes, vec![1, image_dims[1], image_dims[2]])
 }
 
 /// Loads MNIST from an IDX image file and an IDX label file, gzipped or not (as
-/// `t10k-images-idx3-ubyte.gz` and `t10k-labels-idx1-ubyte.gz`).
+/// `t10k-images-idx3-ubyte.gz` and `t10k-labels-idx1-ubyte.gz`), each at most
+/// [`MAX_DATA_BYTES`] decompressed.
 ///
 /// # Errors
-/// [`Error::Io`] if a file cannot be read or decompressed; otherwise as [`read_mnist`].
+/// [`Error::Io`] if a file cannot be read or decompressed; otherwise as [`read_mnist`], and
+/// [`Error::MalformedData`] for a header that announces more than the cap or a stream that
+/// runs past its header.
 ///
 /// # Example
 /// ```no_run
@@ -517,10 +635,38 @@ pub fn read_mnist(images: &[u8], labels: &[u8]) -> Result<Dataset> {
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn load_mnist(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Dataset> {
-    read_mnist(
-        &open_maybe_gzip(images.as_ref())?,
-        &open_maybe_gzip(labels.as_ref())?,
-    )
+    load_mnist_capped(images, labels, MAX_DATA_BYTES)
+}
+
+/// [`load_mnist`] with a cap of `cap` bytes per file (decompressed) in place of
+/// [`MAX_DATA_BYTES`], for larger IDX data. Both headers are read and checked (the cap, and
+/// as many labels as images) before either payload, and each payload is read as a stream of
+/// exactly the size its header announces.
+pub fn load_mnist_capped(
+    images: impl AsRef<Path>,
+    labels: impl AsRef<Path>,
+    cap: u64,
+) -> Result<Dataset> {
+    let images = IdxFile::open(images.as_ref(), 0x0000_0803, "images", cap)?;
+    let labels = IdxFile::open(labels.as_ref(), 0x0000_0801, "labels", cap)?;
+    if images.dims[0] != labels.dims[0] {
+        return Err(Error::MalformedData {
+            format: "MNIST IDX",
+            location: "labels".into(),
+            reason: format!("{} labels for {} images", labels.dims[0], images.dims[0]),
+        });
+    }
+    let shape = vec![1, images.dims[1], images.dims[2]];
+    let labels = labels.payload()?;
+    let pixels = images.payload()?;
+    mnist_dataset(&pixels, &labels, shape)
+}
+
+/// The data set of MNIST's checked payloads.
+fn mnist_dataset(pixels: &[u8], labels: &[u8], shape: Vec<usize>) -> Result<Dataset> {
+    let pixels = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+    let labels = labels.iter().map(|&l| usize::from(l)).collect();
+    Dataset::new(pixels, labels, shape, 10)
 }
 
 /// Bytes per CIFAR-10 record: a label byte, then 32x32 red, green and blue planes.
@@ -589,10 +735,12 @@ pub fn cifar10_files(dir: impl AsRef<Path>, train: bool) -> Vec<std::path::PathB
 }
 
 /// Loads the CIFAR-10 training set (`data_batch_1.bin` to `data_batch_5.bin`) or test set
-/// (`test_batch.bin`) from the folder `cifar-10-batches-bin`.
+/// (`test_batch.bin`) from the folder `cifar-10-batches-bin`, at most [`MAX_DATA_BYTES`] in
+/// all (decompressed, where a batch is gzipped).
 ///
 /// # Errors
-/// [`Error::Io`] for a missing file; otherwise as [`read_cifar10`].
+/// [`Error::Io`] for a missing file; [`Error::MalformedData`] past the cap; otherwise as
+/// [`read_cifar10`].
 ///
 /// # Example
 /// ```no_run
@@ -601,12 +749,25 @@ pub fn cifar10_files(dir: impl AsRef<Path>, train: bool) -> Vec<std::path::PathB
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn load_cifar10(dir: impl AsRef<Path>, train: bool) -> Result<Dataset> {
+    load_cifar10_capped(dir, train, MAX_DATA_BYTES)
+}
+
+/// [`load_cifar10`] with a cap of `cap` bytes for all the batches together in place of
+/// [`MAX_DATA_BYTES`]. The batches carry no header: each is read as a stream, stopped at
+/// what is left of the cap.
+pub fn load_cifar10_capped(dir: impl AsRef<Path>, train: bool, cap: u64) -> Result<Dataset> {
     let mut bytes = Vec::new();
     for path in cifar10_files(dir, train) {
         let name = path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let part = open_maybe_gzip(&path)?;
+        let left = cap.saturating_sub(bytes.len() as u64);
+        let part = read_capped(
+            &mut *open_maybe_gzip(&path)?,
+            left,
+            &path,
+            "CIFAR-10 binary",
+        )?;
         if !part.len().is_multiple_of(CIFAR_RECORD) {
             // Report the truncation against the file it is in.
             read_cifar10(&part).map_err(|e| match e {
