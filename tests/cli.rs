@@ -1389,3 +1389,76 @@ fn two_runs_on_one_log() {
     );
     assert_eq!(rows_without_time(&dir.join("both.tsv")), single);
 }
+
+/// A file system that fills up mid-run (here `RLIMIT_FSIZE`, which CI's root user cannot
+/// bypass, with SIGXFSZ ignored so that the write fails with EFBIG instead of killing the
+/// process): the error names the log, and the log resumes to exactly a whole run's rows.
+#[test]
+fn a_full_disk_names_the_log_and_leaves_it_resumable() {
+    let dir = scratch("full");
+    smoothing(
+        &dir,
+        &[
+            "train",
+            "--dataset",
+            "digits",
+            "--sigma",
+            "0.25",
+            "--epochs",
+            "1",
+            "--batch",
+            "64",
+            "--out",
+            "run",
+        ],
+    );
+    let certify = |out: &'static str| {
+        [
+            "certify",
+            "--dataset",
+            "digits",
+            "--model",
+            "run/model.bpk",
+            "--sigma",
+            "0.25",
+            "--n0",
+            "20",
+            "--n",
+            "100",
+            "--alpha",
+            "0.01",
+            "--batch",
+            "120",
+            "--max",
+            "300",
+            "--out",
+            out,
+        ]
+    };
+    // 8 blocks of 512 bytes: room for the manifest, not for 300 rows.
+    let limited = Command::new("sh")
+        .current_dir(&dir)
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 8; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_smoothing"))
+        .args(certify("full.tsv"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&limited.stderr);
+    assert!(!limited.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("I/O error on full.tsv") && stderr.contains("File too large"),
+        "{stderr}"
+    );
+    let partial = rows_without_time(&dir.join("full.tsv"));
+    assert!(
+        partial.len() > 1 && partial.len() < 301,
+        "{}",
+        partial.len()
+    );
+    smoothing(&dir, &certify("full.tsv"));
+    smoothing(&dir, &certify("whole.tsv"));
+    let resumed = rows_without_time(&dir.join("full.tsv"));
+    assert_eq!(resumed.len(), 301);
+    assert_eq!(resumed, rows_without_time(&dir.join("whole.tsv")));
+}

@@ -294,8 +294,9 @@ fn resume_rows<R: LogRow>(path: &Path) -> Result<Vec<R>> {
         // A run killed mid-write: drop the partial row so it is computed again.
         OpenOptions::new()
             .write(true)
-            .open(path)?
-            .set_len(complete as u64)?;
+            .open(path)
+            .and_then(|file| file.set_len(complete as u64))
+            .map_err(|e| Error::io(path, e))?;
     }
     if complete == 0 {
         return Ok(Vec::new());
@@ -356,12 +357,21 @@ pub(crate) fn run_groups<R: LogRow>(
     let done: std::collections::BTreeSet<usize> = rows.iter().map(|r| r.idx()).collect();
     let fresh = rows.is_empty() && fs::metadata(output).map_or(true, |m| m.len() == 0);
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let mut file = BufWriter::new(OpenOptions::new().create(true).append(true).open(output)?);
+    // Every write error names the log: a full disk or a read-only folder says which file.
+    let written = |e| Error::io(output, e);
+    let mut file = BufWriter::new(
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(output)
+            .map_err(written)?,
+    );
     if fresh {
-        writeln!(file, "{}", R::HEADER)?;
-        file.flush()?;
+        writeln!(file, "{}", R::HEADER)
+            .and_then(|()| file.flush())
+            .map_err(written)?;
     }
     let todo: Vec<usize> = indices
         .iter()
@@ -371,10 +381,10 @@ pub(crate) fn run_groups<R: LogRow>(
     for chunk in todo.chunks(group) {
         let new = rows_of(chunk)?;
         debug_assert_eq!(new.len(), chunk.len(), "one row per example");
-        for r in &new {
-            writeln!(file, "{}", r.line())?;
-        }
-        file.flush()?;
+        new.iter()
+            .try_for_each(|r| writeln!(file, "{}", r.line()))
+            .and_then(|()| file.flush())
+            .map_err(written)?;
         for r in new {
             rows.push(r);
             on_row(rows.last().expect("just pushed"), rows.len(), indices.len());
