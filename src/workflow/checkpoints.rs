@@ -7,6 +7,7 @@
 //! log.tsv         a header, then one line per epoch; its 7th column is the test accuracy
 //! model-N.mpk     the model after epoch N (the latest kept ones, and the best epoch's)
 //! optim-N.mpk     the optimizer after epoch N (the latest kept ones)
+//! settings.tsv.lock  the lock a run holds on the folder (see `workflow::lock`)
 //! ```
 
 use std::fs::{self, OpenOptions};
@@ -18,6 +19,7 @@ use burn::optim::Optimizer;
 use burn::record::{DefaultRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 
+use super::lock::RunLock;
 use crate::error::{Error, Result};
 
 /// The checkpoint folder of one training run.
@@ -25,6 +27,8 @@ pub(crate) struct RunFolder<'a> {
     dir: &'a Path,
     keep: usize,
     recorder: DefaultRecorder,
+    /// Held while the run trains: a second training into the folder is refused.
+    _lock: RunLock,
 }
 
 impl<'a> RunFolder<'a> {
@@ -32,15 +36,18 @@ impl<'a> RunFolder<'a> {
     /// lines), keeping the checkpoints of the latest `keep` epochs.
     ///
     /// # Errors
-    /// [`Error::RunMismatch`] if the folder holds a run started with other settings (its
-    /// epochs would mix two trainings), naming each difference; [`Error::Io`].
+    /// [`Error::Locked`] if another run is training into the folder; [`Error::RunMismatch`]
+    /// if the folder holds a run started with other settings (its epochs would mix two
+    /// trainings), naming each difference; [`Error::Io`].
     pub(crate) fn open(dir: &'a Path, settings: &str, keep: usize) -> Result<Self> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock = RunLock::acquire(&dir.join("settings.tsv"))?;
         check_settings(dir, settings)?;
         Ok(Self {
             dir,
             keep,
             recorder: DefaultRecorder::new(),
+            _lock: lock,
         })
     }
 
@@ -218,4 +225,27 @@ fn last_checkpoint(dir: &Path) -> Option<usize> {
         })
         .filter(|epoch| dir.join(format!("model-{epoch}.mpk")).exists())
         .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_another_run_trains_into_is_refused() {
+        let dir = std::env::temp_dir().join(format!("rs-run-folder-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        // Another process's lock: an open file description of its own, locked by hand.
+        let other = fs::File::create(dir.join("settings.tsv.lock")).unwrap();
+        other.try_lock().unwrap();
+        match RunFolder::open(&dir, "sigma\t0.25\n", 1) {
+            Err(Error::Locked { path, .. }) => assert_eq!(path, dir.join("settings.tsv")),
+            Err(e) => panic!("expected Locked, got {e}"),
+            Ok(_) => panic!("expected Locked, got the folder"),
+        }
+        drop(other);
+        assert!(RunFolder::open(&dir, "sigma\t0.25\n", 1).is_ok());
+        fs::remove_dir_all(&dir).ok();
+    }
 }
