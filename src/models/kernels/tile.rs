@@ -273,24 +273,30 @@ trait Tile {
     /// Vectors (strips) per tile.
     const VECTORS: usize;
 
-    /// Sums `rows <= MR` output channels from `first_row` on over the depth for `strips`
-    /// (`VECTORS` of them; those of `len` 0 are summed and not stored), and stores them.
+    /// Sums `rows <= MR` output channels of `task` over the depth and stores them.
     ///
     /// # Safety
-    /// `a` holds `offsets.len() * rows` values; for each strip and `k`, `b + column +
-    /// offsets[k]` holds `LANES` values; `out` and the residual hold every value stored; the
-    /// CPU runs the implementation's instruction set.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(
-        rows: usize,
-        a: *const f32,
-        b: *const f32,
-        offsets: &[usize],
-        strips: &[Strip],
-        first_row: usize,
-        epilogue: &Epilogue,
-        out: *mut f32,
-    );
+    /// As [`TileTask`] says; the CPU runs the implementation's instruction set.
+    unsafe fn tile(rows: usize, task: TileTask);
+}
+
+/// One tile's work: `rows` output channels from `first_row` on (packed at `a`, `depth *
+/// rows` values) for `strips` (`VECTORS` of them; those of `len` 0 are summed and not
+/// stored), whose depth `k` is the vector at `b + column + offsets[k]`, stored after the
+/// epilogue at `out + channel * pixels + at`.
+///
+/// Whoever builds one promises: `a` holds `offsets.len() * rows` values; for each strip and
+/// `k`, `b + column + offsets[k]` holds a whole vector; `out` and the residual hold every
+/// value stored.
+#[derive(Clone, Copy)]
+struct TileTask<'a> {
+    a: *const f32,
+    b: *const f32,
+    offsets: &'a [usize],
+    strips: &'a [Strip],
+    first_row: usize,
+    epilogue: &'a Epilogue<'a>,
+    out: *mut f32,
 }
 
 /// The tiles of every strip and weight panel; inlined into each instruction set's entry
@@ -322,13 +328,15 @@ unsafe fn product_with<T: Tile>(
                 unsafe {
                     T::tile(
                         rows,
-                        a.as_ptr(),
-                        b,
-                        offsets,
-                        &tile[..T::VECTORS],
-                        first_row,
-                        epilogue,
-                        out,
+                        TileTask {
+                            a: a.as_ptr(),
+                            b,
+                            offsets,
+                            strips: &tile[..T::VECTORS],
+                            first_row,
+                            epilogue,
+                            out,
+                        },
                     )
                 };
             }
@@ -364,25 +372,9 @@ impl Tile for Portable {
     const LANES: usize = 16;
     const VECTORS: usize = 1;
 
-    unsafe fn tile(
-        rows: usize,
-        a: *const f32,
-        b: *const f32,
-        offsets: &[usize],
-        strips: &[Strip],
-        first_row: usize,
-        epilogue: &Epilogue,
-        out: *mut f32,
-    ) {
+    unsafe fn tile(rows: usize, task: TileTask) {
         // SAFETY: forwarded.
-        unsafe {
-            by_rows!(
-                rows,
-                portable_tile,
-                [1, 2, 3, 4],
-                (a, b, offsets, strips[0], first_row, epilogue, out)
-            )
-        }
+        unsafe { by_rows!(rows, portable_tile, [1, 2, 3, 4], (task)) }
     }
 }
 
@@ -396,15 +388,17 @@ fn madd(a: f32, b: f32, c: f32) -> f32 {
 }
 
 #[inline(always)]
-unsafe fn portable_tile<const R: usize>(
-    a: *const f32,
-    b: *const f32,
-    offsets: &[usize],
-    strip: Strip,
-    first_row: usize,
-    epilogue: &Epilogue,
-    out: *mut f32,
-) {
+unsafe fn portable_tile<const R: usize>(task: TileTask) {
+    let TileTask {
+        a,
+        b,
+        offsets,
+        strips,
+        first_row,
+        epilogue,
+        out,
+    } = task;
+    let strip = strips[0];
     let mut acc = [[0.0f32; 16]; R];
     for (k, &offset) in offsets.iter().enumerate() {
         // SAFETY: `b + column + offset` holds 16 values and `a` `depth * R` (the caller's
@@ -437,7 +431,7 @@ unsafe fn portable_tile<const R: usize>(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Columns, Epilogue, Order, PackedWeight, Strip, Tile, product_with};
+    use super::{Columns, Epilogue, Order, PackedWeight, Tile, TileTask, product_with};
     use std::arch::x86_64::*;
 
     pub(super) struct Avx2;
@@ -452,25 +446,9 @@ mod x86 {
         const VECTORS: usize = 2;
 
         #[inline(always)]
-        unsafe fn tile(
-            rows: usize,
-            a: *const f32,
-            b: *const f32,
-            offsets: &[usize],
-            strips: &[Strip],
-            first_row: usize,
-            epilogue: &Epilogue,
-            out: *mut f32,
-        ) {
+        unsafe fn tile(rows: usize, task: TileTask) {
             // SAFETY: forwarded.
-            unsafe {
-                by_rows!(
-                    rows,
-                    avx2_tile,
-                    [1, 2, 3, 4],
-                    (a, b, offsets, strips, first_row, epilogue, out)
-                )
-            }
+            unsafe { by_rows!(rows, avx2_tile, [1, 2, 3, 4], (task)) }
         }
     }
 
@@ -484,25 +462,9 @@ mod x86 {
         const VECTORS: usize = 3;
 
         #[inline(always)]
-        unsafe fn tile(
-            rows: usize,
-            a: *const f32,
-            b: *const f32,
-            offsets: &[usize],
-            strips: &[Strip],
-            first_row: usize,
-            epilogue: &Epilogue,
-            out: *mut f32,
-        ) {
+        unsafe fn tile(rows: usize, task: TileTask) {
             // SAFETY: forwarded.
-            unsafe {
-                by_rows!(
-                    rows,
-                    avx512_tile,
-                    [1, 2, 3, 4, 5, 6, 7, 8],
-                    (a, b, offsets, strips, first_row, epilogue, out)
-                )
-            }
+            unsafe { by_rows!(rows, avx512_tile, [1, 2, 3, 4, 5, 6, 7, 8], (task)) }
         }
     }
 
@@ -579,16 +541,16 @@ mod x86 {
          $store_first:ident) => {
             #[inline]
             #[target_feature(enable = $features)]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn $name<const R: usize>(
-                a: *const f32,
-                b: *const f32,
-                offsets: &[usize],
-                strips: &[Strip],
-                first_row: usize,
-                epilogue: &Epilogue,
-                out: *mut f32,
-            ) {
+            unsafe fn $name<const R: usize>(task: TileTask) {
+                let TileTask {
+                    a,
+                    b,
+                    offsets,
+                    strips,
+                    first_row,
+                    epilogue,
+                    out,
+                } = task;
                 const V: usize = $tile::VECTORS;
                 const LANES: usize = $tile::LANES;
                 debug_assert_eq!(strips.len(), V);
