@@ -59,22 +59,7 @@ fn refused<S: AsRef<OsStr>>(dir: &Path, args: impl IntoIterator<Item = S>) -> St
 #[test]
 fn train_certify_shards_merge_predict_analyze() {
     let dir = scratch("workflow");
-    smoothing(
-        &dir,
-        &[
-            "train",
-            "--dataset",
-            "digits",
-            "--sigma",
-            "0.25",
-            "--epochs",
-            "1",
-            "--batch",
-            "64",
-            "--out",
-            "run",
-        ],
-    );
+    train_digits(&dir, "run");
     assert!(dir.join("run/model.bpk").exists());
     assert!(dir.join("run/checkpoints/log.tsv").exists());
 
@@ -1287,14 +1272,10 @@ fn kernel_instruction_set_cap() {
     );
 }
 
-/// Two runs on one log at once (a requeued Slurm task whose first copy still runs, a job
-/// submitted twice): the second is refused at once, naming the first, and the log is then
-/// exactly a single run's.
-#[test]
-fn two_runs_on_one_log() {
-    let dir = scratch("lock");
+/// A 1-epoch model of the digits in `dir/out` (`out/model.bpk`).
+fn train_digits(dir: &Path, out: &str) {
     smoothing(
-        &dir,
+        dir,
         &[
             "train",
             "--dataset",
@@ -1306,9 +1287,18 @@ fn two_runs_on_one_log() {
             "--batch",
             "64",
             "--out",
-            "run",
+            out,
         ],
     );
+}
+
+/// Two runs on one log at once (a requeued Slurm task whose first copy still runs, a job
+/// submitted twice): the second is refused at once, naming the first, and the log is then
+/// exactly a single run's.
+#[test]
+fn two_runs_on_one_log() {
+    let dir = scratch("lock");
+    train_digits(&dir, "run");
     let certify = |out: &str| -> Vec<String> {
         [
             "certify",
@@ -1396,22 +1386,7 @@ fn two_runs_on_one_log() {
 #[test]
 fn a_full_disk_names_the_log_and_leaves_it_resumable() {
     let dir = scratch("full");
-    smoothing(
-        &dir,
-        &[
-            "train",
-            "--dataset",
-            "digits",
-            "--sigma",
-            "0.25",
-            "--epochs",
-            "1",
-            "--batch",
-            "64",
-            "--out",
-            "run",
-        ],
-    );
+    train_digits(&dir, "run");
     let certify = |out: &'static str| {
         [
             "certify",
