@@ -16,9 +16,11 @@
 
 #[cfg(feature = "image")]
 mod image_folder;
+mod mnist;
 
 #[cfg(feature = "image")]
 pub use image_folder::ImageFolder;
+pub use mnist::{load_mnist, load_mnist_capped, read_mnist};
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -432,8 +434,8 @@ fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
 }
 
 /// Reads `reader` (of the file at `path`, in `format`) to its end, at most `cap` bytes: a
-/// stream that runs past the cap is refused after `cap + 1` bytes. Memory grows with the bytes read, never
-/// with a size a file declares.
+/// stream that runs past the cap is refused after `cap + 1` bytes. Memory grows with the
+/// bytes read, never with a size a file declares.
 fn read_capped(
     reader: &mut dyn Read,
     cap: u64,
@@ -455,218 +457,6 @@ fn read_capped(
         });
     }
     Ok(bytes)
-}
-
-/// An IDX file read header first: the dimensions its header announces, checked against
-/// `cap` before any of the payload is read, then exactly that many payload bytes, and a check
-/// that the stream ends there (which, for gzip, also checks its CRC).
-struct IdxFile {
-    dims: Vec<usize>,
-    reader: Box<dyn Read>,
-    path: std::path::PathBuf,
-    what: &'static str,
-}
-
-impl IdxFile {
-    fn open(path: &Path, magic: u32, what: &'static str, cap: u64) -> Result<Self> {
-        let mut reader = open_maybe_gzip(path)?;
-        let bad = |reason: String| Error::MalformedData {
-            format: "MNIST IDX",
-            location: what.to_string(),
-            reason,
-        };
-        let word = |reader: &mut Box<dyn Read>| -> Result<u32> {
-            let mut b = [0u8; 4];
-            match reader.read_exact(&mut b) {
-                Ok(()) => Ok(u32::from_be_bytes(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    Err(bad("file ends inside the header".into()))
-                }
-                Err(e) => Err(Error::io(path, e)),
-            }
-        };
-        let found = word(&mut reader)?;
-        if found != magic {
-            return Err(bad(format!(
-                "magic number {found:#010x}, expected {magic:#010x}"
-            )));
-        }
-        let rank = (magic & 0xff) as usize;
-        let dims: Vec<usize> = (0..rank)
-            .map(|_| word(&mut reader).map(|d| d as usize))
-            .collect::<Result<_>>()?;
-        let announced = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
-        match announced {
-            Some(bytes) if bytes <= cap => {}
-            _ => {
-                return Err(bad(format!(
-                    "the header announces {dims:?} items, more than the cap of {cap} bytes \
-                     (raise it with load_mnist_capped)"
-                )));
-            }
-        }
-        Ok(Self {
-            dims,
-            reader,
-            path: path.to_path_buf(),
-            what,
-        })
-    }
-
-    /// The payload: exactly the bytes the header announces, refused if the stream is shorter
-    /// or runs past them.
-    fn payload(mut self) -> Result<Vec<u8>> {
-        let expected: usize = self.dims.iter().product();
-        let mut payload = Vec::new();
-        (&mut self.reader)
-            .take(expected as u64)
-            .read_to_end(&mut payload)
-            .map_err(|e| Error::io(&self.path, e))?;
-        let bad = |reason: String| Error::MalformedData {
-            format: "MNIST IDX",
-            location: self.what.to_string(),
-            reason,
-        };
-        if payload.len() != expected {
-            return Err(bad(format!(
-                "{} bytes of data, the header announces {expected} (truncated file?)",
-                payload.len()
-            )));
-        }
-        let mut past = [0u8; 1];
-        match self.reader.read(&mut past) {
-            Ok(0) => Ok(payload),
-            Ok(_) => Err(bad(format!(
-                "the data runs past the {expected} bytes the header announces"
-            ))),
-            Err(e) => Err(Error::io(&self.path, e)),
-        }
-    }
-}
-
-/// Parses an IDX header with the given magic number and number of dimensions, returning
-/// the dimensions and the payload.
-fn idx_payload<'a>(bytes: &'a [u8], magic: u32, what: &str) -> Result<(Vec<usize>, &'a [u8])> {
-    let bad = |reason: String| Error::MalformedData {
-        format: "MNIST IDX",
-        location: what.to_string(),
-        reason,
-    };
-    let word = |i: usize| -> Result<u32> {
-        bytes
-            .get(4 * i..4 * i + 4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| bad("file ends inside the header".into()))
-    };
-    let found = word(0)?;
-    if found != magic {
-        return Err(bad(format!(
-            "magic number {found:#010x}, expected {magic:#010x}"
-        )));
-    }
-    let rank = (magic & 0xff) as usize;
-    let dims: Vec<usize> = (1..=rank)
-        .map(|i| word(i).map(|d| d as usize))
-        .collect::<Result<_>>()?;
-    let payload = &bytes[4 * (rank + 1)..];
-    // Checked: a damaged header can announce more bytes than a usize counts.
-    let expected = dims
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| bad(format!("the header announces {dims:?} items, too many")))?;
-    if payload.len() != expected {
-        return Err(bad(format!(
-            "{} bytes of data, the header announces {expected} (truncated file?)",
-            payload.len()
-        )));
-    }
-    Ok((dims, payload))
-}
-
-/// Reads MNIST from the bytes of an IDX image file and an IDX label file (uncompressed):
-/// images `[1, rows, cols]`, pixels scaled from 0..=255 to [0, 1].
-///
-/// # Errors
-/// [`Error::MalformedData`] for a wrong magic number, a truncated file, different image and
-/// label counts, or a label above 9.
-///
-/// # Example
-/// ```
-/// use randomized_smoothing::data::read_mnist;
-///
-/// // Two 2x2 images, in the IDX format.
-/// let images = [&[0u8, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2][..], &[0, 255, 0, 255, 1, 2, 3, 4]].concat();
-/// let labels = [0u8, 0, 8, 1, 0, 0, 0, 2, 7, 1];
-/// let d = read_mnist(&images, &labels)?;
-/// assert_eq!((d.len(), d.image_shape(), d.label(0)), (2, &[1, 2, 2][..], 7));
-/// assert_eq!(d.image(0)[1], 1.0);
-/// assert!(read_mnist(&images[..20], &labels).is_err()); // truncated
-/// # Ok::<(), randomized_smoothing::Error>(())
-/// ```
-pub fn read_mnist(images: &[u8], labels: &[u8]) -> Result<Dataset> {
-    let (image_dims, pixels) = idx_payload(images, 0x0000_0803, "images")?;
-    let (label_dims, label_bytes) = idx_payload(labels, 0x0000_0801, "labels")?;
-    if image_dims[0] != label_dims[0] {
-        return Err(Error::MalformedData {
-            format: "MNIST IDX",
-            location: "labels".into(),
-            reason: format!("{} labels for {} images", label_dims[0], image_dims[0]),
-        });
-    }
-    mnist_dataset(pixels, label_bytes, vec![1, image_dims[1], image_dims[2]])
-}
-
-/// Loads MNIST from an IDX image file and an IDX label file, gzipped or not (as
-/// `t10k-images-idx3-ubyte.gz` and `t10k-labels-idx1-ubyte.gz`), each at most
-/// [`MAX_DATA_BYTES`] decompressed.
-///
-/// # Errors
-/// [`Error::Io`] if a file cannot be read or decompressed; otherwise as [`read_mnist`], and
-/// [`Error::MalformedData`] for a header that announces more than the cap or a stream that
-/// runs past its header.
-///
-/// # Example
-/// ```no_run
-/// let test = randomized_smoothing::data::load_mnist(
-///     "../shared/data/mnist/t10k-images-idx3-ubyte.gz",
-///     "../shared/data/mnist/t10k-labels-idx1-ubyte.gz",
-/// )?;
-/// assert_eq!(test.len(), 10_000);
-/// # Ok::<(), randomized_smoothing::Error>(())
-/// ```
-pub fn load_mnist(images: impl AsRef<Path>, labels: impl AsRef<Path>) -> Result<Dataset> {
-    load_mnist_capped(images, labels, MAX_DATA_BYTES)
-}
-
-/// [`load_mnist`] with a cap of `cap` bytes per file (decompressed) in place of
-/// [`MAX_DATA_BYTES`], for larger IDX data. Both headers are read and checked (the cap, and
-/// as many labels as images) before either payload, and each payload is read as a stream of
-/// exactly the size its header announces.
-pub fn load_mnist_capped(
-    images: impl AsRef<Path>,
-    labels: impl AsRef<Path>,
-    cap: u64,
-) -> Result<Dataset> {
-    let images = IdxFile::open(images.as_ref(), 0x0000_0803, "images", cap)?;
-    let labels = IdxFile::open(labels.as_ref(), 0x0000_0801, "labels", cap)?;
-    if images.dims[0] != labels.dims[0] {
-        return Err(Error::MalformedData {
-            format: "MNIST IDX",
-            location: "labels".into(),
-            reason: format!("{} labels for {} images", labels.dims[0], images.dims[0]),
-        });
-    }
-    let shape = vec![1, images.dims[1], images.dims[2]];
-    let labels = labels.payload()?;
-    let pixels = images.payload()?;
-    mnist_dataset(&pixels, &labels, shape)
-}
-
-/// The data set of MNIST's checked payloads.
-fn mnist_dataset(pixels: &[u8], labels: &[u8], shape: Vec<usize>) -> Result<Dataset> {
-    let pixels = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
-    let labels = labels.iter().map(|&l| usize::from(l)).collect();
-    Dataset::new(pixels, labels, shape, 10)
 }
 
 /// Bytes per CIFAR-10 record: a label byte, then 32x32 red, green and blue planes.
