@@ -119,6 +119,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// A log row that no single run writes: an example a second time (two runs appended to one
+    /// log, or logs concatenated), or one outside the run's selection (another shard's or another
+    /// job's rows). Every reader of a log refuses it, since counting such a log would count an
+    /// example twice or mix runs.
+    #[error("{}line {line}: example {example} {fault}", log.as_deref().map_or_else(String::new, |p| format!("{}, ", p.display())))]
+    RejectedRow {
+        /// The log, where known (readers of bytes do not know it).
+        log: Option<PathBuf>,
+        /// The row's line, from 1 for the header.
+        line: usize,
+        /// The row's example.
+        example: usize,
+        /// Why it cannot be there.
+        fault: RowFault,
+    },
+
     /// A log (or folder) that another run is writing: its lock is held. `holder` is what the
     /// lock file says of that run (`pid PID on HOST`), where it says anything.
     #[error("{} is being written by another run{}: wait for it to end, or write elsewhere", path.display(), holder.as_deref().map_or_else(String::new, |h| format!(" ({h})")))]
@@ -249,6 +265,45 @@ pub enum Error {
     },
 }
 
+/// Why a log row is refused ([`Error::RejectedRow`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RowFault {
+    /// The example has a row already: at `first_line`, of the log `first_log` where that is
+    /// another file (a shard merged with another), else of the same log.
+    Repeated {
+        /// The line of the first row.
+        first_line: usize,
+        /// The other log holding it, if it is not the same one.
+        first_log: Option<PathBuf>,
+    },
+    /// The example is not one the run selects (its `skip`, `max` and shard).
+    NotSelected,
+}
+
+impl fmt::Display for RowFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RowFault::Repeated {
+                first_line,
+                first_log: None,
+            } => write!(f, "appears a second time (first at line {first_line})"),
+            RowFault::Repeated {
+                first_line,
+                first_log: Some(log),
+            } => write!(
+                f,
+                "appears a second time (first in {}, line {first_line})",
+                log.display()
+            ),
+            RowFault::NotSelected => write!(
+                f,
+                "is not in the run's selection (its skip, max and shard): the row is of another run"
+            ),
+        }
+    }
+}
+
 /// The operating system's error behind [`Error::Io`], shared so that [`enum@Error`] stays `Clone`;
 /// two compare equal when they have the same kind and message.
 ///
@@ -321,6 +376,39 @@ impl Error {
         Error::Io {
             path: Some(path.as_ref().to_path_buf()),
             source: source.into(),
+        }
+    }
+
+    /// This error as one that happened in the file `path`: an I/O error or a refused row
+    /// without a file gets it, and a malformed record's location is prefixed with it; other
+    /// errors are unchanged. For readers of bytes used on a file.
+    pub(crate) fn in_file(self, path: &Path) -> Self {
+        match self {
+            Error::Io { path: None, source } => Error::Io {
+                path: Some(path.to_path_buf()),
+                source,
+            },
+            Error::RejectedRow {
+                log: None,
+                line,
+                example,
+                fault,
+            } => Error::RejectedRow {
+                log: Some(path.to_path_buf()),
+                line,
+                example,
+                fault,
+            },
+            Error::MalformedData {
+                format,
+                location,
+                reason,
+            } => Error::MalformedData {
+                format,
+                location: format!("{} {location}", path.display()),
+                reason,
+            },
+            other => other,
         }
     }
 

@@ -310,7 +310,7 @@ fn train_certify_shards_merge_predict_analyze() {
 
     // Merging a shard twice is refused.
     let stderr = refused(&dir, ["merge", "--out", "bad.tsv", "s0.tsv", "s0.tsv"]);
-    assert!(stderr.contains("appears twice"), "{stderr}");
+    assert!(stderr.contains("appears a second time"), "{stderr}");
 
     smoothing(
         &dir,
@@ -1436,4 +1436,120 @@ fn a_full_disk_names_the_log_and_leaves_it_resumable() {
     let resumed = rows_without_time(&dir.join("full.tsv"));
     assert_eq!(resumed.len(), 301);
     assert_eq!(resumed, rows_without_time(&dir.join("whole.tsv")));
+}
+
+/// A log that no single run writes (an example twice, another shard's example, another log
+/// appended) is refused by every reader: resuming, `analyze`, `status`, `merge` and
+/// `attack`, each naming the file, the line and the example.
+#[test]
+fn every_reader_refuses_a_log_no_run_writes() {
+    let dir = scratch("rows");
+    train_digits(&dir, "run");
+    let certify = |out: &'static str, shard: &'static str| {
+        [
+            "certify",
+            "--dataset",
+            "digits",
+            "--model",
+            "run/model.bpk",
+            "--sigma",
+            "0.25",
+            "--n0",
+            "20",
+            "--n",
+            "200",
+            "--alpha",
+            "0.01",
+            "--batch",
+            "220",
+            "--max",
+            "6",
+            "--shard",
+            shard,
+            "--out",
+            out,
+        ]
+    };
+    smoothing(&dir, &certify("s0.tsv", "0/2"));
+    smoothing(&dir, &certify("s1.tsv", "1/2"));
+    // A damaged copy of a shard's log, with its manifest.
+    let damage = |name: &str, extra: &str| {
+        let log = std::fs::read_to_string(dir.join("s0.tsv")).unwrap();
+        std::fs::write(dir.join(name), format!("{log}{extra}")).unwrap();
+        std::fs::copy(
+            dir.join("s0.tsv.manifest.json"),
+            dir.join(format!("{name}.manifest.json")),
+        )
+        .unwrap();
+    };
+    let s0 = std::fs::read_to_string(dir.join("s0.tsv")).unwrap();
+    let s1 = std::fs::read_to_string(dir.join("s1.tsv")).unwrap();
+    let first_row = |log: &str| format!("{}\n", log.lines().nth(1).unwrap());
+    // Shard 0 holds examples 0, 2, 4 (lines 2-4): a second copy of example 0 is line 5.
+    damage("twice.tsv", &first_row(&s0));
+    // Example 1 belongs to shard 1.
+    damage("foreign.tsv", &first_row(&s1));
+    // Another log appended whole, header and all.
+    damage("appended.tsv", &s1);
+    let readers = |log: &'static str| -> Vec<Vec<&'static str>> {
+        vec![
+            certify(log, "0/2").to_vec(),
+            vec!["analyze", log, "--out", "analysis"],
+            vec!["status", log],
+            vec!["merge", "--out", "merged.tsv", log, "s1.tsv"],
+            vec![
+                "attack",
+                "--log",
+                log,
+                "--dataset",
+                "digits",
+                "--model",
+                "run/model.bpk",
+                "--sigma",
+                "0.25",
+                "--max",
+                "6",
+                "--shard",
+                "0/2",
+                "--steps",
+                "1",
+                "--samples",
+                "4",
+                "--n",
+                "100",
+                "--out",
+                "atk",
+            ],
+        ]
+    };
+    for (log, expected) in [
+        (
+            "twice.tsv",
+            "twice.tsv, line 5: example 0 appears a second time (first at line 2)",
+        ),
+        (
+            "foreign.tsv",
+            "foreign.tsv, line 5: example 1 is not in the run's selection",
+        ),
+        (
+            "appended.tsv",
+            "appended.tsv line 5: a header line among the rows",
+        ),
+    ] {
+        for args in readers(log) {
+            let stderr = refused(&dir, &args);
+            assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        }
+    }
+    // Merging a shard with itself names both places of the example.
+    let stderr = refused(&dir, ["merge", "--out", "bad.tsv", "s0.tsv", "s0.tsv"]);
+    assert!(
+        stderr
+            .contains("s0.tsv, line 2: example 0 appears a second time (first in s0.tsv, line 2)"),
+        "{stderr}"
+    );
+    // The undamaged shards still merge, and nothing above wrote to them.
+    assert_eq!(std::fs::read_to_string(dir.join("s0.tsv")).unwrap(), s0);
+    smoothing(&dir, &["merge", "--out", "merged.tsv", "s0.tsv", "s1.tsv"]);
+    assert_eq!(rows_without_time(&dir.join("merged.tsv")).len(), 7);
 }

@@ -19,7 +19,6 @@
 use std::fs::{self, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Instant;
 
 use burn::tensor::backend::Backend;
@@ -31,160 +30,13 @@ use crate::smoothing::NoiseDistribution;
 use crate::smoothing::base::BaseClassifier;
 use crate::smoothing::{CertifyValidConfig, PredictValidConfig, SmoothedClassifier};
 use crate::stats::seed::{GOLDEN_GAMMA, mix64};
-use crate::workflow::records::{
-    ATTACK_HEADER, AttackRecord, CERTIFY_HEADER, CertifyRecord, DEEPFOOL_HEADER, DeepFoolRecord,
-    PREDICT_HEADER, PredictRecord, read_attack_log, read_certify_log, read_deepfool_log,
-    read_predict_log,
-};
+use crate::workflow::manifest::Manifest;
+use crate::workflow::records::{CertifyRecord, LogRecord, PredictRecord, read_numbered};
+#[cfg(doc)]
+use crate::workflow::records::{read_certify_log, read_predict_log};
 
 pub use super::merge::merge_logs;
-
-/// Shard `index` of `count` (`k/N` on the command line, k from 0).
-///
-/// # Example
-/// ```
-/// use randomized_smoothing::workflow::jobs::Shard;
-///
-/// assert_eq!(Shard::parse("2/4")?, Shard::new(2, 4)?);
-/// assert!(Shard::parse("4/4").is_err());
-/// # Ok::<(), randomized_smoothing::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    index: usize,
-    count: usize,
-}
-
-impl Shard {
-    /// This shard's index, from 0.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// The number of shards.
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    /// Shard `index` of `count`.
-    ///
-    /// # Errors
-    /// [`Error::ZeroCount`] for zero shards, [`Error::InvalidParameter`] if `index >= count`.
-    ///
-    /// # Example
-    /// ```
-    /// assert!(randomized_smoothing::workflow::jobs::Shard::new(0, 0).is_err());
-    /// ```
-    pub fn new(index: usize, count: usize) -> Result<Self> {
-        check_positive("shards", count as u64)?;
-        if index >= count {
-            return Err(Error::InvalidParameter {
-                name: "shard",
-                reason: format!("index {index} of {count} shards (indices start at 0)"),
-            });
-        }
-        Ok(Self { index, count })
-    }
-
-    /// The whole job as one shard.
-    ///
-    /// # Example
-    /// ```
-    /// assert_eq!(randomized_smoothing::workflow::jobs::Shard::whole(), randomized_smoothing::workflow::jobs::Shard::new(0, 1).unwrap());
-    /// ```
-    pub fn whole() -> Self {
-        Self { index: 0, count: 1 }
-    }
-
-    /// Parses `k/N`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidParameter`] for anything else, or as [`Shard::new`].
-    ///
-    /// # Example
-    /// ```
-    /// assert!(randomized_smoothing::workflow::jobs::Shard::parse("1-3").is_err());
-    /// ```
-    pub fn parse(text: &str) -> Result<Self> {
-        let bad = || Error::InvalidParameter {
-            name: "shard",
-            reason: format!("{text:?} is not of the form k/N"),
-        };
-        let (k, n) = text.split_once('/').ok_or_else(bad)?;
-        Self::new(
-            k.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        )
-    }
-}
-
-impl FromStr for Shard {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::parse(s)
-    }
-}
-
-/// Which examples of a data set a job certifies.
-///
-/// # Example
-/// ```
-/// use randomized_smoothing::workflow::jobs::{Selection, Shard};
-///
-/// let all = Selection::new(1, None, Shard::whole())?;
-/// assert_eq!(all.indices(3), vec![0, 1, 2]);
-/// # Ok::<(), randomized_smoothing::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Selection {
-    skip: usize,
-    max: Option<usize>,
-    shard: Shard,
-}
-
-impl Selection {
-    /// Every `skip`-th example from the first, at most `max` of them (a count, not an index:
-    /// the paper's `certify.py` compares `max` with the index), then those of `shard`.
-    ///
-    /// # Errors
-    /// [`Error::ZeroCount`] for `skip = 0`.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::workflow::jobs::{Selection, Shard};
-    ///
-    /// // The paper's CIFAR-10 runs: every 20th test image, 500 images.
-    /// let s = Selection::new(20, Some(500), Shard::whole())?;
-    /// assert_eq!(s.indices(10_000).len(), 500);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
-    pub fn new(skip: usize, max: Option<usize>, shard: Shard) -> Result<Self> {
-        check_positive("skip", skip as u64)?;
-        Ok(Self { skip, max, shard })
-    }
-
-    /// The selected indices of a data set of `len` examples, in increasing order.
-    ///
-    /// # Example
-    /// ```
-    /// use randomized_smoothing::workflow::jobs::{Selection, Shard};
-    ///
-    /// // Examples 0, 2 and 4; shard 0 of 2 takes the first and the third.
-    /// let s = Selection::new(2, Some(3), Shard::new(0, 2)?)?;
-    /// assert_eq!(s.indices(100), vec![0, 4]);
-    /// # Ok::<(), randomized_smoothing::Error>(())
-    /// ```
-    pub fn indices(&self, len: usize) -> Vec<usize> {
-        (0..len)
-            .step_by(self.skip)
-            .take(self.max.unwrap_or(usize::MAX))
-            .enumerate()
-            .filter(|(position, _)| position % self.shard.count == self.shard.index)
-            .map(|(_, idx)| idx)
-            .collect()
-    }
-}
+pub use super::selection::{Selection, Shard};
 
 /// The seed with which example `idx` of a job seeded with `seed` is certified.
 ///
@@ -222,43 +74,6 @@ pub struct Job {
     pub output: PathBuf,
 }
 
-/// A row of a job's log: what resuming and merging need to know about it.
-pub(crate) trait LogRow: Sized {
-    /// The log's header line.
-    const HEADER: &'static str;
-    /// The example's index.
-    fn idx(&self) -> usize;
-    /// The row as written to the log.
-    fn line(&self) -> String;
-    /// Parses a whole log.
-    fn read_log(bytes: &[u8]) -> Result<Vec<Self>>;
-}
-
-// The four logs differ only in their header and parser.
-macro_rules! log_row {
-    ($($record:ty => $header:expr, $read:path;)+) => {$(
-        impl LogRow for $record {
-            const HEADER: &'static str = $header;
-            fn idx(&self) -> usize {
-                self.idx
-            }
-            fn line(&self) -> String {
-                self.to_line()
-            }
-            fn read_log(bytes: &[u8]) -> Result<Vec<Self>> {
-                $read(bytes)
-            }
-        }
-    )+};
-}
-
-log_row! {
-    CertifyRecord => CERTIFY_HEADER, read_certify_log;
-    AttackRecord => ATTACK_HEADER, read_attack_log;
-    DeepFoolRecord => DEEPFOOL_HEADER, read_deepfool_log;
-    PredictRecord => PREDICT_HEADER, read_predict_log;
-}
-
 /// The text of the log at `path` and the length of its complete rows (up to its last
 /// newline); `None` if there is no log.
 fn read_log_text(path: &Path) -> Result<Option<(String, usize)>> {
@@ -285,8 +100,54 @@ pub(crate) fn logged_examples(path: &Path) -> Result<std::collections::BTreeSet<
         .collect())
 }
 
-/// The complete rows already in `path`, after cutting off a partly written last line.
-fn resume_rows<R: LogRow>(path: &Path) -> Result<Vec<R>> {
+/// Reads the log of a run at `path` with the check every reader of a run's log makes
+/// (resuming, merging, `analyze`, `status`, `attack`): at most one row per example and,
+/// when the log has a manifest ([`Manifest::of_log`]) that records the run's selection
+/// ([`Manifest::selection`]), only rows of examples that selection holds. A log that two runs
+/// appended to, or that holds another shard's or another job's rows, is refused rather than
+/// counted.
+///
+/// # Errors
+/// [`Error::RejectedRow`] (naming the file, the line and the example) for a row that the
+/// log cannot hold; [`Error::MalformedData`] (its location naming the file) for a log of
+/// another kind or a damaged row; [`Error::Io`] on `path` if it cannot be read; the errors of
+/// [`Manifest::of_log`].
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::workflow::jobs::read_log;
+/// use randomized_smoothing::workflow::records::{CERTIFY_HEADER, CertifyRecord};
+/// use randomized_smoothing::{Error, RowFault};
+///
+/// let path = std::env::temp_dir().join(format!("doc-read-log-{}.tsv", std::process::id()));
+/// let row = "7\t1\t1\t0.5\t1\t0:00:01.000000\n";
+/// std::fs::write(&path, format!("{CERTIFY_HEADER}\n{row}{row}")).unwrap();
+/// let err = read_log::<CertifyRecord>(&path).unwrap_err();
+/// assert!(matches!(&err, Error::RejectedRow { log: Some(p), line: 3, example: 7,
+///     fault: RowFault::Repeated { first_line: 2, .. } } if *p == path));
+/// # std::fs::remove_file(&path).ok();
+/// ```
+pub fn read_log<R: LogRecord>(path: &Path) -> Result<Vec<R>> {
+    Ok(read_numbered_log(path)?
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect())
+}
+
+/// As [`read_log`], each row with its line.
+pub(crate) fn read_numbered_log<R: LogRecord>(path: &Path) -> Result<Vec<(usize, R)>> {
+    let selection = Manifest::of_log(path)?
+        .map(|m| m.selection())
+        .transpose()?
+        .flatten();
+    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    read_numbered(file, |idx| selection.is_none_or(|s| s.contains(idx)))
+        .map_err(|e| e.in_file(path))
+}
+
+/// The complete rows already in `path`, after cutting off a partly written last line; a row
+/// of an example outside `indices` is refused.
+fn resume_rows<R: LogRecord>(path: &Path, indices: &[usize]) -> Result<Vec<R>> {
     let Some((text, complete)) = read_log_text(path)? else {
         return Ok(Vec::new());
     };
@@ -301,12 +162,17 @@ fn resume_rows<R: LogRow>(path: &Path) -> Result<Vec<R>> {
     if complete == 0 {
         return Ok(Vec::new());
     }
-    R::read_log(&text.as_bytes()[..complete])
+    let selected = |idx| indices.binary_search(&idx).is_ok();
+    Ok(read_numbered(&text.as_bytes()[..complete], selected)
+        .map_err(|e| e.in_file(path))?
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect())
 }
 
 /// Runs `row` on every selected example not yet in the job's log, appending and flushing
 /// one line per example; returns all rows of the selection, in index order.
-pub(crate) fn run_job<R: LogRow, S: ImageSource + ?Sized>(
+pub(crate) fn run_job<R: LogRecord, S: ImageSource + ?Sized>(
     data: &S,
     job: &Job,
     row: impl FnMut(usize) -> Result<R>,
@@ -316,7 +182,7 @@ pub(crate) fn run_job<R: LogRow, S: ImageSource + ?Sized>(
 }
 
 /// As [`run_job`], on the given (sorted) indices.
-pub(crate) fn run_indices<R: LogRow>(
+pub(crate) fn run_indices<R: LogRecord>(
     indices: &[usize],
     job: &Job,
     mut row: impl FnMut(usize) -> Result<R>,
@@ -328,7 +194,7 @@ pub(crate) fn run_indices<R: LogRow>(
 /// As [`run_indices`], the examples still to do taken `group` at a time (in index order) by
 /// `rows`, which answers one row per example of its group, in order; the group's rows are
 /// appended and flushed together.
-pub(crate) fn run_groups<R: LogRow>(
+pub(crate) fn run_groups<R: LogRecord>(
     indices: &[usize],
     job: &Job,
     group: usize,
@@ -340,20 +206,7 @@ pub(crate) fn run_groups<R: LogRow>(
     // Held until the last row is written: a second run on this log is refused rather than
     // appending the same examples again.
     let _lock = super::lock::RunLock::acquire(output)?;
-    let mut rows: Vec<R> = resume_rows(output)?;
-    if let Some(stray) = rows
-        .iter()
-        .find(|r| indices.binary_search(&r.idx()).is_err())
-    {
-        return Err(Error::InvalidParameter {
-            name: "output",
-            reason: format!(
-                "{} holds example {}, which this selection does not include",
-                output.display(),
-                stray.idx()
-            ),
-        });
-    }
+    let mut rows: Vec<R> = resume_rows(output, indices)?;
     let done: std::collections::BTreeSet<usize> = rows.iter().map(|r| r.idx()).collect();
     let fresh = rows.is_empty() && fs::metadata(output).map_or(true, |m| m.len() == 0);
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {

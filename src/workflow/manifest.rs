@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::lock::RunLock;
+use super::selection::{Selection, Shard};
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
 use crate::smoothing::NOISE_STREAM_VERSION;
@@ -72,6 +73,44 @@ impl Manifest {
     /// The settings, by name.
     pub fn settings(&self) -> &BTreeMap<String, String> {
         &self.settings
+    }
+
+    /// The examples the run selects, from its `skip`, `max` (a count or `all`) and `shard`
+    /// (`k/N`) settings, which the program's manifests record; `None` for a manifest without
+    /// them.
+    ///
+    /// # Errors
+    /// [`Error::MalformedData`] if one of them does not parse.
+    ///
+    /// # Example
+    /// ```
+    /// use randomized_smoothing::workflow::jobs::{Selection, Shard};
+    /// use randomized_smoothing::workflow::manifest::Manifest;
+    ///
+    /// let run = Manifest::new().set("skip", 20).set("max", "all").set("shard", "1/4");
+    /// assert_eq!(run.selection()?, Some(Selection::new(20, None, Shard::new(1, 4)?)?));
+    /// assert_eq!(Manifest::new().set("skip", 20).selection()?, None);
+    /// # Ok::<(), randomized_smoothing::Error>(())
+    /// ```
+    pub fn selection(&self) -> Result<Option<Selection>> {
+        let get = |key: &str| self.settings.get(key).map(String::as_str);
+        let (Some(skip), Some(max), Some(shard)) = (get("skip"), get("max"), get("shard")) else {
+            return Ok(None);
+        };
+        let bad = |key: &str, value: &str| Error::MalformedData {
+            format: "run manifest",
+            location: key.to_string(),
+            reason: format!("{value:?} is not a valid {key}"),
+        };
+        let skip = skip.parse().map_err(|_| bad("skip", skip))?;
+        let max = match max {
+            "all" => None,
+            m => Some(m.parse().map_err(|_| bad("max", m))?),
+        };
+        let shard = Shard::parse(shard).map_err(|_| bad("shard", shard))?;
+        Selection::new(skip, max, shard)
+            .map(Some)
+            .map_err(|_| bad("skip", &skip.to_string()))
     }
 
     /// The noise-stream version the rows were drawn with.

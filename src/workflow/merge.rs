@@ -6,12 +6,12 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use crate::error::{Error, Result};
-use crate::workflow::jobs::LogRow;
+use crate::error::{Error, Result, RowFault};
+use crate::workflow::jobs::read_numbered_log;
 use crate::workflow::manifest::Manifest;
+use crate::workflow::records::{CertifyRecord, LogRecord, PREDICT_HEADER, PredictRecord};
 #[cfg(doc)]
-use crate::workflow::records::read_certify_log;
-use crate::workflow::records::{CertifyRecord, PREDICT_HEADER, PredictRecord};
+use crate::workflow::{jobs::read_log, records::read_certify_log};
 
 /// Merges certification or prediction logs (the shards of one job; the first file's header
 /// says which) into one log at `output`, rows in
@@ -22,7 +22,8 @@ use crate::workflow::records::{CertifyRecord, PREDICT_HEADER, PredictRecord};
 /// of the same job would have written.
 ///
 /// # Errors
-/// [`Error::InvalidParameter`] if two logs hold the same example; [`Error::RunMismatch`] if
+/// [`Error::RejectedRow`] if two logs (or one) hold the same example, or a shard's log holds
+/// an example outside its shard ([`read_log`]'s check); [`Error::RunMismatch`] if
 /// the shards' manifests differ in more than the shard, or only some shards have one; the
 /// errors of [`read_certify_log`] and [`Error::Io`] for files.
 ///
@@ -101,26 +102,33 @@ fn merged_manifest(inputs: &[impl AsRef<Path>]) -> Result<Option<Manifest>> {
     }
 }
 
-fn merge<R: LogRow>(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
-    let mut rows = BTreeMap::new();
+fn merge<R: LogRecord>(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
+    // Each example's row, with the log and line it came from.
+    let mut rows: BTreeMap<usize, (R, &Path, usize)> = BTreeMap::new();
     for input in inputs {
         let path = input.as_ref();
-        let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-        for row in R::read_log(&bytes)? {
-            let idx = row.idx();
-            if rows.insert(idx, row).is_some() {
-                return Err(Error::InvalidParameter {
-                    name: "inputs",
-                    reason: format!("example {idx} appears twice (in {})", path.display()),
+        for (line, row) in read_numbered_log::<R>(path)? {
+            let example = row.idx();
+            if let Some((_, first, first_line)) = rows.get(&example) {
+                return Err(Error::RejectedRow {
+                    log: Some(path.to_path_buf()),
+                    line,
+                    example,
+                    fault: RowFault::Repeated {
+                        first_line: *first_line,
+                        first_log: Some(first.to_path_buf()),
+                    },
                 });
             }
+            rows.insert(example, (row, path, line));
         }
     }
-    let mut out = BufWriter::new(File::create(output)?);
-    writeln!(out, "{}", R::HEADER)?;
-    for row in rows.values() {
-        writeln!(out, "{}", row.line())?;
+    let written = |e| Error::io(output, e);
+    let mut out = BufWriter::new(File::create(output).map_err(written)?);
+    writeln!(out, "{}", R::HEADER).map_err(written)?;
+    for (row, _, _) in rows.values() {
+        writeln!(out, "{}", row.line()).map_err(written)?;
     }
-    out.flush()?;
+    out.flush().map_err(written)?;
     Ok(rows.len())
 }

@@ -18,5 +18,6 @@ pub mod objective;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod records;
+mod selection;
 pub mod train;
 pub mod warm_up;

@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
 use randomized_smoothing::data::{Dataset, digits};
-use randomized_smoothing::workflow::jobs::{Job, Selection, Shard, certify_dataset, merge_logs};
+use randomized_smoothing::workflow::jobs::{
+    Job, Selection, Shard, certify_dataset, merge_logs, read_log,
+};
 use randomized_smoothing::workflow::records::{CertifyRecord, read_certify_log};
 use randomized_smoothing::{
-    CertifyConfig, CertifyValidConfig, Error, Gaussian, LogitsClassifier, SmoothedClassifier,
+    CertifyConfig, CertifyValidConfig, Error, Gaussian, LogitsClassifier, RowFault,
+    SmoothedClassifier,
 };
 
 type B = NdArray;
@@ -147,7 +150,49 @@ fn resume_and_shards_reproduce_the_single_run() {
     assert_eq!(key(&read(&merged)), key(&reference));
     // Merging a shard twice is refused.
     let err = merge_logs(&[shards[0].clone(), shards[0].clone()], &d.join("bad.tsv")).unwrap_err();
-    assert!(matches!(err, Error::InvalidParameter { .. }), "{err}");
+    assert!(
+        matches!(&err, Error::RejectedRow { log: Some(second), line: 2, example: 0,
+            fault: RowFault::Repeated { first_line: 2, first_log: Some(first) } }
+            if *first == shards[0] && *second == shards[0]),
+        "{err}"
+    );
+}
+
+/// Two runs appended to one log leave every example twice: resuming, merging and reading
+/// it as a run's log all refuse it at the second copy, and the log is left as it was.
+#[test]
+fn a_log_with_an_example_twice_is_refused() {
+    let (smoothed, data, config) = smoothed();
+    let out = dir("twice").join("log.tsv");
+    let selection = Selection::new(1, Some(3), Shard::whole()).unwrap();
+    run(&smoothed, &data, &config, selection, &out).unwrap();
+    let once = std::fs::read_to_string(&out).unwrap();
+    let twice = format!(
+        "{once}{}",
+        once.lines().skip(1).collect::<Vec<_>>().join("\n") + "\n"
+    );
+    std::fs::write(&out, &twice).unwrap();
+    let refused = |err: Error| {
+        assert!(
+            matches!(&err, Error::RejectedRow { log: Some(log), line: 5, example: 0,
+                fault: RowFault::Repeated { first_line: 2, first_log: None } } if *log == out),
+            "{err}"
+        );
+    };
+    refused(run(&smoothed, &data, &config, selection, &out).unwrap_err());
+    refused(read_log::<CertifyRecord>(&out).unwrap_err());
+    let err = merge_logs(&[&out], &out.with_extension("merged")).unwrap_err();
+    refused(err);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), twice);
+    // The reader of bytes refuses it too, without a path.
+    assert!(matches!(
+        read_certify_log(twice.as_bytes()).unwrap_err(),
+        Error::RejectedRow {
+            log: None,
+            line: 5,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -171,7 +216,14 @@ fn a_log_of_another_selection_is_not_extended() {
     )
     .unwrap_err();
     assert!(
-        matches!(err, Error::InvalidParameter { name: "output", .. }),
+        matches!(
+            err,
+            Error::RejectedRow {
+                line: 3,
+                fault: RowFault::NotSelected,
+                ..
+            }
+        ),
         "{err}"
     );
 }

@@ -11,14 +11,14 @@ use randomized_smoothing::certificate::projection::{
     LoggedSettings, Projection, RadiusBound, project,
 };
 use randomized_smoothing::workflow::analysis::CertifiedAccuracyTable;
+use randomized_smoothing::workflow::jobs::read_log;
 use randomized_smoothing::workflow::manifest::Manifest;
 use randomized_smoothing::workflow::plot::{Axes, Curve, plot_certified_accuracy, plot_curves};
 use randomized_smoothing::workflow::records::{
-    deepfool_robust_accuracy, read_certify_log, read_deepfool_log,
+    CertifyRecord, DeepFoolRecord, deepfool_robust_accuracy,
 };
 
 use super::Failure;
-use super::common::*;
 
 #[derive(Args)]
 pub(crate) struct AnalyzeArgs {
@@ -200,7 +200,7 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
     let mut runs: Vec<(String, Vec<Outcome>)> = Vec::new();
     let mut examples: Vec<Vec<usize>> = Vec::new();
     for (i, path) in args.logs.iter().enumerate() {
-        let rows = read_certify_log(open(path)?)?;
+        let rows = read_log::<CertifyRecord>(path)?;
         examples.push(rows.iter().map(|r| r.idx).collect());
         let outcomes = rows.iter().map(|r| r.outcome()).collect();
         let label = args
@@ -222,7 +222,7 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
         .collect();
     let mut table = CertifiedAccuracyTable::new(&args.radii, &borrowed)?;
     let deepfool = match &args.deepfool {
-        Some(path) => Some(read_deepfool_log(open(path)?)?),
+        Some(path) => Some(read_log::<DeepFoolRecord>(path)?),
         None => None,
     };
     if let Some(rows) = &deepfool {

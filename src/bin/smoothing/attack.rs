@@ -10,9 +10,10 @@ use randomized_smoothing::models::{ImageClassifier, Precision};
 use randomized_smoothing::workflow::attacks::{
     AttackJob, AttackPlan, attack_dataset_packed, deepfool_dataset,
 };
+use randomized_smoothing::workflow::jobs::read_log;
 use randomized_smoothing::workflow::manifest::Manifest;
 use randomized_smoothing::workflow::records::{
-    AttackOutcome, deepfool_robust_accuracy, read_certify_log,
+    AttackOutcome, CertifyRecord, deepfool_robust_accuracy,
 };
 use randomized_smoothing::{Error, Gaussian, PredictConfig, SmoothedClassifier};
 
@@ -232,7 +233,7 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
                 log.display()
             ),
         }
-        let certified = read_certify_log(open(log)?)?;
+        let certified = read_log::<CertifyRecord>(log)?;
         let (steps, samples, n) = (
             args.steps.unwrap_or(20),
             args.samples.unwrap_or(128),

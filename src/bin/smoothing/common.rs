@@ -680,8 +680,3 @@ pub(crate) fn clock(seconds: f64) -> String {
     let s = seconds.round().min(1e9) as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
-
-/// Opens a file, naming it in the error.
-pub(crate) fn open(path: &Path) -> Result<std::fs::File, Failure> {
-    std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()).into())
-}

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use randomized_smoothing::data::{ImageFolder, ImageSource};
-use randomized_smoothing::workflow::jobs::{Selection, Shard};
+use randomized_smoothing::workflow::jobs::{Shard, read_log};
 use randomized_smoothing::workflow::manifest::Manifest;
-use randomized_smoothing::workflow::records::{read_certify_log, read_predict_log};
+use randomized_smoothing::workflow::records::{CertifyRecord, PredictRecord};
 
 use super::Failure;
 use super::common::*;
@@ -42,21 +42,21 @@ pub(crate) fn run_status(args: &StatusArgs) -> Result<(), Failure> {
                 .map(String::as_str)
                 .ok_or_else(|| format!("the manifest of {} has no {key}", log.display()).into())
         };
-        let shard = Shard::parse(setting("shard")?)?;
-        shards_of_run = Some(shard.count());
-        let max = match setting("max")? {
-            "all" => None,
-            m => Some(m.parse()?),
-        };
-        let selection = Selection::new(setting("skip")?.parse()?, max, shard)?;
+        let selection = manifest.selection()?.ok_or_else(|| {
+            format!(
+                "the manifest of {} has no skip, max and shard",
+                log.display()
+            )
+        })?;
+        shards_of_run = Some(Shard::parse(setting("shard")?)?.count());
         let total = selection.indices(split_len(&manifest)?).len();
         let times: Vec<f64> = if setting("command")? == "predict" {
-            read_predict_log(open(log)?)?
+            read_log::<PredictRecord>(log)?
                 .iter()
                 .map(|r| r.time.as_secs_f64())
                 .collect()
         } else {
-            read_certify_log(open(log)?)?
+            read_log::<CertifyRecord>(log)?
                 .iter()
                 .map(|r| r.time.as_secs_f64())
                 .collect()

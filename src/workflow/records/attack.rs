@@ -4,7 +4,8 @@
 use std::io::Read;
 use std::time::Duration;
 
-use super::{duration, flag, format_duration, length, prediction, read_rows, unsigned};
+use super::{Bad, duration, flag, format_duration, length, prediction, unsigned};
+use super::{LogRecord, read_all};
 use crate::error::{Error, Result};
 
 /// The header line of a PGD attack log (see [`AttackRecord`]).
@@ -142,7 +143,22 @@ impl AttackRecord {
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn read_attack_log(reader: impl Read) -> Result<Vec<AttackRecord>> {
-    read_rows(reader, "attack log", ATTACK_HEADER, |f, bad| {
+    read_all(reader)
+}
+
+impl LogRecord for AttackRecord {
+    const HEADER: &'static str = ATTACK_HEADER;
+    const FORMAT: &'static str = "attack log";
+
+    fn idx(&self) -> usize {
+        self.idx
+    }
+
+    fn line(&self) -> String {
+        self.to_line()
+    }
+
+    fn from_fields(f: &[&str], bad: Bad) -> Result<Self> {
         let outcome = match f[5] {
             "robust" => AttackOutcome::Robust,
             "abstained" => AttackOutcome::Abstained,
@@ -163,7 +179,7 @@ pub fn read_attack_log(reader: impl Read) -> Result<Vec<AttackRecord>> {
             distance: length(f, 6, bad)?,
             time: duration(f, 7, bad)?,
         })
-    })
+    }
 }
 
 /// The header line of a DeepFool log (see [`DeepFoolRecord`]).
@@ -302,7 +318,22 @@ pub fn deepfool_robust_accuracy(rows: &[DeepFoolRecord], r: f64) -> Result<f64> 
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn read_deepfool_log(reader: impl Read) -> Result<Vec<DeepFoolRecord>> {
-    read_rows(reader, "DeepFool log", DEEPFOOL_HEADER, |f, bad| {
+    read_all(reader)
+}
+
+impl LogRecord for DeepFoolRecord {
+    const HEADER: &'static str = DEEPFOOL_HEADER;
+    const FORMAT: &'static str = "DeepFool log";
+
+    fn idx(&self) -> usize {
+        self.idx
+    }
+
+    fn line(&self) -> String {
+        self.to_line()
+    }
+
+    fn from_fields(f: &[&str], bad: Bad) -> Result<Self> {
         Ok(DeepFoolRecord {
             idx: unsigned(f, 0, bad)?,
             label: unsigned(f, 1, bad)?,
@@ -313,5 +344,5 @@ pub fn read_deepfool_log(reader: impl Read) -> Result<Vec<DeepFoolRecord>> {
             fooled: flag(f, 6, bad)?,
             time: duration(f, 7, bad)?,
         })
-    })
+    }
 }

@@ -35,7 +35,7 @@ pub use paper::{
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RowFault};
 
 /// A radius with three significant digits, as Python's `"{:.3}".format(r)`.
 ///
@@ -153,15 +153,84 @@ pub(super) fn length(f: &[&str], j: usize, bad: Bad) -> Result<f64> {
     }
 }
 
-pub(super) type Bad<'a> = &'a dyn Fn(String) -> Error;
+/// A row of one of the crate's logs: certification ([`CertifyRecord`]), prediction
+/// ([`PredictRecord`]), PGD attack ([`AttackRecord`]) and DeepFool ([`DeepFoolRecord`]).
+///
+/// Every log is a header and then at most one row per example, the example's index in its
+/// first column; its readers ([`read_certify_log`] and the others, [`read_numbered`], and
+/// [`jobs::read_log`](crate::workflow::jobs::read_log) for a run's file) refuse a second row
+/// of an example ([`Error::RejectedRow`]), which is what two runs appending to one log leave.
+/// The trait is sealed: the crate's readers and writers depend on the four formats.
+pub trait LogRecord: Sized + sealed::Sealed {
+    /// The log's header line.
+    const HEADER: &'static str;
+    /// The log's name in errors, e.g. `"certification log"`.
+    const FORMAT: &'static str;
+    /// The example's index.
+    fn idx(&self) -> usize;
+    /// The row as written to the log (no newline).
+    fn line(&self) -> String;
+    /// Parses a row's fields (as many as the header has); `bad` makes the error of this line.
+    #[doc(hidden)]
+    fn from_fields(fields: &[&str], bad: Bad) -> Result<Self>;
+}
 
-/// Reads a tab-separated log with the given header, one record per non-empty line.
-pub(super) fn read_rows<T>(
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::CertifyRecord {}
+    impl Sealed for super::PredictRecord {}
+    impl Sealed for super::AttackRecord {}
+    impl Sealed for super::DeepFoolRecord {}
+}
+
+#[doc(hidden)]
+pub type Bad<'a> = &'a dyn Fn(String) -> Error;
+
+/// All rows of a log, in file order.
+pub(super) fn read_all<R: LogRecord>(reader: impl Read) -> Result<Vec<R>> {
+    Ok(read_numbered(reader, |_| true)?
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect())
+}
+
+/// Reads a log of `R` rows, each with its line (the header is line 1), in file order; blank
+/// lines are skipped. A row whose example `selected` refuses, or an example's second row, is
+/// an error, as is a header line among the rows (another log appended to this one).
+///
+/// # Errors
+/// [`Error::MalformedData`] for a wrong header, field count or field;
+/// [`Error::RejectedRow`] for a row of an example seen before ([`RowFault::Repeated`]) or
+/// not selected ([`RowFault::NotSelected`]); [`Error::Io`] if reading fails (and for text
+/// that is not UTF-8).
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::workflow::records::{CERTIFY_HEADER, CertifyRecord, read_numbered};
+/// use randomized_smoothing::{Error, RowFault};
+///
+/// let row = |i: usize| format!("{i}\t1\t1\t0.5\t1\t0:00:01.000000\n");
+/// let log = format!("{CERTIFY_HEADER}\n{}{}", row(0), row(2));
+/// let rows = read_numbered::<CertifyRecord>(log.as_bytes(), |i| i % 2 == 0)?;
+/// assert_eq!((rows[1].0, rows[1].1.idx), (3, 2));
+///
+/// // Two runs appended to one log: the second copy of example 0 is refused.
+/// let twice = format!("{log}{}", row(0));
+/// let err = read_numbered::<CertifyRecord>(twice.as_bytes(), |_| true).unwrap_err();
+/// assert!(matches!(err, Error::RejectedRow { line: 4, example: 0,
+///     fault: RowFault::Repeated { first_line: 2, .. }, .. }));
+/// // Example 1 is not in this run's selection.
+/// let foreign = format!("{log}{}", row(1));
+/// let err = read_numbered::<CertifyRecord>(foreign.as_bytes(), |i| i % 2 == 0).unwrap_err();
+/// assert!(matches!(err, Error::RejectedRow { example: 1, fault: RowFault::NotSelected, .. }));
+/// # Ok::<(), randomized_smoothing::Error>(())
+/// ```
+pub fn read_numbered<R: LogRecord>(
     reader: impl Read,
-    format: &'static str,
-    expected_header: &str,
-    parse: impl Fn(&[&str], Bad) -> Result<T>,
-) -> Result<Vec<T>> {
+    selected: impl Fn(usize) -> bool,
+) -> Result<Vec<(usize, R)>> {
+    let format = R::FORMAT;
+    let expected_header = R::HEADER;
     let mut lines = BufReader::new(reader).lines();
     let header = lines.next().transpose()?.unwrap_or_default();
     if header.trim_end() != expected_header {
@@ -172,22 +241,49 @@ pub(super) fn read_rows<T>(
         });
     }
     let columns = expected_header.split('\t').count();
+    let mut first_line_of = std::collections::HashMap::new();
     let mut rows = Vec::new();
     for (i, line) in lines.enumerate() {
         let line = line?;
+        let number = i + 2;
         if line.trim().is_empty() {
             continue;
         }
         let bad = |reason: String| Error::MalformedData {
             format,
-            location: format!("line {}", i + 2),
+            location: format!("line {number}"),
             reason,
         };
+        if line.starts_with("idx\t") {
+            return Err(bad(
+                "a header line among the rows: another log was appended to this one".into(),
+            ));
+        }
         let fields: Vec<&str> = line.trim_end().split('\t').collect();
         if fields.len() != columns {
-            return Err(bad(format!("{} fields, expected {columns}", fields.len())));
+            return Err(bad(format!(
+                "{} fields, expected {columns} (a row of another kind of log?)",
+                fields.len()
+            )));
         }
-        rows.push(parse(&fields, &bad)?);
+        let example = unsigned(&fields, 0, &bad)?;
+        let rejected = |fault| Error::RejectedRow {
+            log: None,
+            line: number,
+            example,
+            fault,
+        };
+        if let Some(&first_line) = first_line_of.get(&example) {
+            return Err(rejected(RowFault::Repeated {
+                first_line,
+                first_log: None,
+            }));
+        }
+        if !selected(example) {
+            return Err(rejected(RowFault::NotSelected));
+        }
+        first_line_of.insert(example, number);
+        rows.push((number, R::from_fields(&fields, &bad)?));
     }
     Ok(rows)
 }

@@ -4,7 +4,8 @@
 use std::io::Read;
 use std::time::Duration;
 
-use super::{Bad, duration, flag, format_duration, format_radius, prediction, read_rows, unsigned};
+use super::{Bad, duration, flag, format_duration, format_radius, prediction, unsigned};
+use super::{LogRecord, read_all};
 use crate::certificate::accuracy::Outcome;
 use crate::error::Result;
 
@@ -162,7 +163,22 @@ impl PredictRecord {
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
-    read_rows(reader, "certification log", CERTIFY_HEADER, |f, bad| {
+    read_all(reader)
+}
+
+impl LogRecord for CertifyRecord {
+    const HEADER: &'static str = CERTIFY_HEADER;
+    const FORMAT: &'static str = "certification log";
+
+    fn idx(&self) -> usize {
+        self.idx
+    }
+
+    fn line(&self) -> String {
+        self.to_line()
+    }
+
+    fn from_fields(f: &[&str], bad: Bad) -> Result<Self> {
         let radius: f64 = f[3]
             .parse()
             .map_err(|_| bad(format!("radius {:?} is not a number", f[3])))?;
@@ -180,7 +196,7 @@ pub fn read_certify_log(reader: impl Read) -> Result<Vec<CertifyRecord>> {
             correct,
             time: duration(f, 5, bad)?,
         })
-    })
+    }
 }
 
 /// The label, prediction and `correct` flag of a row (at the columns given), which must agree:
@@ -219,7 +235,22 @@ fn judged(f: &[&str], [l, p, c]: [usize; 3], bad: Bad) -> Result<(usize, Option<
 /// # Ok::<(), randomized_smoothing::Error>(())
 /// ```
 pub fn read_predict_log(reader: impl Read) -> Result<Vec<PredictRecord>> {
-    read_rows(reader, "prediction log", PREDICT_HEADER, |f, bad| {
+    read_all(reader)
+}
+
+impl LogRecord for PredictRecord {
+    const HEADER: &'static str = PREDICT_HEADER;
+    const FORMAT: &'static str = "prediction log";
+
+    fn idx(&self) -> usize {
+        self.idx
+    }
+
+    fn line(&self) -> String {
+        self.to_line()
+    }
+
+    fn from_fields(f: &[&str], bad: Bad) -> Result<Self> {
         let (label, predict, correct) = judged(f, [1, 2, 3], bad)?;
         Ok(PredictRecord {
             idx: unsigned(f, 0, bad)?,
@@ -228,5 +259,5 @@ pub fn read_predict_log(reader: impl Read) -> Result<Vec<PredictRecord>> {
             correct,
             time: duration(f, 4, bad)?,
         })
-    })
+    }
 }
