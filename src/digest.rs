@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOperation, Result};
 
 /// A SHA-256 computed piece by piece.
 #[derive(Default)]
@@ -46,11 +46,13 @@ fn of_bytes(bytes: &[u8]) -> String {
 
 /// The SHA-256 of a file's bytes, read in 64 KiB pieces.
 pub(crate) fn of_file(path: &Path) -> Result<String> {
-    let mut file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = fs::File::open(path).map_err(|e| Error::io(IoOperation::Open, path, e))?;
     let mut h = Hasher::default();
     let mut buffer = vec![0u8; 1 << 16];
     loop {
-        let read = file.read(&mut buffer).map_err(|e| Error::io(path, e))?;
+        let read = file
+            .read(&mut buffer)
+            .map_err(|e| Error::io(IoOperation::Read, path, e))?;
         if read == 0 {
             return Ok(h.hex());
         }

@@ -147,8 +147,10 @@ pub enum Error {
 
     /// A file or folder that cannot be read or written; the operating system's error is the
     /// [`source`](std::error::Error::source).
-    #[error("I/O error{}: {source}", on(.path.as_deref()))]
+    #[error("I/O error{}{}: {source}", .op.map_or_else(String::new, |op| format!(" {op}")), on(*.op, .path.as_deref()))]
     Io {
+        /// What was being done, where known.
+        op: Option<IoOperation>,
         /// The file or folder, where known.
         path: Option<PathBuf>,
         /// The operating system's error.
@@ -355,15 +357,74 @@ impl std::error::Error for IoError {
     }
 }
 
-/// " on PATH" for a known path.
-fn on(path: Option<&Path>) -> String {
-    path.map(|p| format!(" on {}", p.display()))
-        .unwrap_or_default()
+/// The path of an I/O error for its message: " PATH" after an operation ("writing PATH"),
+/// " on PATH" without one.
+fn on(op: Option<IoOperation>, path: Option<&Path>) -> String {
+    match (op, path) {
+        (Some(_), Some(p)) => format!(" {}", p.display()),
+        (None, Some(p)) => format!(" on {}", p.display()),
+        (_, None) => String::new(),
+    }
+}
+
+/// What was being done to a file or folder when an [`Error::Io`] happened: its message reads
+/// "I/O error writing PATH: ...".
+///
+/// # Example
+/// ```
+/// use randomized_smoothing::data::load_mnist;
+/// use randomized_smoothing::{Error, IoOperation};
+///
+/// let err = load_mnist("no/such/images", "no/such/labels").unwrap_err();
+/// assert!(matches!(err, Error::Io { op: Some(IoOperation::Open), .. }));
+/// assert!(err.to_string().starts_with("I/O error opening no/such/images: "));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IoOperation {
+    /// Opening a file to read or append to it.
+    Open,
+    /// Reading a file.
+    Read,
+    /// Creating a file (replacing any).
+    Create,
+    /// Writing (appending to, truncating) a file.
+    Write,
+    /// Renaming a finished temporary file onto the path.
+    Rename,
+    /// Removing a file.
+    Remove,
+    /// Creating a folder and its parents.
+    CreateFolder,
+    /// Listing a folder.
+    ListFolder,
+    /// Reading a path's metadata, or making it absolute.
+    Inspect,
+    /// Taking a file's advisory lock.
+    Lock,
+}
+
+impl fmt::Display for IoOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoOperation::Open => "opening",
+            IoOperation::Read => "reading",
+            IoOperation::Create => "creating",
+            IoOperation::Write => "writing",
+            IoOperation::Rename => "renaming onto",
+            IoOperation::Remove => "removing",
+            IoOperation::CreateFolder => "creating the folder",
+            IoOperation::ListFolder => "listing",
+            IoOperation::Inspect => "inspecting",
+            IoOperation::Lock => "locking",
+        })
+    }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Io {
+            op: None,
             path: None,
             source: e.into(),
         }
@@ -371,9 +432,10 @@ impl From<std::io::Error> for Error {
 }
 
 impl Error {
-    /// An I/O error on `path`.
-    pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+    /// An I/O error of `op` on `path`.
+    pub(crate) fn io(op: IoOperation, path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
+            op: Some(op),
             path: Some(path.as_ref().to_path_buf()),
             source: source.into(),
         }
@@ -384,7 +446,12 @@ impl Error {
     /// errors are unchanged. For readers of bytes used on a file.
     pub(crate) fn in_file(self, path: &Path) -> Self {
         match self {
-            Error::Io { path: None, source } => Error::Io {
+            Error::Io {
+                op,
+                path: None,
+                source,
+            } => Error::Io {
+                op: op.or(Some(IoOperation::Read)),
                 path: Some(path.to_path_buf()),
                 source,
             },
@@ -414,8 +481,12 @@ impl Error {
 
     /// A failure, reported as an I/O error on `path`, of a library that writes or reads files
     /// and gives only a message (the plotting and checkpoint libraries).
-    pub(crate) fn io_other(path: impl AsRef<Path>, message: impl fmt::Display) -> Self {
-        Self::io(path, std::io::Error::other(message.to_string()))
+    pub(crate) fn io_other(
+        op: IoOperation,
+        path: impl AsRef<Path>,
+        message: impl fmt::Display,
+    ) -> Self {
+        Self::io(op, path, std::io::Error::other(message.to_string()))
     }
 }
 

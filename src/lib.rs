@@ -12,7 +12,7 @@ pub mod smoothing;
 pub mod stats;
 pub mod workflow;
 
-pub use error::{Error, IoError, Result, RowFault};
+pub use error::{Error, IoError, IoOperation, Result, RowFault};
 pub use smoothing::{
     AbstainReason, BaseClassifier, Certification, CertifyConfig, CertifyValidConfig, Estimate,
     Gaussian, Laplace, LinearClassifier, LogitsClassifier, MAX_SAMPLES, NoiseDistribution, Norm,

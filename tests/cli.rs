@@ -1422,7 +1422,7 @@ fn a_full_disk_names_the_log_and_leaves_it_resumable() {
     let stderr = String::from_utf8_lossy(&limited.stderr);
     assert!(!limited.status.success(), "{stderr}");
     assert!(
-        stderr.contains("I/O error on full.tsv") && stderr.contains("File too large"),
+        stderr.contains("I/O error writing full.tsv") && stderr.contains("File too large"),
         "{stderr}"
     );
     let partial = rows_without_time(&dir.join("full.tsv"));
@@ -1552,4 +1552,97 @@ fn every_reader_refuses_a_log_no_run_writes() {
     assert_eq!(std::fs::read_to_string(dir.join("s0.tsv")).unwrap(), s0);
     smoothing(&dir, &["merge", "--out", "merged.tsv", "s0.tsv", "s1.tsv"]);
     assert_eq!(rows_without_time(&dir.join("merged.tsv")).len(), 7);
+}
+
+/// The program run as a user without write access to the test's files: as itself when it is
+/// not root, else (CI runs as root, which no permission stops) as `nobody` through `setpriv`.
+fn unprivileged(dir: &Path, args: &[&str]) -> std::process::Output {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut command = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_smoothing"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_smoothing"))
+    };
+    command.current_dir(dir).args(args).output().unwrap()
+}
+
+/// A folder the run cannot write, a log it cannot append to, and an output folder that is
+/// missing or cannot be made: each error names the path and what was being done, the log is
+/// left as it was, and a rerun with the permission back resumes to exactly a whole run's rows.
+#[test]
+fn unwritable_and_missing_folders_name_the_path_and_leave_the_log_resumable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("folders");
+    train_digits(&dir, "run");
+    let certify = |out: &'static str| {
+        [
+            "certify",
+            "--dataset",
+            "digits",
+            "--model",
+            "run/model.bpk",
+            "--sigma",
+            "0.25",
+            "--n0",
+            "20",
+            "--n",
+            "200",
+            "--alpha",
+            "0.01",
+            "--batch",
+            "220",
+            "--max",
+            "6",
+            "--out",
+            out,
+        ]
+    };
+    // An output folder that does not exist is made, parents and all.
+    smoothing(&dir, &certify("missing/deeper/whole.tsv"));
+    let whole = rows_without_time(&dir.join("missing/deeper/whole.tsv"));
+    assert_eq!(whole.len(), 7);
+    // A log cut after three rows, as a killed run leaves it, with its manifest and lock file.
+    smoothing(&dir, &certify("ro/log.tsv"));
+    let log = dir.join("ro/log.tsv");
+    let full = std::fs::read_to_string(&log).unwrap();
+    let cut: String = full.lines().take(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&log, &cut).unwrap();
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let refused_unprivileged = |expected: &str| {
+        let out = unprivileged(&dir, &certify("ro/log.tsv"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("Permission denied"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), cut);
+    };
+    // A read-only folder: its lock file cannot be opened.
+    mode(&dir.join("ro"), 0o555);
+    refused_unprivileged("I/O error opening ro/log.tsv.lock");
+    // A writable folder with a read-only log: the log cannot be opened to append.
+    mode(&dir.join("ro"), 0o777);
+    std::fs::remove_file(dir.join("ro/log.tsv.lock")).unwrap();
+    mode(&log, 0o444);
+    refused_unprivileged("I/O error opening ro/log.tsv:");
+    // With the permission back, the run resumes.
+    mode(&log, 0o644);
+    smoothing(&dir, &certify("ro/log.tsv"));
+    assert_eq!(rows_without_time(&log), whole);
+    // A folder that cannot be made, since a file has its name.
+    std::fs::write(dir.join("taken"), "").unwrap();
+    let stderr = refused(&dir, certify("taken/log.tsv"));
+    assert!(
+        stderr.contains("I/O error creating the folder taken: File exists"),
+        "{stderr}"
+    );
 }

@@ -9,7 +9,7 @@ use image::{DynamicImage, RgbImage};
 use rand::{Rng, RngExt};
 
 use super::{FolderTransform, ImageSource};
-use crate::error::{Error, Result, check_positive};
+use crate::error::{Error, IoOperation, Result, check_positive};
 
 const FORMAT: &str = "image folder";
 
@@ -71,8 +71,8 @@ impl ImageFolder {
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref();
         let mut classes: Vec<(String, PathBuf)> = Vec::new();
-        for entry in fs::read_dir(root).map_err(|e| Error::io(root, e))? {
-            let entry = entry.map_err(|e| Error::io(root, e))?;
+        for entry in fs::read_dir(root).map_err(|e| Error::io(IoOperation::ListFolder, root, e))? {
+            let entry = entry.map_err(|e| Error::io(IoOperation::ListFolder, root, e))?;
             if entry.path().is_dir() {
                 classes.push((
                     entry.file_name().to_string_lossy().into_owned(),
@@ -87,7 +87,7 @@ impl ImageFolder {
         let (mut files, mut labels) = (Vec::new(), Vec::new());
         for (label, (name, dir)) in classes.iter().enumerate() {
             let mut images: Vec<PathBuf> = fs::read_dir(dir)
-                .map_err(|e| Error::io(dir, e))?
+                .map_err(|e| Error::io(IoOperation::ListFolder, dir, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && is_image(p))
                 .collect();
@@ -183,7 +183,7 @@ impl ImageFolder {
 
     fn decode(&self, i: usize) -> Result<RgbImage> {
         let path = &self.files[i];
-        let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = fs::read(path).map_err(|e| Error::io(IoOperation::Read, path, e))?;
         if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(&bytes) {
             return Err(malformed(
                 path,

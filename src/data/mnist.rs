@@ -7,7 +7,7 @@ use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
 use super::{Dataset, MAX_DATA_BYTES, open_maybe_gzip};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOperation, Result};
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;
@@ -109,7 +109,7 @@ fn malformed(what: &str, reason: String) -> Error {
 
 fn io_error(path: Option<&Path>, e: std::io::Error) -> Error {
     match path {
-        Some(path) => Error::io(path, e),
+        Some(path) => Error::io(IoOperation::Read, path, e),
         None => e.into(),
     }
 }

@@ -30,7 +30,7 @@ use std::path::Path;
 use burn::config::Config;
 use rand::Rng;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOperation, Result};
 
 /// How an image folder ([`ImageFolder`]) turns files into model inputs: the input size, the
 /// resize before the central crop, the channels and the training crops. A model trained on a
@@ -421,10 +421,11 @@ pub const MAX_DATA_BYTES: u64 = 1 << 30;
 
 /// A file's bytes as a stream, decompressed if it starts with the gzip magic bytes.
 fn open_maybe_gzip(path: &Path) -> Result<Box<dyn Read>> {
-    let mut file = BufReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
+    let mut file =
+        BufReader::new(File::open(path).map_err(|e| Error::io(IoOperation::Open, path, e))?);
     let gzip = file
         .fill_buf()
-        .map_err(|e| Error::io(path, e))?
+        .map_err(|e| Error::io(IoOperation::Read, path, e))?
         .starts_with(&[0x1f, 0x8b]);
     Ok(if gzip {
         Box::new(flate2::bufread::GzDecoder::new(file))
@@ -446,7 +447,7 @@ fn read_capped(
     reader
         .take(cap.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::io(IoOperation::Read, path, e))?;
     if bytes.len() as u64 > cap {
         return Err(Error::MalformedData {
             format,

@@ -22,7 +22,7 @@ use burn_store::{
 use super::{Dncnn, DncnnConfig, ImageClassifier, Model, ModelConfig};
 use crate::data::FolderTransform;
 use crate::digest::Hasher;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOperation, Result};
 
 /// Burnpack metadata key of the model card (its JSON).
 const CARD_KEY: &str = "randomized_smoothing.card";
@@ -266,7 +266,7 @@ fn save<B: Backend, M: Module<B>>(
     }
     model
         .save_into(&mut store)
-        .map_err(|e| Error::io_other(path, e))
+        .map_err(|e| Error::io_other(IoOperation::Write, path, e))
 }
 
 /// The card of a model file written by [`save_model_with_card`], or `None` for a burnpack

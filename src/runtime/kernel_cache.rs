@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use cubecl_runtime::config::cache::CacheConfig;
 use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOperation, Result};
 
 /// The files CubeCL reads its settings from, as it looks for them: in the working folder,
 /// then in each folder above, the first of these that exists (whole files, then the
@@ -91,13 +91,14 @@ impl KernelCache {
     /// that is not valid TOML or has a setting of the wrong type; [`Error::Io`] if the folder
     /// cannot be made or written.
     pub fn install(&self) -> Result<()> {
-        let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+        let cwd = std::env::current_dir().map_err(|e| Error::io(IoOperation::Inspect, ".", e))?;
         let settings = self.settings(&cwd)?;
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| Error::io(IoOperation::CreateFolder, &self.dir, e))?;
         // CubeCL panics on a cache it cannot write; this is the same failure, typed, and now.
         let probe = self.dir.join(format!(".write-test-{}", std::process::id()));
-        std::fs::write(&probe, b"").map_err(|e| Error::io(&probe, e))?;
-        std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))?;
+        std::fs::write(&probe, b"").map_err(|e| Error::io(IoOperation::Write, &probe, e))?;
+        std::fs::remove_file(&probe).map_err(|e| Error::io(IoOperation::Remove, &probe, e))?;
         let mut slot = CubeClRuntimeConfig::storage().lock();
         if slot.is_some() {
             return Err(Error::InvalidParameter {
@@ -120,7 +121,7 @@ impl KernelCache {
 /// # Errors
 /// As [`KernelCache::install`], for the file.
 pub fn check_cubecl_settings() -> Result<Option<PathBuf>> {
-    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let cwd = std::env::current_dir().map_err(|e| Error::io(IoOperation::Inspect, ".", e))?;
     Ok(find_settings(&cwd)?.map(|(path, _)| path))
 }
 
@@ -157,7 +158,7 @@ fn read_if_present(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
+        Err(e) => Err(Error::io(IoOperation::Read, path, e)),
     }
 }
 

@@ -20,7 +20,7 @@ use burn::record::{DefaultRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::lock::RunLock;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOperation, Result};
 
 /// The checkpoint folder of one training run.
 pub(crate) struct RunFolder<'a> {
@@ -40,7 +40,7 @@ impl<'a> RunFolder<'a> {
     /// if the folder holds a run started with other settings (its epochs would mix two
     /// trainings), naming each difference; [`Error::Io`].
     pub(crate) fn open(dir: &'a Path, settings: &str, keep: usize) -> Result<Self> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        fs::create_dir_all(dir).map_err(|e| Error::io(IoOperation::CreateFolder, dir, e))?;
         let lock = RunLock::acquire(&dir.join("settings.tsv"))?;
         check_settings(dir, settings)?;
         Ok(Self {
@@ -73,11 +73,11 @@ impl<'a> RunFolder<'a> {
         let (model_file, optim_file) = checkpoint_files(self.dir, epoch);
         let model = model
             .load_file(&model_file, &self.recorder, device)
-            .map_err(|e| Error::io_other(&model_file, e))?;
+            .map_err(|e| Error::io_other(IoOperation::Read, &model_file, e))?;
         let record = self
             .recorder
             .load(optim_file.clone(), device)
-            .map_err(|e| Error::io_other(&optim_file, e))?;
+            .map_err(|e| Error::io_other(IoOperation::Read, &optim_file, e))?;
         Ok((model, optim.load_record(record), epoch))
     }
 
@@ -103,21 +103,21 @@ impl<'a> RunFolder<'a> {
         model
             .clone()
             .save_file(&model_file, &self.recorder)
-            .map_err(|e| Error::io_other(&model_file, e))?;
+            .map_err(|e| Error::io_other(IoOperation::Write, &model_file, e))?;
         self.recorder
             .record(optim.to_record(), optim_file.clone())
-            .map_err(|e| Error::io_other(&optim_file, e))?;
+            .map_err(|e| Error::io_other(IoOperation::Write, &optim_file, e))?;
         let log_path = self.dir.join("log.tsv");
         let fresh = !log_path.exists();
         let mut log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
-            .map_err(|e| Error::io(&log_path, e))?;
+            .map_err(|e| Error::io(IoOperation::Open, &log_path, e))?;
         if fresh {
-            writeln!(log, "{header}").map_err(|e| Error::io(&log_path, e))?;
+            writeln!(log, "{header}").map_err(|e| Error::io(IoOperation::Write, &log_path, e))?;
         }
-        writeln!(log, "{line}").map_err(|e| Error::io(&log_path, e))?;
+        writeln!(log, "{line}").map_err(|e| Error::io(IoOperation::Write, &log_path, e))?;
         drop(log);
         prune_checkpoints(self.dir, epoch, self.keep)
     }
@@ -163,7 +163,9 @@ fn prune_checkpoints(dir: &Path, latest: usize, keep: usize) -> Result<()> {
         })
         .map(|(epoch, _)| epoch);
     let remove = |path: PathBuf| match fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(IoOperation::Remove, &path, e))
+        }
         _ => Ok(()),
     };
     for epoch in 1..=latest.saturating_sub(keep) {
@@ -206,9 +208,9 @@ fn check_settings(dir: &Path, ours: &str) -> Result<()> {
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::write(&path, ours).map_err(|e| Error::io(&path, e))
+            fs::write(&path, ours).map_err(|e| Error::io(IoOperation::Write, &path, e))
         }
-        Err(e) => Err(Error::io(&path, e)),
+        Err(e) => Err(Error::io(IoOperation::Read, &path, e)),
     }
 }
 

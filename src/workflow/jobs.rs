@@ -25,7 +25,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::data::ImageSource;
-use crate::error::{Error, Result, check_positive};
+use crate::error::{Error, IoOperation, Result, check_positive};
 use crate::smoothing::NoiseDistribution;
 use crate::smoothing::base::BaseClassifier;
 use crate::smoothing::{CertifyValidConfig, PredictValidConfig, SmoothedClassifier};
@@ -83,7 +83,7 @@ fn read_log_text(path: &Path) -> Result<Option<(String, usize)>> {
             Ok(Some((text, complete)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
+        Err(e) => Err(Error::io(IoOperation::Read, path, e)),
     }
 }
 
@@ -140,7 +140,7 @@ pub(crate) fn read_numbered_log<R: LogRecord>(path: &Path) -> Result<Vec<(usize,
         .map(|m| m.selection())
         .transpose()?
         .flatten();
-    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = fs::File::open(path).map_err(|e| Error::io(IoOperation::Open, path, e))?;
     read_numbered(file, |idx| selection.is_none_or(|s| s.contains(idx)))
         .map_err(|e| e.in_file(path))
 }
@@ -157,7 +157,7 @@ fn resume_rows<R: LogRecord>(path: &Path, indices: &[usize]) -> Result<Vec<R>> {
             .write(true)
             .open(path)
             .and_then(|file| file.set_len(complete as u64))
-            .map_err(|e| Error::io(path, e))?;
+            .map_err(|e| Error::io(IoOperation::Write, path, e))?;
     }
     if complete == 0 {
         return Ok(Vec::new());
@@ -210,16 +210,16 @@ pub(crate) fn run_groups<R: LogRecord>(
     let done: std::collections::BTreeSet<usize> = rows.iter().map(|r| r.idx()).collect();
     let fresh = rows.is_empty() && fs::metadata(output).map_or(true, |m| m.len() == 0);
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        fs::create_dir_all(dir).map_err(|e| Error::io(IoOperation::CreateFolder, dir, e))?;
     }
     // Every write error names the log: a full disk or a read-only folder says which file.
-    let written = |e| Error::io(output, e);
+    let written = |e| Error::io(IoOperation::Write, output, e);
     let mut file = BufWriter::new(
         OpenOptions::new()
             .create(true)
             .append(true)
             .open(output)
-            .map_err(written)?,
+            .map_err(|e| Error::io(IoOperation::Open, output, e))?,
     );
     if fresh {
         writeln!(file, "{}", R::HEADER)

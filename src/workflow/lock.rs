@@ -30,7 +30,7 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOperation, Result};
 
 /// The locks this process holds, by lock file: how many guards share each, and its owner,
 /// which lives as long as the last of them.
@@ -76,14 +76,15 @@ impl RunLock {
     /// if it cannot be created or locked.
     pub fn acquire(target: &Path) -> Result<RunLock> {
         let path = lock_path(target);
-        let key = std::path::absolute(&path).map_err(|e| Error::io(&path, e))?;
+        let key =
+            std::path::absolute(&path).map_err(|e| Error::io(IoOperation::Inspect, &path, e))?;
         let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((count, _)) = held.get_mut(&key) {
             *count += 1;
             return Ok(RunLock { key });
         }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            fs::create_dir_all(dir).map_err(|e| Error::io(IoOperation::CreateFolder, dir, e))?;
         }
         let owner = match flock(&path, target)? {
             Some(file) => Owner::Flock(file),
@@ -157,7 +158,7 @@ fn flock(path: &Path, target: &Path) -> Result<Option<File>> {
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::io(IoOperation::Open, path, e))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
@@ -167,12 +168,12 @@ fn flock(path: &Path, target: &Path) -> Result<Option<File>> {
             });
         }
         Err(TryLockError::Error(e)) if unsupported(&e) => return Ok(None),
-        Err(TryLockError::Error(e)) => return Err(Error::io(path, e)),
+        Err(TryLockError::Error(e)) => return Err(Error::io(IoOperation::Lock, path, e)),
     }
     // For the error a second run reports; the lock itself is the kernel's.
     file.set_len(0)
         .and_then(|()| writeln!(file, "{}", holder()))
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::io(IoOperation::Write, path, e))?;
     Ok(Some(file))
 }
 
@@ -187,13 +188,14 @@ fn exclusive(path: &Path, target: &Path) -> Result<PathBuf> {
     for _ in 0..2 {
         match OpenOptions::new().write(true).create_new(true).open(path) {
             Ok(mut file) => {
-                writeln!(file, "{}", holder()).map_err(|e| Error::io(path, e))?;
+                writeln!(file, "{}", holder())
+                    .map_err(|e| Error::io(IoOperation::Write, path, e))?;
                 return Ok(path.to_path_buf());
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 let recorded = recorded_holder(path);
                 if recorded.as_deref().is_some_and(ended_here) {
-                    fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+                    fs::remove_file(path).map_err(|e| Error::io(IoOperation::Remove, path, e))?;
                     continue;
                 }
                 return Err(Error::Locked {
@@ -205,7 +207,7 @@ fn exclusive(path: &Path, target: &Path) -> Result<PathBuf> {
                     )),
                 });
             }
-            Err(e) => return Err(Error::io(path, e)),
+            Err(e) => return Err(Error::io(IoOperation::Create, path, e)),
         }
     }
     Err(Error::Locked {

@@ -36,7 +36,7 @@ use serde_json::{Map, Value, json};
 use super::lock::RunLock;
 use super::selection::{Selection, Shard};
 use crate::digest::Hasher;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOperation, Result};
 use crate::smoothing::NOISE_STREAM_VERSION;
 
 /// Everything a job's rows depend on: the crate version, the noise-stream version and named
@@ -260,7 +260,7 @@ impl Manifest {
         match fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text, &path).map(Some),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
+            Err(e) => Err(Error::io(IoOperation::Read, &path, e)),
         }
     }
 
@@ -306,11 +306,12 @@ impl Manifest {
     pub fn write_beside(&self, log: &Path) -> Result<()> {
         let path = Self::path_of(log);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            fs::create_dir_all(dir).map_err(|e| Error::io(IoOperation::CreateFolder, dir, e))?;
         }
         let partial = path.with_extension(format!("json.{}.partial", std::process::id()));
-        fs::write(&partial, self.to_json()).map_err(|e| Error::io(&partial, e))?;
-        fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))
+        fs::write(&partial, self.to_json())
+            .map_err(|e| Error::io(IoOperation::Write, &partial, e))?;
+        fs::rename(&partial, &path).map_err(|e| Error::io(IoOperation::Rename, &path, e))
     }
 }
 
@@ -347,10 +348,11 @@ pub fn files_digest(paths: &[PathBuf]) -> Result<String> {
 /// [`Error::Io`] if the tree cannot be listed.
 pub fn listing_digest(dir: &Path) -> Result<String> {
     fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, u64)>) -> Result<()> {
-        for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-            let entry = entry.map_err(|e| Error::io(dir, e))?;
+        for entry in fs::read_dir(dir).map_err(|e| Error::io(IoOperation::ListFolder, dir, e))? {
+            let entry = entry.map_err(|e| Error::io(IoOperation::ListFolder, dir, e))?;
             let path = entry.path();
-            let meta = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+            let meta =
+                fs::metadata(&path).map_err(|e| Error::io(IoOperation::Inspect, &path, e))?;
             if meta.is_dir() {
                 walk(&path, root, out)?;
             } else {
@@ -376,7 +378,7 @@ fn has_rows(log: &Path) -> Result<bool> {
     match fs::read_to_string(log) {
         Ok(text) => Ok(text.lines().nth(1).is_some_and(|l| !l.is_empty())),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io(log, e)),
+        Err(e) => Err(Error::io(IoOperation::Read, log, e)),
     }
 }
 

@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use crate::error::{Error, Result, RowFault};
+use crate::error::{Error, IoOperation, Result, RowFault};
 use crate::workflow::jobs::read_numbered_log;
 use crate::workflow::manifest::Manifest;
 use crate::workflow::records::{CertifyRecord, LogRecord, PREDICT_HEADER, PredictRecord};
@@ -47,7 +47,7 @@ pub fn merge_logs(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usize> {
     let first = inputs.first().map(|p| p.as_ref());
     let header = match first {
         Some(path) => fs::read_to_string(path)
-            .map_err(|e| Error::io(path, e))?
+            .map_err(|e| Error::io(IoOperation::Read, path, e))?
             .lines()
             .next()
             .unwrap_or_default()
@@ -123,8 +123,9 @@ fn merge<R: LogRecord>(inputs: &[impl AsRef<Path>], output: &Path) -> Result<usi
             rows.insert(example, (row, path, line));
         }
     }
-    let written = |e| Error::io(output, e);
-    let mut out = BufWriter::new(File::create(output).map_err(written)?);
+    let written = |e| Error::io(IoOperation::Write, output, e);
+    let create = |e| Error::io(IoOperation::Create, output, e);
+    let mut out = BufWriter::new(File::create(output).map_err(create)?);
     writeln!(out, "{}", R::HEADER).map_err(written)?;
     for (row, _, _) in rows.values() {
         writeln!(out, "{}", row.line()).map_err(written)?;

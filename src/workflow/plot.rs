@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOperation, Result};
 
 /// One line of a plot.
 ///
@@ -201,7 +201,7 @@ pub fn plot_curves(curves: &[Curve], axes: &Axes, path: &Path) -> Result<()> {
     } else {
         x_min + 1.0
     };
-    let io = |e: String| Error::io_other(path, e);
+    let io = |e: String| Error::io_other(IoOperation::Write, path, e);
     let ranges = (x_min..x_max, y_min..y_max);
     match path.extension().and_then(|e| e.to_str()) {
         Some("svg") => {

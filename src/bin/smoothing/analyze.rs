@@ -19,6 +19,7 @@ use randomized_smoothing::workflow::records::{
 };
 
 use super::Failure;
+use super::common::{create_folder, write_report};
 
 #[derive(Args)]
 pub(crate) struct AnalyzeArgs {
@@ -215,7 +216,7 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
             });
         runs.push((label, outcomes));
     }
-    std::fs::create_dir_all(&args.out)?;
+    create_folder(&args.out)?;
     let borrowed: Vec<(&str, &[Outcome])> = runs
         .iter()
         .map(|(l, o)| (l.as_str(), o.as_slice()))
@@ -230,8 +231,8 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
             deepfool_robust_accuracy(rows, r)
         })?;
     }
-    std::fs::write(args.out.join("table.md"), table.to_markdown())?;
-    std::fs::write(args.out.join("table.tex"), table.to_latex())?;
+    write_report(&args.out.join("table.md"), table.to_markdown())?;
+    write_report(&args.out.join("table.tex"), table.to_latex())?;
     print!("{}", table.to_markdown());
     for (label, outcomes) in &runs {
         println!(
@@ -241,7 +242,7 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
     }
     if runs.len() > 1 {
         if examples.iter().all(|e| *e == examples[0]) {
-            std::fs::write(args.out.join("paired.md"), paired(args, &runs)?)?;
+            write_report(&args.out.join("paired.md"), paired(args, &runs)?)?;
             println!("wrote paired.md (each log against the first, same examples)");
         } else {
             eprintln!("no paired.md: the logs certify different examples");
@@ -288,7 +289,7 @@ pub(crate) fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failure> {
             .dashed(),
         );
     }
-    std::fs::write(args.out.join("curves.tsv"), tsv)?;
+    write_report(&args.out.join("curves.tsv"), tsv)?;
     if let Some(rows) = &deepfool {
         let points = grid
             .iter()
@@ -393,7 +394,7 @@ fn write_comparisons(
         }
         curves.push(Curve::new(bound.name(), points));
     }
-    std::fs::write(args.out.join("radius_bounds.tsv"), tsv)?;
+    write_report(&args.out.join("radius_bounds.tsv"), tsv)?;
     md.push_str("\n| p_A | 0.6 | 0.7 | 0.8 | 0.9 | 0.99 | 0.999 |\n| --- |");
     md.push_str(&" ---: |".repeat(6));
     for bound in RadiusBound::ALL {
@@ -502,7 +503,7 @@ fn write_comparisons(
             }
         }
     }
-    std::fs::write(args.out.join("comparisons.md"), &md)?;
+    write_report(&args.out.join("comparisons.md"), &md)?;
     println!(
         "wrote comparisons.md, radius_bounds.tsv/.svg/.png and per log _bounds, _n and _alpha plots in {}",
         args.out.display()

@@ -138,7 +138,7 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
         load_weights::<Autodiff<B>>(&args.model, &args.data, &*data, device)?.fold_batch_norm();
     let logits = |x: burn::tensor::Tensor<Autodiff<B>, 4>| attacked.forward(x);
     let out = args.job.out.clone();
-    std::fs::create_dir_all(&out)?;
+    create_folder(&out)?;
     let mut summary = String::new();
     let mut job = args.job.job()?;
     let every = args.job.progress_every()?;
@@ -329,7 +329,7 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
             ));
         }
     }
-    std::fs::write(out.join("summary.md"), &summary)?;
+    write_report(&out.join("summary.md"), &summary)?;
     print!("{summary}");
     Ok(())
 }

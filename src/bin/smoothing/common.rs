@@ -680,3 +680,15 @@ pub(crate) fn clock(seconds: f64) -> String {
     let s = seconds.round().min(1e9) as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
+
+/// Writes a report file, the error naming it (std's errors name no path).
+pub(crate) fn write_report(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), Failure> {
+    std::fs::write(path, contents)
+        .map_err(|e| format!("I/O error writing {}: {e}", path.display()).into())
+}
+
+/// Creates an output folder and its parents, the error naming it.
+pub(crate) fn create_folder(path: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| format!("I/O error creating the folder {}: {e}", path.display()).into())
+}
