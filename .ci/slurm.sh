@@ -10,6 +10,9 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends slurm-wlm munge >/dev/null \
     || { apt-get update >/dev/null && apt-get install -y --no-install-recommends slurm-wlm munge >/dev/null; }
 
+# The partition shares each core among up to four jobs: tests/slurm.rs runs two copies of one
+# shard at once (a double submission), which two cores would otherwise serialize.
+
 # munge: a local key, shared by the controller and the node (the same machine).
 if [ ! -s /etc/munge/munge.key ]; then
     dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
@@ -40,7 +43,7 @@ ReturnToService=2
 JobRequeue=1
 MinJobAge=600
 NodeName=${host} CPUs=${cpus} RealMemory=${memory} State=UNKNOWN
-PartitionName=main Nodes=${host} Default=YES MaxTime=INFINITE State=UP
+PartitionName=main Nodes=${host} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 CONF
 
 pgrep -x slurmctld >/dev/null || slurmctld

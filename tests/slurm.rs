@@ -1,7 +1,8 @@
 //! The Slurm recipe of `examples/slurm/` on a real Slurm: a sharded certification as a job
 //! array with a dependent merge gives the rows of one uninterrupted run; a task requeued in
 //! the middle of its log resumes it without losing, repeating or mixing a row; a failed shard
-//! keeps the merge from running.
+//! keeps the merge from running; a second submission of a running job is refused by the
+//! shards' locks, and doubles no row.
 //!
 //! `.ci/slurm.sh` installs and starts a single-node Slurm. Where none answers, the test skips
 //! with a message, except under CI (`CI=true`), where that is a failure.
@@ -223,5 +224,76 @@ fn sharded_certify_array_with_requeue_and_merge() {
         "merge {merge_state}"
     );
     assert!(!dir.join("failed/all.tsv").exists());
+
+    // The same job submitted twice (what a double submission, or a requeue onto another node
+    // while the first copy still runs, does): once the first copy of every shard has written
+    // a row, the second copies start beside them, each is refused by its shard's lock, and
+    // the second merge never runs. Six examples a shard leave the first copies seconds to go.
+    let longer = common::swapped(&certify, &[("40", "20"), ("9", "18")]);
+    let (first, first_merge) = submitted("twice", &longer);
+    let shard_log = |k: usize| dir.join(format!("twice/shard_{k}.tsv"));
+    let started = Instant::now();
+    while (0..3).any(|k| rows(&shard_log(k)).len() < 2) {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "a first copy wrote no row"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut second_args = vec![submit, "twice", "3"];
+    second_args.extend(&longer);
+    let second = Command::new("bash")
+        .current_dir(&dir)
+        .env("SMOOTHING", smoothing)
+        .env("SBATCH_ARGS", "--output=twice/second_%a.out")
+        .args(&second_args)
+        .output()
+        .unwrap();
+    assert!(second.status.success());
+    let ids = String::from_utf8_lossy(&second.stdout).into_owned();
+    let (second, second_merge) = ids.trim().split_once(' ').unwrap();
+    for k in 0..3 {
+        assert_eq!(
+            wait(&format!("{second}_{k}"), Duration::from_secs(120)),
+            "FAILED",
+            "the second copy of shard {k} ran"
+        );
+        let said = std::fs::read_to_string(dir.join(format!("twice/second_{k}.out"))).unwrap();
+        assert!(
+            said.contains(&format!(
+                "twice/shard_{k}.tsv is being written by another run (pid "
+            )),
+            "{said}"
+        );
+    }
+    assert_eq!(wait(&first_merge, Duration::from_secs(300)), "COMPLETED");
+    for k in 0..3 {
+        assert_eq!(
+            wait(&format!("{first}_{k}"), Duration::from_secs(10)),
+            "COMPLETED"
+        );
+        assert_eq!(
+            rows(&shard_log(k)).len(),
+            7,
+            "shard {k} lost or repeated a row"
+        );
+    }
+    let merge_state = wait(second_merge, Duration::from_secs(120));
+    assert!(
+        merge_state == "CANCELLED" || merge_state == "GONE",
+        "second merge {merge_state}"
+    );
+    // Rows are per example: every other one is the single run's.
+    let all = rows(&dir.join("twice/all.tsv"));
+    assert_eq!(all.len(), 19);
+    let every_40th: Vec<&String> = std::iter::once(&all[0])
+        .chain(all[1..].iter().step_by(2))
+        .collect();
+    assert_eq!(every_40th, reference.iter().collect::<Vec<_>>());
+    // A later rerun of the whole submission resumes every shard (nothing left) and merges the
+    // same rows.
+    let (_, rerun_merge) = submitted("twice", &longer);
+    assert_eq!(wait(&rerun_merge, Duration::from_secs(300)), "COMPLETED");
+    assert_eq!(rows(&dir.join("twice/all.tsv")), all);
     let _ = std::fs::remove_dir_all(&dir);
 }
