@@ -295,5 +295,38 @@ fn sharded_certify_array_with_requeue_and_merge() {
     let (_, rerun_merge) = submitted("twice", &longer);
     assert_eq!(wait(&rerun_merge, Duration::from_secs(300)), "COMPLETED");
     assert_eq!(rows(&dir.join("twice/all.tsv")), all);
+
+    // A lost shard resubmitted alone, as docs/workflow.md says (an array of one task, still
+    // shard 2 of 3), then the merge after it: the same rows again.
+    std::fs::remove_file(shard_log(2)).unwrap();
+    std::fs::remove_file(dir.join("twice/shard_2.tsv.manifest.json")).unwrap();
+    let script = |name: &str| format!("{}/examples/slurm/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut resubmit = vec![
+        "--parsable",
+        "--array=2",
+        "--requeue",
+        "--output=twice/again_%a.out",
+    ];
+    let shard_script = script("shard.sbatch");
+    resubmit.extend([shard_script.as_str(), "twice", "3"]);
+    resubmit.extend(&longer);
+    let again = run(&dir, "sbatch", &resubmit);
+    let after = format!("--dependency=afterok:{}", again.trim());
+    let merge_script = script("merge.sbatch");
+    let merge = run(
+        &dir,
+        "sbatch",
+        &[
+            "--parsable",
+            &after,
+            "--output=twice/again_merge.out",
+            &merge_script,
+            "twice",
+            "3",
+        ],
+    );
+    assert_eq!(wait(merge.trim(), Duration::from_secs(300)), "COMPLETED");
+    assert_eq!(rows(&shard_log(2)).len(), 7);
+    assert_eq!(rows(&dir.join("twice/all.tsv")), all);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,7 +27,7 @@ mkdir -p "$out"
 array=$(sbatch --parsable --array="0-$((shards - 1))" --requeue \
     --cpus-per-task="${CPUS:-1}" ${GRES:+--gres="$GRES"} \
     --output="$out/shard_%a.out" ${SBATCH_ARGS:-} \
-    "$here/shard.sbatch" "$out" "$@")
+    "$here/shard.sbatch" "$out" "$shards" "$@")
 # shellcheck disable=SC2086
 merge=$(sbatch --parsable --dependency="afterok:${array}" --kill-on-invalid-dep=yes \
     --output="$out/merge.out" ${SBATCH_ARGS:-} \
