@@ -371,6 +371,32 @@ fn idx_and_cifar_bombs() {
     );
 }
 
+/// A digits CSV bomb: 64 MB of digits without a newline (64 KB gzipped) is refused at its
+/// first line, having read a few hundred bytes of it, with at most 64 MiB allocated at once.
+#[test]
+fn digits_csv_bomb() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let block = vec![b'1'; 1 << 20];
+    for _ in 0..64 {
+        gz.write_all(&block).unwrap();
+    }
+    let bytes = gz.finish().unwrap();
+    assert!(bytes.len() < 1 << 20, "{}", bytes.len());
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        LARGEST.with(|l| l.set(0));
+        let result = read_digits_csv(flate2::read::GzDecoder::new(&bytes[..])).map(|d| d.len());
+        let _ = send.send((result, LARGEST.with(Cell::get)));
+    });
+    let (result, largest) = receive.recv_timeout(Duration::from_secs(20)).unwrap();
+    let err = result.expect_err("a line of 64 MB");
+    assert!(
+        err.to_string().contains("line 1: longer than 256 bytes"),
+        "{err}"
+    );
+    assert!(largest <= 64 << 20, "an allocation of {largest} bytes");
+}
+
 #[test]
 fn cifar10_binary() {
     // Five records: a label byte, then 3x32x32 pixels.
@@ -636,6 +662,76 @@ fn pytorch_legacy_checkpoints() {
     pytorch_cases("cifar_resnet20.legacy.pth.tar", 40, 15);
 }
 
+/// Lying headers in PyTorch checkpoints: the first convolution's shape (16, 3, 3, 3) in the
+/// pickle rewritten as (255, 255, 255, 255), 17 GB of float32, in the legacy file and in the
+/// zip file (its CRC-32 recomputed, so only the lie is left). Each is refused before any
+/// tensor is read, with at most 64 MiB allocated at once (the time it took is printed).
+#[test]
+fn pytorch_lying_shapes() {
+    let dir = scratch("pytorch-lies");
+    let fixture = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/models")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let lie = |bytes: &mut Vec<u8>| {
+        let shape = b"K\x10K\x03K\x03K\x03";
+        let at = bytes
+            .windows(shape.len())
+            .position(|w| w == shape)
+            .expect("the first convolution's shape");
+        bytes[at..at + shape.len()].copy_from_slice(b"K\xffK\xffK\xffK\xff");
+        at
+    };
+    let mut legacy = fixture("cifar_resnet20.legacy.pth.tar");
+    lie(&mut legacy);
+    let mut zip = fixture("cifar_resnet20.zip.pth.tar");
+    lie(&mut zip);
+    // data.pkl is the zip's first entry: its CRC-32 in the local header and the directory.
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]) as usize;
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+    // PyTorch writes a data descriptor: the local header's sizes are 0, the directory's real.
+    let name = zip[30..30 + u16_at(&zip, 26)].to_vec();
+    let central = zip
+        .windows(name.len())
+        .rposition(|w| w == &name[..])
+        .unwrap()
+        - 46;
+    assert_eq!(u32_at(&zip, central), 0x0201_4b50);
+    let start = 30 + u16_at(&zip, 26) + u16_at(&zip, 28);
+    let mut crc = flate2::Crc::new();
+    crc.update(&zip[start..start + u32_at(&zip, central + 20) as usize]);
+    for at in [14, central + 16] {
+        zip[at..at + 4].copy_from_slice(&crc.sum().to_le_bytes());
+    }
+    for (case, bytes) in [("legacy", legacy), ("zip", zip)] {
+        let path = case_file(&dir, &format!("{case}.pth.tar"), &bytes);
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            LARGEST.with(|l| l.set(0));
+            let started = std::time::Instant::now();
+            let result = PytorchCheckpoint::open(&path).map(|_| ());
+            let _ = send.send((result, LARGEST.with(Cell::get), started.elapsed()));
+        });
+        let (result, largest, took) = receive.recv_timeout(Duration::from_secs(20)).unwrap();
+        let err = result.expect_err(case);
+        assert!(
+            err.to_string()
+                .contains("tensor conv1.weight declares 16913002500 bytes")
+                && err.to_string().contains("more than the file can hold"),
+            "{case}: {err}"
+        );
+        assert!(
+            largest <= 64 << 20,
+            "{case}: an allocation of {largest} bytes"
+        );
+        eprintln!("{case}: refused in {took:?}, largest allocation {largest} bytes");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Image folders.
 
@@ -672,6 +768,61 @@ fn image_cases(format: image::ImageFormat, extension: &'static str, seed: u64) {
             })
         },
     );
+}
+
+/// Image bombs: a 40x30 PNG and JPEG whose headers announce 16,000 x 16,000 pixels (768 MB
+/// of RGB; the PNG's header CRC recomputed, so only the lie is left) are refused before the
+/// decoder allocates for them, with at most 64 MiB allocated at once.
+#[test]
+fn image_bombs() {
+    let image = image::RgbImage::from_fn(40, 30, |x, y| {
+        image::Rgb([(x * 6) as u8, (y * 8) as u8, 90])
+    });
+    let encoded = |format| {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut bytes, format).unwrap();
+        bytes.into_inner()
+    };
+    let side = 16_000u32;
+    let mut png = encoded(image::ImageFormat::Png);
+    // IHDR: length, type, then width and height at 16 and 20; its CRC-32 after 13 bytes.
+    assert_eq!(&png[12..16], b"IHDR");
+    png[16..20].copy_from_slice(&side.to_be_bytes());
+    png[20..24].copy_from_slice(&side.to_be_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    let mut jpeg = encoded(image::ImageFormat::Jpeg);
+    // The frame header (SOF0): marker, length, precision, then height and width.
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    jpeg[sof + 5..sof + 7].copy_from_slice(&(side as u16).to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&(side as u16).to_be_bytes());
+    let dir = scratch("image-bombs");
+    for (extension, bytes, reason) in [
+        ("png", png, "limit"),
+        ("jpg", jpeg, "a 16000x16000 JPEG cannot fit in"),
+    ] {
+        let root = dir.join(extension);
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join(format!("a/x.{extension}")), bytes).unwrap();
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            LARGEST.with(|l| l.set(0));
+            let result = ImageFolder::open(&root)
+                .and_then(|f| f.with_sizes(32, 24))
+                .and_then(|f| f.load(0).map(|p| p.len()));
+            let _ = send.send((result, LARGEST.with(Cell::get)));
+        });
+        let (result, largest) = receive.recv_timeout(Duration::from_secs(20)).unwrap();
+        match result {
+            Err(e) => assert!(e.to_string().contains(reason), "{extension}: {e}"),
+            Ok(n) => panic!("{extension}: loaded {n} pixels"),
+        }
+        assert!(
+            largest <= 64 << 20,
+            "{extension}: an allocation of {largest} bytes"
+        );
+    }
 }
 
 #[test]

@@ -370,18 +370,38 @@ pub fn digits() -> Result<Dataset> {
 /// ```
 pub fn read_digits_csv(reader: impl Read) -> Result<Dataset> {
     const FORMAT: &str = "digits CSV";
+    // A row is 65 numbers of at most two digits: 200 bytes with room for spaces and CR.
+    const MAX_LINE: u64 = 256;
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
-    for (i, line) in BufReader::new(reader).lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
+    // Read at most the cap (and a byte, to notice more), a line at a time, each at most
+    // MAX_LINE bytes: a stream without newlines or without end is refused, not held.
+    let mut reader = BufReader::new(reader.take(MAX_DATA_BYTES + 1));
+    let mut line = String::new();
+    let mut read = 0u64;
+    for i in 0.. {
+        line.clear();
+        let n = (&mut reader).take(MAX_LINE + 1).read_line(&mut line)? as u64;
+        if n == 0 {
+            break;
         }
+        read += n;
         let bad = |reason: String| Error::MalformedData {
             format: FORMAT,
             location: format!("line {}", i + 1),
             reason,
         };
+        if read > MAX_DATA_BYTES {
+            return Err(bad(format!(
+                "more than {MAX_DATA_BYTES} bytes (decompressed), the cap"
+            )));
+        }
+        if n > MAX_LINE {
+            return Err(bad(format!("longer than {MAX_LINE} bytes")));
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
         let fields: Vec<&str> = line.trim().split(',').collect();
         if fields.len() != 65 {
             return Err(bad(format!("{} fields, expected 65", fields.len())));

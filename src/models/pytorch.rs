@@ -99,20 +99,23 @@ impl PytorchCheckpoint {
         // The reader does not distinguish a missing file from a malformed one; say which.
         let mut file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
         // Nor does it check the zip format's checksums: verify them before reading.
+        let mut inflated = 0;
         if zip_crc::is_zip(&mut file).map_err(|e| unreadable(e.to_string()))? {
-            zip_crc::verify(&mut file).map_err(|fault| match fault {
-                ZipFault::Malformed(reason) => unreadable(reason),
-                ZipFault::Checksum {
-                    entry,
-                    expected,
-                    actual,
-                } => Error::CorruptedCheckpoint {
-                    path: path.display().to_string(),
-                    entry,
-                    expected,
-                    actual,
-                },
-            })?;
+            inflated = zip_crc::verify(&mut file)
+                .map_err(|fault| match fault {
+                    ZipFault::Malformed(reason) => unreadable(reason),
+                    ZipFault::Checksum {
+                        entry,
+                        expected,
+                        actual,
+                    } => Error::CorruptedCheckpoint {
+                        path: path.display().to_string(),
+                        entry,
+                        expected,
+                        actual,
+                    },
+                })?
+                .inflated;
         }
         let reader = PytorchReader::new(path).map_err(|e| unreadable(e.to_string()))?;
         let legacy = reader.metadata().is_legacy_format();
@@ -135,6 +138,32 @@ impl PytorchCheckpoint {
         all.retain(|k, _| !k.ends_with("num_batches_tracked"));
         if all.is_empty() {
             return Err(unreadable("no tensors found".into()));
+        }
+        // burn-store sizes a tensor's buffer by the shape its pickle declares: no tensor can
+        // be larger than the file (or, zipped, its declared inflated bytes), so a damaged
+        // or lying shape is refused here rather than allocated.
+        let room = file
+            .metadata()
+            .map_err(|e| unreadable(e.to_string()))?
+            .len()
+            + inflated;
+        if let Some((key, bytes)) = all
+            .iter()
+            .map(|(k, t)| {
+                let elements = t
+                    .shape
+                    .as_slice()
+                    .iter()
+                    .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+                let bytes = elements.and_then(|n| n.checked_mul(t.dtype.size() as u64));
+                (k, bytes)
+            })
+            .find(|(_, bytes)| bytes.is_none_or(|b| b > room))
+        {
+            return Err(unreadable(format!(
+                "tensor {key} declares {} bytes, more than the file can hold",
+                bytes.map_or_else(|| "over 2^64".into(), |b| b.to_string())
+            )));
         }
 
         let (arch, epoch) = if legacy {

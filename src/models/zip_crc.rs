@@ -48,8 +48,21 @@ pub(crate) fn is_zip(file: &mut (impl Read + Seek)) -> std::io::Result<bool> {
     Ok(is_zip)
 }
 
-/// Checks the CRC-32 of every entry of the zip archive `file`; returns the number checked.
-pub(crate) fn verify(file: &mut (impl Read + Seek)) -> Result<usize, ZipFault> {
+/// What [`verify`] checked.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// The entries.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the tests count the entries checked")
+    )]
+    pub(crate) entries: usize,
+    /// The bytes the deflated entries inflate to (at most [`MAX_INFLATED_BYTES`]).
+    pub(crate) inflated: u64,
+}
+
+/// Checks the CRC-32 and the declared length of every entry of the zip archive `file`.
+pub(crate) fn verify(file: &mut (impl Read + Seek)) -> Result<Checked, ZipFault> {
     let len = file.seek(SeekFrom::End(0))?;
     let (entries, directory_offset, directory_size) = end_of_directory(file, len)?;
     if directory_offset
@@ -67,11 +80,23 @@ pub(crate) fn verify(file: &mut (impl Read + Seek)) -> Result<usize, ZipFault> {
     file.seek(SeekFrom::Start(directory_offset))?;
     file.read_exact(&mut directory)?;
     let mut at = 0usize;
+    let mut inflated = 0u64;
     for _ in 0..entries {
         let entry = CentralEntry::parse(&directory, &mut at)?;
+        if entry.method != 0 {
+            inflated = inflated.saturating_add(entry.uncompressed);
+            if inflated > MAX_INFLATED_BYTES {
+                return Err(malformed(&format!(
+                    "its deflated entries declare more than {MAX_INFLATED_BYTES} bytes"
+                )));
+            }
+        }
         entry.verify(file, directory_offset)?;
     }
-    Ok(entries as usize)
+    Ok(Checked {
+        entries: entries as usize,
+        inflated,
+    })
 }
 
 fn malformed(reason: &str) -> ZipFault {
@@ -123,8 +148,14 @@ struct CentralEntry {
     method: u16,
     crc: u32,
     compressed: u64,
+    uncompressed: u64,
     local_offset: u64,
 }
+
+/// The most bytes the deflated entries of one archive may declare. `torch.save` stores its
+/// entries uncompressed, so any real checkpoint passes; the bound keeps a small deflated
+/// file from being inflated (and then read by burn-store) to an arbitrary size.
+pub(crate) const MAX_INFLATED_BYTES: u64 = 1 << 30;
 
 impl CentralEntry {
     fn parse(directory: &[u8], at: &mut usize) -> Result<Self, ZipFault> {
@@ -141,7 +172,7 @@ impl CentralEntry {
         let name =
             String::from_utf8_lossy(&d[CENTRAL_FIXED..CENTRAL_FIXED + name_len]).into_owned();
         let mut compressed = u64::from(u32_at(d, 20).unwrap_or(0));
-        let uncompressed = u64::from(u32_at(d, 24).unwrap_or(0));
+        let mut uncompressed = u64::from(u32_at(d, 24).unwrap_or(0));
         let mut local_offset = u64::from(u32_at(d, 42).unwrap_or(0));
         // Zip64 extra field: the overflowing fields, in this order, 8 bytes each.
         let extra = &d[CENTRAL_FIXED + name_len..CENTRAL_FIXED + name_len + extra_len];
@@ -155,7 +186,7 @@ impl CentralEntry {
                     .chunks_exact(8)
                     .map(|c| u64_at(c, 0).unwrap_or(u64::MAX));
                 if uncompressed == 0xffff_ffff {
-                    fields.next();
+                    uncompressed = fields.next().unwrap_or(u64::MAX);
                 }
                 if compressed == 0xffff_ffff {
                     compressed = fields.next().unwrap_or(u64::MAX);
@@ -172,6 +203,7 @@ impl CentralEntry {
             method: u16_at(d, 10).unwrap_or(0),
             crc: u32_at(d, 16).unwrap_or(0),
             compressed,
+            uncompressed,
             local_offset,
         })
     }
@@ -208,9 +240,13 @@ impl CentralEntry {
         file.seek(SeekFrom::Start(start))?;
         // Read in 64 KiB pieces by `crc_of`; the inflater buffers its own input.
         let data = file.take(self.compressed);
-        let actual = match self.method {
+        let (actual, length) = match self.method {
             0 => crc_of(data)?,
-            8 => crc_of(DeflateDecoder::new(data))?,
+            8 => {
+                // Inflated at most one byte past what the directory declares, which readers
+                // trust to size their buffers.
+                crc_of(DeflateDecoder::new(data).take(self.uncompressed.saturating_add(1)))?
+            }
             other => {
                 return Err(ZipFault::Malformed(format!(
                     "entry {}: compression method {other} is not supported",
@@ -218,6 +254,18 @@ impl CentralEntry {
                 )));
             }
         };
+        if length != self.uncompressed {
+            return Err(ZipFault::Malformed(format!(
+                "entry {} holds {length}{} bytes, its directory declares {}",
+                self.name,
+                if length > self.uncompressed {
+                    " or more"
+                } else {
+                    ""
+                },
+                self.uncompressed
+            )));
+        }
         if actual != self.crc {
             return Err(ZipFault::Checksum {
                 entry: self.name.clone(),
@@ -233,15 +281,17 @@ impl CentralEntry {
     }
 }
 
-fn crc_of(mut reader: impl Read) -> std::io::Result<u32> {
-    let mut crc = Crc::new();
+/// The CRC-32 of a stream and its length.
+fn crc_of(mut reader: impl Read) -> std::io::Result<(u32, u64)> {
+    let (mut crc, mut length) = (Crc::new(), 0u64);
     let mut buffer = vec![0u8; 1 << 16];
     loop {
         let read = reader.read(&mut buffer)?;
         if read == 0 {
-            return Ok(crc.sum());
+            return Ok((crc.sum(), length));
         }
         crc.update(&buffer[..read]);
+        length += read as u64;
     }
 }
 
@@ -270,7 +320,94 @@ mod tests {
     }
 
     fn verify_bytes(bytes: &[u8]) -> Result<usize, ZipFault> {
-        verify(&mut std::io::Cursor::new(bytes))
+        verify(&mut std::io::Cursor::new(bytes)).map(|c| c.entries)
+    }
+
+    /// A zip of one entry `name` holding `data` deflated, whose directory declares
+    /// `declared` bytes inflated (and the CRC-32 of the data).
+    fn deflated_zip(data: &[u8], declared: u32) -> Vec<u8> {
+        use std::io::Write;
+        let mut deflate =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        deflate.write_all(data).unwrap();
+        let body = deflate.finish().unwrap();
+        let mut crc = Crc::new();
+        crc.update(data);
+        let name = b"m/data/0";
+        let sizes = |out: &mut Vec<u8>| {
+            out.extend(crc.sum().to_le_bytes());
+            out.extend((body.len() as u32).to_le_bytes());
+            out.extend(declared.to_le_bytes());
+            out.extend((name.len() as u16).to_le_bytes());
+            out.extend(0u16.to_le_bytes());
+        };
+        let mut zip = LOCAL_HEADER.to_le_bytes().to_vec();
+        zip.extend([20, 0, 0, 0, 8, 0, 0, 0, 0, 0]);
+        sizes(&mut zip);
+        zip.extend(name);
+        zip.extend(&body);
+        let directory = zip.len() as u32;
+        zip.extend(CENTRAL_HEADER.to_le_bytes());
+        zip.extend([20, 0, 20, 0, 0, 0, 8, 0, 0, 0, 0, 0]);
+        sizes(&mut zip);
+        zip.extend([0u8; 12]);
+        zip.extend(0u32.to_le_bytes());
+        zip.extend(name);
+        let directory_size = zip.len() as u32 - directory;
+        zip.extend(END_OF_DIRECTORY.to_le_bytes());
+        zip.extend([0, 0, 0, 0, 1, 0, 1, 0]);
+        zip.extend(directory_size.to_le_bytes());
+        zip.extend(directory.to_le_bytes());
+        zip.extend([0, 0]);
+        zip
+    }
+
+    #[test]
+    fn a_deflated_entry_must_inflate_to_its_declared_length() {
+        let data = vec![0u8; 1 << 20];
+        assert_eq!(verify_bytes(&deflated_zip(&data, 1 << 20)).unwrap(), 1);
+        // A bomb: 1 MiB of zeros (a few KB deflated) declared as 4 KiB is refused at 4 KiB
+        // and a byte, not inflated to its end; declared short, it is refused too.
+        for declared in [4096, (1 << 20) + 1] {
+            match verify_bytes(&deflated_zip(&data, declared)) {
+                Err(ZipFault::Malformed(reason)) => {
+                    assert!(
+                        reason.contains(&format!("its directory declares {declared}")),
+                        "{reason}"
+                    )
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // More than the cap declared: refused before inflating anything.
+        match verify_bytes(&deflated_zip(&data, u32::MAX - 1)) {
+            Err(ZipFault::Malformed(reason)) => {
+                assert!(reason.contains("declare more than"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stored_entry_whose_directory_lies_about_its_length_is_refused() {
+        let mut bytes = fixture();
+        // The first central directory entry's uncompressed size, raised by one.
+        let directory = (0..bytes.len() - 4)
+            .rev()
+            .find(|&i| u32_at(&bytes, i) == Some(CENTRAL_HEADER))
+            .unwrap();
+        let field = directory + 24;
+        let size = u32_at(&bytes, field).unwrap();
+        bytes[field..field + 4].copy_from_slice(&(size + 1).to_le_bytes());
+        match verify_bytes(&bytes) {
+            Err(ZipFault::Malformed(reason)) => {
+                assert!(
+                    reason.contains(&format!("declares {}", size + 1)),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
