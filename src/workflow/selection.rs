@@ -174,7 +174,7 @@ impl Selection {
     /// ```
     pub fn contains(&self, idx: usize) -> bool {
         let position = idx / self.skip;
-        idx % self.skip == 0
+        idx.is_multiple_of(self.skip)
             && self.max.is_none_or(|max| position < max)
             && position % self.shard.count == self.shard.index
     }
