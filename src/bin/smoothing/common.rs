@@ -1,11 +1,11 @@
-//! What the commands share: data and model arguments, jobs and their progress bars.
+//! What the commands share: data, model and job arguments, and the run manifest they make.
+//! Progress display lives in [`super::progress`], re-exported here.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use randomized_smoothing::data::{
     Dataset, FolderTransform, ImageFolder, ImageSource, cifar10_files, digits, load_cifar10,
     load_mnist,
@@ -20,6 +20,7 @@ use randomized_smoothing::workflow::manifest::{
 };
 
 use super::Failure;
+pub(crate) use super::progress::*;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum DatasetName {
@@ -512,106 +513,6 @@ impl JobArgs {
     }
 }
 
-/// Prints a line above the progress bar, or to stderr when the bar is hidden (not a
-/// terminal), so that logs of batch jobs keep it.
-pub(crate) fn say(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
-    }
-}
-
-pub(crate) fn progress(len: u64, unit: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{elapsed_precise}} [{{bar:40}}] {{pos}}/{{len}} {unit} (eta {{eta}}) {{msg}}"
-        ))
-        .expect("valid template"),
-    );
-    bar.enable_steady_tick(Duration::from_secs(1));
-    bar
-}
-
-/// A job's progress over its rows: a bar on a terminal; without one (a Slurm job, a pipe),
-/// which hides the bar, a line on stderr every `every` and after the last row, with the
-/// rows done, the rate (rows and noisy samples per second, over this run's rows: a resumed
-/// run's earlier rows took no time here) and the time left.
-pub(crate) struct Progress {
-    bar: ProgressBar,
-    what: String,
-    samples_per_row: u64,
-    every: Duration,
-    started: Instant,
-    last_line: Option<Instant>,
-    done_before: Option<usize>,
-}
-
-impl Progress {
-    /// Progress of `what` (`certify`, ...), whose rows each draw `samples_per_row` noisy
-    /// samples (0 when that varies).
-    pub(crate) fn new(what: &str, total: usize, samples_per_row: u64, every: Duration) -> Self {
-        Self {
-            bar: progress(total as u64, "examples"),
-            what: what.to_string(),
-            samples_per_row,
-            every,
-            started: Instant::now(),
-            last_line: None,
-            done_before: None,
-        }
-    }
-
-    /// Row `done` of `total` is written; `message` describes it for the bar.
-    pub(crate) fn row(&mut self, done: usize, total: usize, message: String) {
-        self.bar.set_length(total as u64);
-        self.bar.set_position(done as u64);
-        self.bar.set_message(message);
-        let done_before = *self.done_before.get_or_insert(done.saturating_sub(1));
-        let due = self.last_line.is_none_or(|t| t.elapsed() >= self.every);
-        if self.bar.is_hidden() && (due || done == total) {
-            self.last_line = Some(Instant::now());
-            eprintln!("{}", self.line(done - done_before, done, total));
-        }
-    }
-
-    fn line(&self, new: usize, done: usize, total: usize) -> String {
-        let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
-        let rate = new as f64 / seconds;
-        let mut line = format!(
-            "{}: {done}/{total} examples ({:.1}%), {rate:.3} examples/s",
-            self.what,
-            100.0 * done as f64 / total.max(1) as f64
-        );
-        if self.samples_per_row > 0 {
-            line.push_str(&format!(
-                ", {:.0} samples/s",
-                rate * self.samples_per_row as f64
-            ));
-        }
-        let left = (total - done) as f64 / rate.max(1e-9);
-        line.push_str(&format!(", eta {}", clock(left)));
-        line
-    }
-
-    /// Prints `line` above the bar, or to stderr when the bar is hidden.
-    pub(crate) fn say(&self, line: String) {
-        say(&self.bar, line);
-    }
-
-    /// Starts the clock again, after work that is not the rows' (a warm-up), so that the
-    /// rate and the time left count the rows alone.
-    pub(crate) fn restart(&mut self) {
-        self.started = Instant::now();
-        self.bar.reset();
-    }
-
-    pub(crate) fn finish(self) {
-        self.bar.finish_and_clear();
-    }
-}
-
 /// The name clap gives a value of an argument enum.
 pub(crate) fn name_of(value: impl ValueEnum) -> String {
     value
@@ -673,12 +574,6 @@ pub(crate) fn manifest<B: Backend>(
         manifest = manifest.set("pack", job.pack);
     }
     Ok(manifest)
-}
-
-/// Seconds as h:mm:ss (rounded; capped far beyond any run).
-pub(crate) fn clock(seconds: f64) -> String {
-    let s = seconds.round().min(1e9) as u64;
-    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// Writes a report file, the error naming it (std's errors name no path).

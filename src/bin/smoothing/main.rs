@@ -25,6 +25,7 @@ mod certify;
 mod common;
 mod denoise;
 mod predict;
+mod progress;
 mod run;
 mod status;
 mod train;
