@@ -442,7 +442,7 @@ impl Error {
     }
 
     /// This error as one that happened in the file `path`: an I/O error or a refused row
-    /// without a file gets it, and a malformed record's location is prefixed with it; other
+    /// without a file gets it, and a malformed record's location is prefixed with it (`PATH, line 5`); other
     /// errors are unchanged. For readers of bytes used on a file.
     pub(crate) fn in_file(self, path: &Path) -> Self {
         match self {
@@ -472,7 +472,7 @@ impl Error {
                 reason,
             } => Error::MalformedData {
                 format,
-                location: format!("{} {location}", path.display()),
+                location: format!("{}, {location}", path.display()),
                 reason,
             },
             other => other,

@@ -1273,6 +1273,37 @@ fn kernel_instruction_set_cap() {
 }
 
 /// A 1-epoch model of the digits in `dir/out` (`out/model.bpk`).
+/// `certify` with the model of [`train_digits`] (sigma 0.25, n0 = 20, alpha = 0.01): `n`
+/// samples in batches of `batch`, the first `max` test digits, logged to `out`.
+fn certify_digits(
+    n: &'static str,
+    batch: &'static str,
+    max: &'static str,
+    out: &'static str,
+) -> Vec<&'static str> {
+    vec![
+        "certify",
+        "--dataset",
+        "digits",
+        "--model",
+        "run/model.bpk",
+        "--sigma",
+        "0.25",
+        "--n0",
+        "20",
+        "--n",
+        n,
+        "--alpha",
+        "0.01",
+        "--batch",
+        batch,
+        "--max",
+        max,
+        "--out",
+        out,
+    ]
+}
+
 fn train_digits(dir: &Path, out: &str) {
     smoothing(
         dir,
@@ -1387,29 +1418,7 @@ fn two_runs_on_one_log() {
 fn a_full_disk_names_the_log_and_leaves_it_resumable() {
     let dir = scratch("full");
     train_digits(&dir, "run");
-    let certify = |out: &'static str| {
-        [
-            "certify",
-            "--dataset",
-            "digits",
-            "--model",
-            "run/model.bpk",
-            "--sigma",
-            "0.25",
-            "--n0",
-            "20",
-            "--n",
-            "100",
-            "--alpha",
-            "0.01",
-            "--batch",
-            "120",
-            "--max",
-            "300",
-            "--out",
-            out,
-        ]
-    };
+    let certify = |out| certify_digits("100", "120", "300", out);
     // 8 blocks of 512 bytes: room for the manifest, not for 300 rows.
     let limited = Command::new("sh")
         .current_dir(&dir)
@@ -1445,30 +1454,10 @@ fn a_full_disk_names_the_log_and_leaves_it_resumable() {
 fn every_reader_refuses_a_log_no_run_writes() {
     let dir = scratch("rows");
     train_digits(&dir, "run");
-    let certify = |out: &'static str, shard: &'static str| {
-        [
-            "certify",
-            "--dataset",
-            "digits",
-            "--model",
-            "run/model.bpk",
-            "--sigma",
-            "0.25",
-            "--n0",
-            "20",
-            "--n",
-            "200",
-            "--alpha",
-            "0.01",
-            "--batch",
-            "220",
-            "--max",
-            "6",
-            "--shard",
-            shard,
-            "--out",
-            out,
-        ]
+    let certify = |out, shard| {
+        let mut args = certify_digits("200", "220", "6", out);
+        args.extend(["--shard", shard]);
+        args
     };
     smoothing(&dir, &certify("s0.tsv", "0/2"));
     smoothing(&dir, &certify("s1.tsv", "1/2"));
@@ -1533,7 +1522,7 @@ fn every_reader_refuses_a_log_no_run_writes() {
         ),
         (
             "appended.tsv",
-            "appended.tsv line 5: a header line among the rows",
+            "appended.tsv, line 5: a header line among the rows",
         ),
     ] {
         for args in readers(log) {
@@ -1580,29 +1569,7 @@ fn unwritable_and_missing_folders_name_the_path_and_leave_the_log_resumable() {
     use std::os::unix::fs::PermissionsExt;
     let dir = scratch("folders");
     train_digits(&dir, "run");
-    let certify = |out: &'static str| {
-        [
-            "certify",
-            "--dataset",
-            "digits",
-            "--model",
-            "run/model.bpk",
-            "--sigma",
-            "0.25",
-            "--n0",
-            "20",
-            "--n",
-            "200",
-            "--alpha",
-            "0.01",
-            "--batch",
-            "220",
-            "--max",
-            "6",
-            "--out",
-            out,
-        ]
-    };
+    let certify = |out| certify_digits("200", "220", "6", out);
     // An output folder that does not exist is made, parents and all.
     smoothing(&dir, &certify("missing/deeper/whole.tsv"));
     let whole = rows_without_time(&dir.join("missing/deeper/whole.tsv"));

@@ -581,18 +581,7 @@ pub fn load_cifar10_capped(dir: impl AsRef<Path>, train: bool, cap: u64) -> Resu
         )?;
         if !part.len().is_multiple_of(CIFAR_RECORD) {
             // Report the truncation against the file it is in.
-            read_cifar10(&part).map_err(|e| match e {
-                Error::MalformedData {
-                    format,
-                    location,
-                    reason,
-                } => Error::MalformedData {
-                    format,
-                    location: format!("{name}, {location}"),
-                    reason,
-                },
-                other => other,
-            })?;
+            read_cifar10(&part).map_err(|e| e.in_file(Path::new(&name)))?;
         }
         bytes.extend(part);
     }
