@@ -55,6 +55,8 @@ struct Cifar10 {
 }
 
 fn main() -> Result<(), Failure> {
+    // Reuse freed memory rather than fault in fresh pages for every layer's output.
+    randomized_smoothing::runtime::keep_freed_memory();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = common::runtime_from_args(&mut args)?;
     let run = common::CertifyRun::from_args(&mut args, "cifar10", 400)?;

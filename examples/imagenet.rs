@@ -44,6 +44,8 @@ struct Imagenet {
 }
 
 fn main() -> Result<(), Failure> {
+    // Reuse freed memory rather than fault in fresh pages for every layer's output.
+    randomized_smoothing::runtime::keep_freed_memory();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = common::runtime_from_args(&mut args)?;
     let random_weights = match args.iter().position(|a| a == "--random-weights") {

@@ -39,6 +39,8 @@ const FILTERS: usize = 32;
 const EPOCHS: usize = 60;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Reuse freed memory rather than fault in fresh pages for every layer's output.
+    randomized_smoothing::runtime::keep_freed_memory();
     let seed: u64 = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
         [] => 0,
         [flag, k] if flag == "--seed" => k.parse()?,

@@ -125,19 +125,24 @@ pub struct SmallCnn<B: Backend> {
 
 impl<B: Backend> ImageClassifier<B> for SmallCnn<B> {
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = self.normalize.forward(images);
-        // ReLU in the convolution's epilogue (Burn's `relu`, as `self.relu` runs it, where
-        // the kernel does not apply: autodiff backends, so training is unchanged).
-        let x = kernels::conv2d_fused(&self.conv1, x, None, true);
-        let x = kernels::max_pool2d(
-            &self.pool,
-            kernels::conv2d_fused(&self.conv2, x, None, true),
-        );
-        let x = kernels::max_pool2d(
-            &self.pool,
-            kernels::conv2d_fused(&self.conv3, x, None, true),
-        );
-        self.head.forward(self.gap.forward(x).flatten::<2>(1, 3))
+        // The widest activation, per image: the first two convolutions' outputs.
+        let [_, height, width] = [0, self.input_shape[1], self.input_shape[2]];
+        let widest = self.conv1.weight.dims()[0] * height * width * 4;
+        kernels::in_chunks(images, widest, |images| {
+            let x = self.normalize.forward(images);
+            // ReLU in the convolution's epilogue (Burn's `relu`, as `self.relu` runs it,
+            // where the kernel does not apply: autodiff backends, so training is unchanged).
+            let x = kernels::conv2d_fused(&self.conv1, x, None, true);
+            let x = kernels::max_pool2d(
+                &self.pool,
+                kernels::conv2d_fused(&self.conv2, x, None, true),
+            );
+            let x = kernels::max_pool2d(
+                &self.pool,
+                kernels::conv2d_fused(&self.conv3, x, None, true),
+            );
+            self.head.forward(self.gap.forward(x).flatten::<2>(1, 3))
+        })
     }
 
     fn input_shape(&self) -> &[usize] {

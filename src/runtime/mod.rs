@@ -40,9 +40,11 @@ use crate::error::{Error, Result};
 
 #[cfg(any(feature = "cuda", feature = "vulkan"))]
 mod kernel_cache;
+mod memory;
 mod probe;
 #[cfg(any(feature = "cuda", feature = "vulkan"))]
 pub use kernel_cache::{KernelCache, check_cubecl_settings};
+pub use memory::keep_freed_memory;
 
 /// A Burn backend the crate can be built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -170,6 +170,8 @@ fn on_backend(cli: &Cli, work: Work) -> Result<(), Failure> {
 }
 
 fn main() {
+    // Reuse freed memory rather than fault in fresh pages for every layer's output.
+    randomized_smoothing::runtime::keep_freed_memory();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Train(a) => on_backend(&cli, Work::Train(a)),

@@ -7,7 +7,8 @@
 //! are three more passes over the output. [`conv2d_fused`] instead splits the batch into
 //! groups of images and, for each group, either pads the images once and reads each depth's
 //! vectors from them by offset (the "same" unit-stride convolutions whose rows fill whole
-//! vectors, nearly all of a ResNet's work) or lays out an im2col block, multiplies by the
+//! vectors, nearly all of a ResNet's work; strided ones from the padded images dealt into
+//! phase planes, see [`Geometry::implicit`]) or lays out an im2col block, multiplies by the
 //! weight with the [`tile`](super::tile) kernel of the CPU's instruction set, and writes each
 //! tile, bias, residual and ReLU applied, where it lies in the NCHW output. The groups run in
 //! parallel on rayon's pool. `examples/conv_layers.rs` measures it per layer shape.
@@ -158,6 +159,45 @@ fn copy_row(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// Deals the first pixels of an image row into the two phase rows of a stride-2 implicit
+/// convolution (`row`, whose phase-0 row starts at 0 and phase-1 row at `phase_plane`, each
+/// `width` long), `left` columns of padding before it, and returns how many it dealt: pixel
+/// pairs as long as both phase rows have room. In the compiler's vector shuffles: the
+/// general loop of [`Geometry::deal`], one pixel at a time, took a third of the ResNets'
+/// downsampling layers.
+fn deal_pairs(
+    line: &[f32],
+    row: &mut [f32],
+    phase_plane: usize,
+    width: usize,
+    left: usize,
+) -> usize {
+    let (even, odd) = row.split_at_mut(phase_plane.min(row.len()));
+    // Pixel 2t lies in padded column 2t + left, pixel 2t + 1 in the next one.
+    let (first, second) = if left.is_multiple_of(2) {
+        (even.get_mut(left / 2..width), odd.get_mut(left / 2..width))
+    } else {
+        (
+            odd.get_mut(left / 2..width),
+            even.get_mut(left / 2 + 1..width),
+        )
+    };
+    let (Some(first), Some(second)) = (first, second) else {
+        return 0;
+    };
+    let (pairs, _) = line.as_chunks::<2>();
+    let n = pairs.len().min(first.len()).min(second.len());
+    for (([a, b], f), s) in pairs[..n]
+        .iter()
+        .zip(first.iter_mut())
+        .zip(second.iter_mut())
+    {
+        *f = *a;
+        *s = *b;
+    }
+    2 * n
+}
+
 /// Padding before and after an axis of `size` for Burn's `PaddingConfig2d::Same` (and ONNX's
 /// `SAME_UPPER`): output `ceil(size / stride)`, the odd pixel of padding after.
 fn same(size: usize, kernel: usize, stride: usize) -> (usize, usize) {
@@ -242,23 +282,32 @@ impl Geometry {
         self.channels * self.window.kernel[0] * self.window.kernel[1]
     }
 
-    /// The padded plane `[height, width]` of an implicit convolution, where one pays: unit
-    /// strides and output rows as wide as the input's (the "same" 3x3 convolutions that hold
-    /// nearly all of a ResNet's work), cut into vectors of `lanes` pixels with at most 1/8 of
-    /// their lanes past the row's end (which are computed and not stored): rows of 32 and 16
-    /// pixels, and MNIST's 28 and 14 (in 16 + 12 and 14 of 16 lanes), but not 8 in 16 lanes,
-    /// where an im2col block is cheaper.
+    /// The phase plane `[height, width]` of an implicit convolution, where one pays: output
+    /// rows cut into vectors of `lanes` pixels with at most 1/8 of their lanes past the row's
+    /// end (which are computed and not stored), for unit strides with output rows as wide as
+    /// the input's (the "same" convolutions that hold nearly all of a ResNet's work) and for
+    /// every larger stride: rows of 32 and 16 pixels, and MNIST's 28 and 14 (in 16 + 12 and
+    /// 14 of 16 lanes), but not 8 in 16 lanes, where an im2col block is cheaper.
+    ///
+    /// With unit strides the one phase plane is the zero-padded image plane. With strides
+    /// `[sh, sw]` the padded plane is dealt into `sh * sw` phase planes, phase `(a, b)`
+    /// holding padded pixels `(sh * u + a, sw * v + b)` at `(u, v)`: output pixel `(y, x)`
+    /// reads padded pixel `(sh * y + i * dh, sw * x + j * dw)` at depth `(c, i, j)`, which is
+    /// `(y + i * dh / sh, x + j * dw / sw)` of phase `(i * dh % sh, j * dw % sw)`, so that
+    /// consecutive output pixels read consecutive values again and a strided convolution
+    /// runs through the same tiles as a unit-stride one (twice as fast as through im2col for
+    /// the ResNets' downsampling layers).
     fn implicit(&self, lanes: usize) -> Option<[usize; 2]> {
         let Window {
             kernel: [kh, kw],
-            stride,
+            stride: [sh, sw],
             dilation: [dh, dw],
             out: [oh, ow],
             ..
         } = self.window;
-        let padded = [oh + (kh - 1) * dh, ow + (kw - 1) * dw];
-        (stride == [1, 1] && ow == self.width && 7 * ow.next_multiple_of(lanes) <= 8 * ow)
-            .then_some(padded)
+        let plane = [oh + (kh - 1) * dh / sh, ow + (kw - 1) * dw / sw];
+        let unit = [sh, sw] == [1, 1];
+        ((!unit || ow == self.width) && 7 * ow.next_multiple_of(lanes) <= 8 * ow).then_some(plane)
     }
 
     /// The tiles to run this convolution with, given the most capable set `isa`: AVX2's
@@ -289,6 +338,39 @@ impl Geometry {
         (most.div_ceil(2)..=most)
             .find(|images| (images * strips_per_image).is_multiple_of(vectors))
             .unwrap_or(most)
+    }
+
+    /// Deals the images `x` (NCHW) into the phase planes `[hp, wp]` of a strided implicit
+    /// convolution (see [`Geometry::implicit`]), `sh * sw` of them per channel, in `rows`.
+    /// Writes only the pixels some output reads: what lies in the padding, or past the
+    /// planes, keeps the zeros `rows` was made with.
+    fn deal(&self, x: &[f32], rows: &mut [f32], [hp, wp]: [usize; 2]) {
+        let [sh, sw] = self.window.stride;
+        let [top, left] = self.window.pad_start;
+        let phase_plane = hp * wp;
+        let plane = self.height * self.width;
+        for (c, source) in x.chunks_exact(plane).enumerate() {
+            let channel = c * sh * sw * phase_plane;
+            for (y, line) in source.chunks_exact(self.width).enumerate() {
+                let row = y + top;
+                if row / sh >= hp {
+                    continue;
+                }
+                // The row's start in phase plane (row % sh, 0).
+                let base = channel + (row % sh) * sw * phase_plane + row / sh * wp;
+                let dealt = if sw == 2 {
+                    deal_pairs(line, &mut rows[base..], phase_plane, wp, left)
+                } else {
+                    0
+                };
+                for (x, &value) in line.iter().enumerate().skip(dealt) {
+                    let column = x + left;
+                    if column / sw < wp {
+                        rows[base + (column % sw) * phase_plane + column / sw] = value;
+                    }
+                }
+            }
+        }
     }
 
     /// The convolution of NCHW `x` with OIHW `weight`, followed by `epilogue` (bias,
@@ -335,7 +417,9 @@ impl Geometry {
                 let row_strips = ow.div_ceil(lanes);
                 let per_group =
                     self.images_per_group(IMPLICIT_GROUP_PIXELS, oh * row_strips, shape.vectors);
-                let padded_image = self.channels * hp * wp;
+                let [sh, sw] = self.window.stride;
+                let phase_plane = hp * wp;
+                let padded_image = self.channels * sh * sw * phase_plane;
                 let strips: Vec<Strip> = (0..per_group)
                     .flat_map(|n| (0..oh).map(move |y| (n, y)))
                     .flat_map(|(n, y)| {
@@ -351,7 +435,11 @@ impl Geometry {
                 let offsets: Vec<usize> = (0..self.channels)
                     .flat_map(|c| {
                         (0..kh).flat_map(move |i| {
-                            (0..kw).map(move |j| c * hp * wp + i * dh * wp + j * dw)
+                            (0..kw).map(move |j| {
+                                let (row, col) = (i * dh, j * dw);
+                                let phase = (row % sh) * sw + col % sw;
+                                (c * sh * sw + phase) * phase_plane + row / sh * wp + col / sw
+                            })
                         })
                     })
                     .collect();
@@ -405,7 +493,7 @@ impl Geometry {
                         ..epilogue
                     };
                     match implicit {
-                        Some([hp, wp]) => {
+                        Some([hp, wp]) if self.window.stride == [1, 1] => {
                             for (c, source) in inputs.chunks_exact(plane).enumerate() {
                                 let padded = &mut rows[c * hp * wp + top * wp + left..];
                                 for (y, line) in source.chunks_exact(self.width).enumerate() {
@@ -413,6 +501,7 @@ impl Geometry {
                                 }
                             }
                         }
+                        Some(phase_plane) => self.deal(inputs, rows, phase_plane),
                         None => {
                             for (image, x) in inputs.chunks_exact(image_in).enumerate() {
                                 self.im2col(x, rows, im2col_stride, image * pixels);

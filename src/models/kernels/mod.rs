@@ -4,8 +4,8 @@
 //! A certificate is 100,100 forward passes, so the forward pass *is* the cost of
 //! certification. On Flex, Burn's default pure-Rust CPU backend, convolutions took about 80%
 //! of a ResNet's forward pass at 17-50 GFLOP/s and a 2x2 max pool 20 ns per output on the
-//! 2-core test machine; [`conv2d`] runs the same layers at 80-190 GFLOP/s and [`max_pool2d`]
-//! several times faster, which takes the CIFAR ResNets from about half of PyTorch's speed to
+//! 2-core test machine; [`conv2d`] runs the same layers at 110-190 GFLOP/s and [`max_pool2d`]
+//! several times faster (the CNNs' 2x2 pooling about 50 times), which takes the CIFAR ResNets from about half of PyTorch's speed to
 //! PyTorch's (docs/benchmarks.md).
 //!
 //! Each function reads the layer's own fields and applies the kernel only where it applies

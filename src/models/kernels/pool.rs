@@ -1,7 +1,9 @@
-//! Burn's [`MaxPool2d`] as a plain loop over output pixels, one plane per task.
+//! Burn's [`MaxPool2d`] as a plain loop over output pixels, one plane per task, and the CNNs'
+//! 2x2 window of stride 2 as a loop over pairs of rows that the compiler vectorizes.
 //!
 //! Flex 0.21 pools a `[1000, 16, 8, 8]` batch 2x2 in about 5 ms, 20 ns per output, a quarter
-//! of the digits CNN's forward pass; this loop takes a fraction of that.
+//! of the digits CNN's forward pass; the general loop took about 3 ns per output, the
+//! row-pair loop 0.4 ns (a `[400, 32, 28, 28]` batch in 1 ms) on the 2-core test machine.
 
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::backend::Backend;
@@ -116,10 +118,45 @@ impl Pooling {
                 let first = task * planes_per_task;
                 for (plane, out) in out.chunks_exact_mut(plane_out).enumerate() {
                     let x = &x[(first + plane) * plane_in..][..plane_in];
-                    self.pool_plane(x, out);
+                    if self.is_halving() {
+                        self.halve_plane(x, out);
+                    } else {
+                        self.pool_plane(x, out);
+                    }
                 }
             });
         output
+    }
+
+    /// Whether the window is the CNNs' 2x2 with stride 2 and no padding or dilation, which
+    /// [`Self::halve_plane`] runs.
+    fn is_halving(&self) -> bool {
+        let Window {
+            kernel,
+            stride,
+            dilation,
+            pad_start,
+            ..
+        } = self.window;
+        kernel == [2, 2] && stride == [2, 2] && dilation == [1, 1] && pad_start == [0, 0]
+    }
+
+    /// [`Self::pool_plane`] for a 2x2 window of stride 2 without padding: the same maxima,
+    /// taken in the same order (so the same bits, NaN and signed zeros included), from two
+    /// whole rows at a time. Without the general loop's index arithmetic and bounds checks
+    /// the compiler vectorizes it: the general loop took 8 ms of the 28 x 28 CNN's 70 ms for
+    /// its first 2x2 pooling at batch 400 on the 2-core test machine.
+    fn halve_plane(&self, x: &[f32], out: &mut [f32]) {
+        let out_width = self.window.out[1];
+        for (oy, out) in out.chunks_exact_mut(out_width).enumerate() {
+            let upper = &x[2 * oy * self.width..][..2 * out_width];
+            let lower = &x[(2 * oy + 1) * self.width..][..2 * out_width];
+            let (upper, _) = upper.as_chunks::<2>();
+            let (lower, _) = lower.as_chunks::<2>();
+            for ((value, [a, b]), [c, d]) in out.iter_mut().zip(upper).zip(lower) {
+                *value = f32::NEG_INFINITY.max(*a).max(*b).max(*c).max(*d);
+            }
+        }
     }
 
     fn pool_plane(&self, x: &[f32], out: &mut [f32]) {
@@ -170,6 +207,47 @@ mod tests {
         // A maximum is exact: any difference is a wrong window.
         ours.into_data()
             .assert_eq(&pool.forward(x).into_data(), true);
+    }
+
+    #[test]
+    fn the_halving_loop_takes_the_general_loops_maxima() {
+        // Odd sides (a last row and column that no window reads) and the values whose maxima
+        // depend on order: NaN, signed zeros, infinities.
+        let (height, width) = (7, 9);
+        let specials = [
+            f32::NAN,
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1.5,
+            -2.5,
+        ];
+        let x: Vec<f32> = (0..height * width)
+            .map(|i| specials[(i * 5 + i / 3) % specials.len()])
+            .collect();
+        // One window wholly NaN (the general loop gives -inf there).
+        let mut x = x;
+        for i in [0, 1, width, width + 1] {
+            x[i] = f32::NAN;
+        }
+        let pooling = Pooling {
+            planes: 1,
+            channels: 1,
+            height,
+            width,
+            window: Window::new([height, width], [2, 2], [2, 2], [1, 1], [0; 4]).unwrap(),
+        };
+        assert!(pooling.is_halving());
+        let (mut halved, mut general) = (vec![0.0; 12], vec![0.0; 12]);
+        pooling.halve_plane(&x, &mut halved);
+        pooling.pool_plane(&x, &mut general);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&halved), bits(&general));
+        assert!(
+            general.iter().any(|v| v.is_infinite()),
+            "the cases reach the specials"
+        );
     }
 
     #[test]

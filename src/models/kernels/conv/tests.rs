@@ -180,6 +180,44 @@ fn matches_burn_on_the_models_layers_and_odd_options() {
             Explicit(2, 3, 2, 3),
         ),
         ([2, 2, 3, 130], 9, [3, 3], [1, 1], [1, 1], Same),
+        // Strided implicit convolutions (phase planes), output rows of 16 or 32: the
+        // ResNets' downsampling 3x3 and 1x1 layers, an odd input side, stride 3 with
+        // dilation, unequal strides with asymmetric padding, and 8-pixel rows (implicit
+        // with AVX2's lanes only).
+        (
+            [3, 5, 32, 32],
+            6,
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            Explicit(1, 1, 1, 1),
+        ),
+        ([2, 5, 32, 32], 6, [1, 1], [2, 2], [1, 1], Valid),
+        ([2, 3, 31, 31], 4, [3, 3], [2, 2], [1, 1], Same),
+        (
+            [2, 3, 20, 47],
+            5,
+            [3, 3],
+            [3, 3],
+            [2, 2],
+            Explicit(2, 2, 2, 2),
+        ),
+        (
+            [2, 3, 13, 64],
+            5,
+            [4, 3],
+            [1, 2],
+            [1, 1],
+            Explicit(2, 1, 1, 0),
+        ),
+        (
+            [3, 4, 16, 16],
+            8,
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            Explicit(1, 1, 1, 1),
+        ),
     ];
     for (i, (input, out, kernel, stride, dilation, padding)) in cases.into_iter().enumerate() {
         for (bias, fused) in [(true, false), (false, false), (true, true)] {
@@ -195,7 +233,8 @@ fn matches_burn_on_the_models_layers_and_odd_options() {
 
 /// The ResNets' "same" 3x3 layers run implicitly where their rows fill whole vectors
 /// (32 and 16 pixels with every instruction set, 8 with AVX2's 8 lanes) or nearly (MNIST's
-/// 28), and the 8x8 layers through im2col elsewhere; rows of 20 through im2col.
+/// 28), and the 8x8 layers through im2col elsewhere; rows of 20 through im2col; strided
+/// layers likewise by their output rows.
 #[test]
 fn implicit_where_the_rows_fill_the_vectors() {
     let device = Default::default();
@@ -215,7 +254,13 @@ fn implicit_where_the_rows_fill_the_vectors() {
             lanes == 8,
             "{isa}"
         );
-        assert!(geometry(32, 2).implicit(lanes).is_none(), "{isa}");
+        // Strided: dealt into phase planes, rows of the output's width.
+        assert!(geometry(32, 2).implicit(lanes).is_some(), "{isa}");
+        assert_eq!(
+            geometry(16, 2).implicit(lanes).is_some(),
+            lanes == 8,
+            "{isa}"
+        );
         assert!(geometry(28, 1).implicit(lanes).is_some(), "{isa}");
         assert!(geometry(20, 1).implicit(lanes).is_none(), "{isa}");
     }
