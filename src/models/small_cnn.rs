@@ -126,8 +126,8 @@ pub struct SmallCnn<B: Backend> {
 impl<B: Backend> ImageClassifier<B> for SmallCnn<B> {
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         // The widest activation, per image: the first two convolutions' outputs.
-        let [_, height, width] = [0, self.input_shape[1], self.input_shape[2]];
-        let widest = self.conv1.weight.dims()[0] * height * width * 4;
+        let pixels = self.input_shape[1] * self.input_shape[2];
+        let widest = self.conv1.weight.dims()[0] * pixels * 4;
         kernels::in_chunks(images, widest, |images| {
             let x = self.normalize.forward(images);
             // ReLU in the convolution's epilogue (Burn's `relu`, as `self.relu` runs it,

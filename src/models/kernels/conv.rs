@@ -340,10 +340,11 @@ impl Geometry {
             .unwrap_or(most)
     }
 
-    /// Deals the images `x` (NCHW) into the phase planes `[hp, wp]` of a strided implicit
-    /// convolution (see [`Geometry::implicit`]), `sh * sw` of them per channel, in `rows`.
-    /// Writes only the pixels some output reads: what lies in the padding, or past the
-    /// planes, keeps the zeros `rows` was made with.
+    /// Deals the images `x` (NCHW) into the phase planes `[hp, wp]` of an implicit
+    /// convolution (see [`Geometry::implicit`]), `sh * sw` of them per channel, in `rows`:
+    /// with unit strides a copy of each row into the padded plane. Writes only the pixels
+    /// some output reads: what lies in the padding, or past the planes, keeps the zeros
+    /// `rows` was made with.
     fn deal(&self, x: &[f32], rows: &mut [f32], [hp, wp]: [usize; 2]) {
         let [sh, sw] = self.window.stride;
         let [top, left] = self.window.pad_start;
@@ -358,10 +359,15 @@ impl Geometry {
                 }
                 // The row's start in phase plane (row % sh, 0).
                 let base = channel + (row % sh) * sw * phase_plane + row / sh * wp;
-                let dealt = if sw == 2 {
-                    deal_pairs(line, &mut rows[base..], phase_plane, wp, left)
-                } else {
-                    0
+                // Whole runs where the stride allows, then pixel by pixel.
+                let dealt = match sw {
+                    1 => {
+                        let n = self.width.min(wp.saturating_sub(left));
+                        copy_row(&mut rows[base + left..][..n], &line[..n]);
+                        n
+                    }
+                    2 => deal_pairs(line, &mut rows[base..], phase_plane, wp, left),
+                    _ => 0,
                 };
                 for (x, &value) in line.iter().enumerate().skip(dealt) {
                     let column = x + left;
@@ -386,7 +392,6 @@ impl Geometry {
         let Window {
             kernel: [kh, kw],
             dilation: [dh, dw],
-            pad_start: [top, left],
             out: [oh, ow],
             ..
         } = self.window;
@@ -493,14 +498,6 @@ impl Geometry {
                         ..epilogue
                     };
                     match implicit {
-                        Some([hp, wp]) if self.window.stride == [1, 1] => {
-                            for (c, source) in inputs.chunks_exact(plane).enumerate() {
-                                let padded = &mut rows[c * hp * wp + top * wp + left..];
-                                for (y, line) in source.chunks_exact(self.width).enumerate() {
-                                    copy_row(&mut padded[y * wp..][..self.width], line);
-                                }
-                            }
-                        }
                         Some(phase_plane) => self.deal(inputs, rows, phase_plane),
                         None => {
                             for (image, x) in inputs.chunks_exact(image_in).enumerate() {

@@ -5,8 +5,8 @@
 //! certification. On Flex, Burn's default pure-Rust CPU backend, convolutions took about 80%
 //! of a ResNet's forward pass at 17-50 GFLOP/s and a 2x2 max pool 20 ns per output on the
 //! 2-core test machine; [`conv2d`] runs the same layers at 110-190 GFLOP/s and [`max_pool2d`]
-//! several times faster (the CNNs' 2x2 pooling about 50 times), which takes the CIFAR ResNets from about half of PyTorch's speed to
-//! PyTorch's (docs/benchmarks.md).
+//! several times faster (the CNNs' 2x2 pooling about 50 times), which takes the CIFAR
+//! ResNets from about half of PyTorch's speed to past it (docs/benchmarks.md).
 //!
 //! Each function reads the layer's own fields and applies the kernel only where it applies
 //! and pays: f32 tensors of a backend whose tensors live in host memory (Flex, NdArray), in

@@ -110,6 +110,7 @@ impl Pooling {
         let plane_out = self.window.pixels();
         assert_eq!(x.len(), self.planes * plane_in, "input matches its window");
         let planes_per_task = (VALUES_PER_TASK / plane_out).max(1);
+        let halving = self.is_halving();
         let mut output = vec![0.0f32; self.planes * plane_out];
         output
             .par_chunks_mut(planes_per_task * plane_out)
@@ -118,7 +119,7 @@ impl Pooling {
                 let first = task * planes_per_task;
                 for (plane, out) in out.chunks_exact_mut(plane_out).enumerate() {
                     let x = &x[(first + plane) * plane_in..][..plane_in];
-                    if self.is_halving() {
+                    if halving {
                         self.halve_plane(x, out);
                     } else {
                         self.pool_plane(x, out);

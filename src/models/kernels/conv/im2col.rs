@@ -1,6 +1,7 @@
 //! The im2col block of the convolutions the implicit path does not cover (output rows that
-//! do not fill whole vectors, unit-stride ones narrower than their input): row (c, i, j) of the block holds, for every output
-//! pixel, the input pixel that kernel offset (i, j) of channel c multiplies.
+//! do not fill whole vectors, unit-stride ones narrower than their input): row (c, i, j) of
+//! the block holds, for every output pixel, the input pixel that kernel offset (i, j) of
+//! channel c multiplies.
 
 use super::{Geometry, Window};
 
