@@ -28,7 +28,8 @@
 //! `tch` feature), and `benches/reference/torch_sampling.py` runs the paper's `_sample_noise`
 //! loop in PyTorch, as users run it (eval mode) and with batch norm folded by torch.fx, and
 //! with the forward pass of ONNX Runtime (the model exported by `torch.onnx.export`, dynamic
-//! batch, a CPU session with the same threads and spinning off), the fastest CPU runtime. The
+//! batch, a CPU session with the same threads and spinning off), the fastest CPU runtime; the
+//! same exported file also runs in the crate itself (`models::OnnxModel`, "ONNX file"). The
 //! engines take turns: one warm-up each, then `repeats` rounds in which each engine is timed
 //! once, so that drifts of the shared machine hit all of them alike. It prints the CPU, its
 //! vector extensions and the instruction set of the crate's kernels (capped by
@@ -45,10 +46,10 @@ use std::time::Instant;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use randomized_smoothing::models::{
-    Architecture, Cast, ImageClassifier, Model, Precision, SmallCnnConfig,
+    Architecture, Cast, ImageClassifier, Model, OnnxModel, Precision, SmallCnnConfig,
 };
 use randomized_smoothing::runtime::{BackendKind, BackendTask, DeviceKind, Runtime};
-use randomized_smoothing::{Gaussian, SmoothedClassifier};
+use randomized_smoothing::{BaseClassifier, Gaussian, SmoothedClassifier};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -194,18 +195,29 @@ fn crate_timer<B: Backend>(
 ) -> Result<Timer, Failure> {
     B::seed(&device, 0);
     let model = workload.model::<B>(&device)?;
-    let x = Tensor::<B, 3>::random(model.input_shape().to_vec(), Distribution::Default, &device);
+    let x = Tensor::<B, 3>::random(
+        ImageClassifier::input_shape(&model).to_vec(),
+        Distribution::Default,
+        &device,
+    );
     let smoothed = SmoothedClassifier::new(Cast::module(model, precision), Gaussian::new(0.25)?);
-    let batch = workload.batch;
-    // A new noise stream for each call.
+    Ok(sampling_timer(smoothed, x, workload.batch))
+}
+
+/// Times `smoothed.sample_counts` at `x`, in batches of `batch`, a new noise stream per call.
+fn sampling_timer<C: BaseClassifier<4> + 'static>(
+    smoothed: SmoothedClassifier<C>,
+    x: Tensor<C::Backend, 3>,
+    batch: usize,
+) -> Timer {
     let mut seed = 0u64;
-    Ok(Box::new(move |samples| {
+    Box::new(move |samples| {
         let start = Instant::now();
         let counts = smoothed.sample_counts(x.clone(), samples, batch, next(&mut seed))?;
         let elapsed = start.elapsed().as_secs_f64();
         assert_eq!(counts.iter().sum::<u64>(), samples);
         Ok(elapsed)
-    }))
+    })
 }
 
 /// The PyTorch reference, kept running and asked for one timing at a time.
@@ -245,6 +257,19 @@ impl Reference {
             stdout,
             banner,
         })
+    }
+
+    /// Writes the workload's PyTorch model to `path` as ONNX, exported as ONNX Runtime's
+    /// engine exports it.
+    fn export(&mut self, workload: &Workload, path: &std::path::Path) -> Result<(), Failure> {
+        writeln!(self.stdin, "export {} {}", workload.name, path.display())?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        if line.trim() != "ok" {
+            return Err(format!("the reference answered {line:?}").into());
+        }
+        Ok(())
     }
 
     fn time(&mut self, workload: &Workload, mode: &str, samples: u64) -> Result<f64, Failure> {
@@ -406,7 +431,25 @@ fn torch_engines(
     })
 }
 
-fn engines_for(workload: Workload, samples: u64) -> Result<Vec<Engine>, Failure> {
+/// Times the crate's sampling loop on the ONNX file at `path` (`models::OnnxModel`), on `B`.
+fn onnx_timer<B: Backend>(
+    workload: &Workload,
+    path: &std::path::Path,
+    device: B::Device,
+) -> Result<Timer, Failure> {
+    B::seed(&device, 0);
+    let model = OnnxModel::<B, 4>::from_file(path, &device)?;
+    let shape = BaseClassifier::input_shape(&model).to_vec();
+    let x = Tensor::<B, 3>::random(shape, Distribution::Default, &device);
+    let smoothed = SmoothedClassifier::new(model, Gaussian::new(0.25)?);
+    Ok(sampling_timer(smoothed, x, workload.batch))
+}
+
+fn engines_for(
+    workload: Workload,
+    samples: u64,
+    reference: &mut Reference,
+) -> Result<Vec<Engine>, Failure> {
     let mut engines = Vec::new();
     let mut add_crate = |label: &str, mut timer: Timer| {
         engines.push(Engine {
@@ -420,6 +463,27 @@ fn engines_for(workload: Workload, samples: u64) -> Result<Vec<Engine>, Failure>
         "crate, Flex",
         crate_timer::<burn::backend::Flex>(&workload, Default::default(), f32)?,
     );
+    // The PyTorch model ONNX Runtime runs, as a file the crate interprets.
+    let onnx = std::env::temp_dir().join(format!(
+        "side-by-side-{}-{}.onnx",
+        workload.name,
+        std::process::id()
+    ));
+    reference.export(&workload, &onnx)?;
+    add_crate(
+        "crate, Flex, ONNX file",
+        onnx_timer::<burn::backend::Flex>(&workload, &onnx, Default::default())?,
+    );
+    #[cfg(feature = "tch")]
+    add_crate(
+        "crate, LibTorch, ONNX file",
+        onnx_timer::<burn::backend::LibTorch>(
+            &workload,
+            &onnx,
+            burn::backend::libtorch::LibTorchDevice::Cpu,
+        )?,
+    );
+    let _ = std::fs::remove_file(&onnx);
     #[cfg(feature = "ndarray")]
     add_crate(
         "crate, NdArray",
@@ -542,7 +606,7 @@ fn main() -> Result<(), Failure> {
         let samples = samples.unwrap_or_else(|| workload.samples());
         let mut engines = match runtime {
             Some(runtime) => engines_on(workload, samples, runtime, &precisions)?,
-            None => engines_for(workload, samples)?,
+            None => engines_for(workload, samples, &mut reference)?,
         };
         // Progress on stderr, so that a run stopped at a time limit still shows what each
         // engine's first run cost (on a GPU, mostly compiling kernels) and the rates so far.

@@ -257,6 +257,29 @@ pub enum Error {
         reason: String,
     },
 
+    /// A file that is not a valid ONNX model: not ONNX's protobuf, a graph whose nodes are
+    /// not in order, or one its parser (onnx-ir) rejects or fails on.
+    #[error("{model} is not a valid ONNX model: {reason}")]
+    MalformedOnnx {
+        /// The file (or `<bytes>`).
+        model: String,
+        /// What the parser reported.
+        reason: String,
+    },
+
+    /// A valid ONNX model that [`crate::models::OnnxModel`] does not run: an operator, data
+    /// type, attribute or input it does not support, or a graph whose trial run on zeros
+    /// fails. Raised at load, never mid-run.
+    #[error("cannot run the ONNX model {model}: {}{reason}", node.as_deref().map_or_else(String::new, |n| format!("node {n}: ")))]
+    UnsupportedOnnx {
+        /// The file (or `<bytes>`).
+        model: String,
+        /// The node to blame, where one is.
+        node: Option<String>,
+        /// What is not supported.
+        reason: String,
+    },
+
     /// Any other parameter outside its domain.
     #[error("invalid {name}: {reason}")]
     InvalidParameter {

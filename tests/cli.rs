@@ -1613,3 +1613,117 @@ fn unwritable_and_missing_folders_name_the_path_and_leave_the_log_resumable() {
         "{stderr}"
     );
 }
+
+/// `--model FILE.onnx`: a model exported from PyTorch, certified and predicted on the digits
+/// as any other; a file the crate does not run, and flags that only the crate's own models
+/// take, are refused before any row.
+#[test]
+fn certify_and_predict_an_onnx_model() {
+    let dir = scratch("onnx");
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/digits_cnn.legacy.onnx");
+    let model = model.to_str().unwrap();
+    let run = |command: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            command,
+            "--dataset",
+            "digits",
+            "--model",
+            model,
+            "--sigma",
+            "0.25",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "--alpha", "0.01", "--batch", "50", "--max", "3", "--out", out,
+        ]);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let args = run("certify", "certify.tsv", &["--n0", "20", "--n", "100"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let said = smoothing(&dir, &args);
+    assert!(said.contains("3 rows"), "{said}");
+    let log = std::fs::read_to_string(dir.join("certify.tsv")).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| !l.starts_with('#')).count(),
+        4,
+        "{log}"
+    );
+    let args = run("predict", "predict.tsv", &["--n", "100"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    smoothing(&dir, &args);
+    let log = std::fs::read_to_string(dir.join("predict.tsv")).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| !l.starts_with('#')).count(),
+        4,
+        "{log}"
+    );
+
+    let softplus =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/softplus.legacy.onnx");
+    let mut args = run("certify", "refused.tsv", &["--n", "100"]);
+    args[4] = softplus.to_str().unwrap().to_string();
+    let said = refused(&dir, &args);
+    assert!(
+        said.contains("Softplus") || said.contains("softplus"),
+        "{said}"
+    );
+    let args = run(
+        "certify",
+        "refused.tsv",
+        &["--n", "100", "--arch", "small_cnn"],
+    );
+    let said = refused(&dir, &args);
+    assert!(said.contains("--arch"), "{said}");
+    let args = run(
+        "certify",
+        "refused.tsv",
+        &["--n", "100", "--mean", "0.5,0.5", "--std", "1,1"],
+    );
+    let said = refused(&dir, &args);
+    assert!(said.contains("2 channels"), "{said}");
+    assert!(!dir.join("refused.tsv").exists());
+
+    // A graph exported without its normalization, behind --mean/--std (in the manifest).
+    let args = run(
+        "certify",
+        "normalized.tsv",
+        &["--n0", "20", "--n", "100", "--mean", "0.5", "--std", "0.25"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    smoothing(&dir, &args);
+    let manifest = std::fs::read_to_string(dir.join("normalized.tsv.manifest.json")).unwrap();
+    assert!(manifest.contains("mean [0.5] std [0.25]"), "{manifest}");
+
+    // PGD through the interpreter on the autodiff backend, on the examples certify.tsv
+    // certified correctly.
+    let mut args = run(
+        "attack",
+        "atk",
+        &[
+            "--log",
+            "certify.tsv",
+            "--multiples",
+            "0.5",
+            "--steps",
+            "2",
+            "--samples",
+            "4",
+            "--n",
+            "100",
+        ],
+    );
+    let max = args.iter().position(|a| a == "--max").unwrap();
+    args.drain(max..max + 2);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    smoothing(&dir, &args);
+    let correct = std::fs::read_to_string(dir.join("certify.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| l.split('\t').nth(4) == Some("1"))
+        .count();
+    let attacked = std::fs::read_to_string(dir.join("atk/pgd_0.5R.tsv")).unwrap();
+    assert!(correct >= 1);
+    assert_eq!(attacked.lines().skip(1).count(), correct, "{attacked}");
+}

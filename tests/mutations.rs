@@ -834,3 +834,105 @@ fn image_folder_png() {
 fn image_folder_jpeg() {
     image_cases(image::ImageFormat::Jpeg, "jpg", 17);
 }
+
+// ---------------------------------------------------------------------------------------
+// ONNX files.
+
+/// A mutated ONNX file (the inverted residual of `tests/fixtures/onnx`, 10 kB) is refused
+/// with a typed error, or loads as a model that runs on a batch and answers one row of
+/// logits per input (ONNX carries no digest: a flipped weight is another valid model).
+#[cfg(feature = "onnx")]
+#[test]
+fn onnx_files() {
+    use randomized_smoothing::models::OnnxModel;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx/mobile.legacy.onnx");
+    let valid = std::fs::read(&path).unwrap();
+    let dir = scratch("onnx");
+    // The valid model's own needs: its file, its trial runs on a batch of 2 (24 x 16 x 16
+    // floats at most per image), a few copies of each.
+    let bound = 4 << 20;
+    run(
+        "ONNX file",
+        mutations(&valid, 60, 16),
+        bound,
+        move |bytes| {
+            let file = case_file(&dir, "model.onnx", bytes);
+            let result = OnnxModel::<NdArray, 4>::from_file(&file, &Default::default());
+            std::fs::remove_file(file).ok();
+            refused(result, |model| {
+                let shape = randomized_smoothing::BaseClassifier::input_shape(&model).to_vec();
+                let dims = [3, shape[0], shape[1], shape[2]];
+                let logits = model.forward(Tensor::ones(dims, &Default::default()));
+                if logits.dims()[0] == 3 {
+                    Ok(Verdict::Loaded)
+                } else {
+                    Err(format!("logits of shape {:?}", logits.dims()))
+                }
+            })
+        },
+    );
+}
+
+/// The external data of an ONNX file (the vision transformer's weights beside its graph)
+/// damaged: refused, or a model that runs.
+#[cfg(feature = "onnx")]
+#[test]
+fn onnx_external_data() {
+    use randomized_smoothing::models::OnnxModel;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx");
+    let graph = std::fs::read(fixtures.join("vit.external.onnx")).unwrap();
+    let valid = std::fs::read(fixtures.join("vit.external.onnx.data")).unwrap();
+    let dir = scratch("onnx-external");
+    std::fs::write(dir.join("vit.external.onnx"), &graph).unwrap();
+    run(
+        "ONNX external data",
+        mutations(&valid, 40, 17),
+        4 << 20,
+        move |bytes| {
+            // The cases run one at a time: one data file, rewritten for each.
+            std::fs::write(dir.join("vit.external.onnx.data"), bytes).unwrap();
+            let result = OnnxModel::<NdArray, 4>::from_file(
+                dir.join("vit.external.onnx"),
+                &Default::default(),
+            );
+            refused(result, |model| {
+                let logits = model.forward(Tensor::ones([2, 3, 16, 16], &Default::default()));
+                if logits.dims() == [2, 4] {
+                    Ok(Verdict::Loaded)
+                } else {
+                    Err(format!("logits of shape {:?}", logits.dims()))
+                }
+            })
+        },
+    );
+}
+
+/// Lies in ONNX files (`tests/reference/gen_onnx_fixtures.py`): an initializer declaring
+/// 2^20 x 2^20 float32 (4 TiB) over 864 bytes, and external data named 1 TiB into its file.
+/// Each is refused, naming the tensor, before anything of the declared size is allocated.
+#[cfg(feature = "onnx")]
+#[test]
+fn onnx_lying_sizes() {
+    use randomized_smoothing::models::OnnxModel;
+    for (file, says) in [
+        ("lying_shape.onnx", "declares shape [1048576, 1048576]"),
+        ("lying_external.onnx", "bytes at 1099511627776"),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/onnx")
+            .join(file);
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            LARGEST.with(|l| l.set(0));
+            let result = OnnxModel::<NdArray, 4>::from_file(&path, &Default::default()).map(|_| ());
+            let _ = send.send((result, LARGEST.with(Cell::get)));
+        });
+        let (result, largest) = receive.recv_timeout(Duration::from_secs(20)).unwrap();
+        let err = result.expect_err(file);
+        assert!(err.to_string().contains(says), "{file}: {err}");
+        assert!(
+            largest <= 1 << 20,
+            "{file}: an allocation of {largest} bytes"
+        );
+    }
+}

@@ -131,6 +131,13 @@ def sample_counts(model, x, num, batch_size, num_classes, autocast=None):
 AUTOCAST = {"autocast-f16": torch.float16, "autocast-bf16": torch.bfloat16}
 
 
+def export_onnx(model, shape, path):
+    """The export of the onnxruntime mode: legacy exporter, opset 17, a symbolic batch."""
+    torch.onnx.export(model, torch.rand(2, *shape), path, input_names=["x"], output_names=["logits"],
+                      dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+                      dynamo=False)
+
+
 class OnnxRuntime:
     """`model` exported to ONNX and run by an ONNX Runtime CPU session, called as the torch
     module was: a float tensor in, a tensor of logits out (both sides share the buffers)."""
@@ -141,9 +148,7 @@ class OnnxRuntime:
         import onnxruntime as ort
 
         path = os.path.join(tempfile.mkdtemp(), "model.onnx")
-        torch.onnx.export(model, torch.rand(2, *shape), path, input_names=["x"], output_names=["logits"],
-                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
+        export_onnx(model, shape, path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
@@ -217,6 +222,14 @@ def serve(models):
         if not parts:
             continue
         try:
+            if parts[0] == "export":
+                # `export WORKLOAD PATH`: the workload's model (seed 0, as every mode builds
+                # it) exported as the onnxruntime mode exports it, for the crate to load.
+                torch.manual_seed(0)
+                model, shape = build(parts[1])
+                export_onnx(model, shape, parts[2])
+                print("ok", flush=True)
+                continue
             workload, mode, batch, samples = parts[0], parts[1], int(parts[2]), int(parts[3])
             print(f"{models.time(workload, mode, batch, samples):.9f}", flush=True)
         except Exception as e:  # noqa: BLE001 -- the driver prints it and stops

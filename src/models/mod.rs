@@ -10,6 +10,7 @@
 //! | any of the above, chosen at run time | [`Model`] | |
 //! | DnCNN denoiser, for denoised smoothing | [`Dncnn`] | any image |
 //! | a classifier behind a denoiser | [`Denoised`] | the classifier's |
+//! | any model exported to ONNX (feature `onnx`) | `OnnxModel` | the file's |
 //!
 //! Every classifier here is a [`crate::BaseClassifier`] of rank 4, so it goes
 //! straight into a [`SmoothedClassifier`](crate::SmoothedClassifier).
@@ -35,6 +36,8 @@ mod denoiser;
 mod files;
 pub mod kernels;
 mod normalize;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 mod precision;
 #[cfg(feature = "pytorch")]
 mod pytorch;
@@ -51,6 +54,8 @@ pub use files::{
     save_model_with_card, transfer, weights_digest,
 };
 pub use normalize::Normalize;
+#[cfg(feature = "onnx")]
+pub use onnx::OnnxModel;
 pub use precision::{Cast, Precision, cast_weights};
 #[cfg(feature = "pytorch")]
 pub use pytorch::{PytorchCheckpoint, pytorch_keys};

@@ -29,6 +29,8 @@ mod jobs;
 #[cfg(feature = "pytorch")]
 mod models;
 mod objectives;
+#[cfg(feature = "onnx")]
+mod onnx;
 mod projection;
 mod properties;
 mod reference_logs;

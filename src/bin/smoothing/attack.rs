@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use burn::backend::Autodiff;
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
 use randomized_smoothing::attack::{DeepFoolConfig, Objective, PgdConfig};
@@ -15,10 +16,11 @@ use randomized_smoothing::workflow::manifest::Manifest;
 use randomized_smoothing::workflow::records::{
     AttackOutcome, CertifyRecord, deepfool_robust_accuracy,
 };
-use randomized_smoothing::{Error, Gaussian, PredictConfig, SmoothedClassifier};
+use randomized_smoothing::{BaseClassifier, Error, Gaussian, PredictConfig, SmoothedClassifier};
 
 use super::Failure;
 use super::common::*;
+use super::run::load_onnx_model;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Method {
@@ -134,9 +136,20 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
         .load(args.job.split, args.model.card()?.as_ref())?;
     // Gradients through autodiff on the same backend; batch norms folded, so that they use
     // their running statistics under autodiff too.
-    let attacked =
-        load_weights::<Autodiff<B>>(&args.model, &args.data, &*data, device)?.fold_batch_norm();
-    let logits = |x: burn::tensor::Tensor<Autodiff<B>, 4>| attacked.forward(x);
+    type Logits<B> = Box<dyn Fn(Tensor<Autodiff<B>, 4>) -> Tensor<Autodiff<B>, 2>>;
+    let logits: Logits<B> = if args.model.is_onnx() {
+        // The interpreter runs Burn's own operations on autodiff, gradients included.
+        let model = load_onnx_model::<Autodiff<B>>(&args.model, &args.data, &*data, device)?;
+        Box::new(move |x| model.forward(x))
+    } else {
+        if args.model.mean.is_some() {
+            return Err("--mean and --std normalize the inputs of an ONNX --model".into());
+        }
+        let attacked =
+            load_weights::<Autodiff<B>>(&args.model, &args.data, &*data, device)?.fold_batch_norm();
+        Box::new(move |x| attacked.forward(x))
+    };
+    let logits = |x: Tensor<Autodiff<B>, 4>| logits(x);
     let out = args.job.out.clone();
     create_folder(&out)?;
     let mut summary = String::new();
@@ -242,10 +255,17 @@ pub(crate) fn run_attack<B: Backend>(args: &AttackArgs, device: &B::Device) -> R
         let objective = args.objective.unwrap_or(ObjectiveArg::MeanLoss);
         let multiples = args.multiples.clone().unwrap_or_else(|| vec![1.5, 2.0]);
         let sigma = args.job.sigma()?;
-        let smoothed = SmoothedClassifier::new(
-            load::<B>(&args.model, &args.data, &*data, device)?,
-            Gaussian::new(sigma)?,
-        );
+        let base: Box<dyn BaseClassifier<4, Backend = B>> = if args.model.is_onnx() {
+            Box::new(load_onnx_model::<B>(
+                &args.model,
+                &args.data,
+                &*data,
+                device,
+            )?)
+        } else {
+            Box::new(load::<B>(&args.model, &args.data, &*data, device)?)
+        };
+        let smoothed = SmoothedClassifier::new(base, Gaussian::new(sigma)?);
         let predict = PredictConfig::default()
             .n(n)
             .alpha(args.job.alpha)

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
+use randomized_smoothing::BaseClassifier;
 use randomized_smoothing::data::{
     Dataset, FolderTransform, ImageFolder, ImageSource, cifar10_files, digits, load_cifar10,
     load_mnist,
 };
 use randomized_smoothing::models::{
-    Architecture, ImageClassifier, Model, ModelCard, ModelConfig, Precision, PytorchCheckpoint,
-    SmallCnnConfig, load_model, load_model_with_card, read_denoiser_card, read_model_card,
+    Architecture, Model, ModelCard, ModelConfig, Precision, PytorchCheckpoint, SmallCnnConfig,
+    load_model, load_model_with_card, read_denoiser_card, read_model_card,
 };
 use randomized_smoothing::workflow::jobs::{Job, Selection, Shard};
 use randomized_smoothing::workflow::manifest::{
@@ -236,10 +237,19 @@ pub(crate) struct ModelArgs {
     /// (default 32): the value `train --filters` was given. Files `train` writes now carry it.
     #[arg(long)]
     pub(crate) filters: Option<usize>,
-    /// Weights: a burnpack file written by `train` (.bpk) or a PyTorch checkpoint in the
-    /// paper's layout (.pth, .pth.tar, .pt).
+    /// Weights: a burnpack file written by `train` (.bpk), a PyTorch checkpoint in the
+    /// paper's layout (.pth, .pth.tar, .pt), or any model exported to ONNX (.onnx, with a
+    /// symbolic batch; normalization inside, as for every model here).
     #[arg(long)]
     pub(crate) model: PathBuf,
+    /// certify, predict, attack with an ONNX --model exported without its normalization: the
+    /// per-channel mean to subtract from pixels in [0, 1] (comma-separated), so that noise
+    /// is added in pixel space, before it.
+    #[arg(long, value_delimiter = ',', requires = "std")]
+    pub(crate) mean: Option<Vec<f32>>,
+    /// With --mean: the per-channel standard deviation to divide by.
+    #[arg(long, value_delimiter = ',', requires = "mean")]
+    pub(crate) std: Option<Vec<f32>>,
     /// A denoiser (written by `train-denoiser`) to put in front of the model: certify or
     /// predict `model(denoiser(x + noise))`, denoised smoothing (Salman et al. 2020).
     #[arg(long)]
@@ -259,6 +269,11 @@ pub(crate) struct ModelArgs {
 impl ModelArgs {
     fn is_burnpack(&self) -> bool {
         self.model.extension().is_some_and(|e| e == "bpk")
+    }
+
+    /// Whether `--model` is an ONNX file, which `certify` and `predict` run as it is.
+    pub(crate) fn is_onnx(&self) -> bool {
+        self.model.extension().is_some_and(|e| e == "onnx")
     }
 
     /// The card of a .bpk file, refusing flags that contradict it; read and checked once.
@@ -325,6 +340,7 @@ impl ModelArgs {
         Ok(match (&self.arch, self.filters) {
             (Some(arch), Some(f)) if arch == "small_cnn" => format!("small_cnn, {f} filters"),
             (Some(arch), _) => arch.clone(),
+            (None, _) if self.is_onnx() => "ONNX file".into(),
             (None, _) => "from the checkpoint".into(),
         })
     }
@@ -409,6 +425,17 @@ pub(crate) fn load_weights<BK: Backend>(
             None => checkpoint.model(device)?,
         }
     };
+    fits_data(args, data, sample, &model)?;
+    Ok(model)
+}
+
+/// Refuses a model unless it takes the data's images and has a class for each label.
+pub(crate) fn fits_data<B: Backend>(
+    args: &ModelArgs,
+    data: &DataArgs,
+    sample: &dyn ImageSource,
+    model: &dyn BaseClassifier<4, Backend = B>,
+) -> Result<(), Failure> {
     if model.input_shape() != sample.image_shape() {
         return Err(format!(
             "{} takes {} images, the {} data are {}",
@@ -429,7 +456,7 @@ pub(crate) fn load_weights<BK: Backend>(
         )
         .into());
     }
-    Ok(model)
+    Ok(())
 }
 
 /// `[1, 28, 28]` as `1x28x28`.
@@ -569,6 +596,9 @@ pub(crate) fn manifest<B: Backend>(
     // Only when given, so that the logs of runs without them keep their manifests.
     if let Some(denoiser) = &model.denoiser {
         manifest = manifest.set("denoiser_sha256", file_digest(denoiser)?);
+    }
+    if let (Some(mean), Some(std)) = (&model.mean, &model.std) {
+        manifest = manifest.set("normalization", format!("mean {mean:?} std {std:?}"));
     }
     if job.pack > 1 {
         manifest = manifest.set("pack", job.pack);

@@ -3,13 +3,15 @@
 
 use burn::tensor::backend::Backend;
 use randomized_smoothing::data::ImageSource;
-use randomized_smoothing::models::{Cast, Denoised, Precision, cast_weights, load_denoiser};
+use randomized_smoothing::models::{
+    Cast, Denoised, Normalize, OnnxModel, Precision, cast_weights, load_denoiser,
+};
 use randomized_smoothing::workflow::jobs::Job;
 use randomized_smoothing::workflow::warm_up::{compiles_kernels, warm_up};
 use randomized_smoothing::{BaseClassifier, Gaussian, SmoothedClassifier};
 
 use super::Failure;
-use super::common::{DataArgs, JobArgs, ModelArgs, Progress, load};
+use super::common::{DataArgs, JobArgs, ModelArgs, Progress, fits_data, load};
 
 /// The base classifier of `certify` and `predict`: the model, or the model behind a
 /// denoiser (`--denoiser`), chosen at run time.
@@ -28,6 +30,16 @@ pub(crate) fn load_base<B: Backend>(
 ) -> Result<Cast<Base<B>>, Failure> {
     let precision = args.precision;
     precision.check_backend::<B>(device)?;
+    if args.mean.is_some() && !args.is_onnx() {
+        return Err(
+            "--mean and --std normalize the inputs of an ONNX --model; the crate's own \
+                    models carry their normalization"
+                .into(),
+        );
+    }
+    if args.is_onnx() {
+        return load_onnx(args, data, sample, device);
+    }
     let model = load(args, data, sample, device)?;
     // Batch norms folded before the cast: a running variance underflows in f16.
     let model = match precision {
@@ -50,6 +62,50 @@ pub(crate) fn load_base<B: Backend>(
         Box::new(Denoised::new(denoiser, model)?) as Base<B>,
         precision,
     ))
+}
+
+/// An ONNX model of `--model`, as it is: in float32 and without a denoiser, which this
+/// version runs only in front of the crate's own models.
+fn load_onnx<B: Backend>(
+    args: &ModelArgs,
+    data: &DataArgs,
+    sample: &dyn ImageSource,
+    device: &B::Device,
+) -> Result<Cast<Base<B>>, Failure> {
+    if args.precision != Precision::F32 {
+        return Err(format!(
+            "--precision {} casts the crate's own models; an ONNX model runs in float32",
+            args.precision
+        )
+        .into());
+    }
+    if args.denoiser.is_some() {
+        return Err("--denoiser goes in front of the crate's own models, not an ONNX file".into());
+    }
+    let model = load_onnx_model(args, data, sample, device)?;
+    Ok(Cast::inputs(Box::new(model) as Base<B>, Precision::F32))
+}
+
+/// The ONNX file of `--model`, behind `--mean`/`--std` if given, refused unless it fits the
+/// data; `attack` loads it on an autodiff backend.
+pub(crate) fn load_onnx_model<B: Backend>(
+    args: &ModelArgs,
+    data: &DataArgs,
+    sample: &dyn ImageSource,
+    device: &B::Device,
+) -> Result<OnnxModel<B, 4>, Failure> {
+    if args.arch.is_some() || args.filters.is_some() {
+        return Err(
+            "--arch and --filters build the crate's own models; an ONNX file holds its graph"
+                .into(),
+        );
+    }
+    let mut model = OnnxModel::<B, 4>::from_file(&args.model, device)?;
+    if let (Some(mean), Some(std)) = (&args.mean, &args.std) {
+        model = model.with_normalization(Normalize::new(mean, std)?)?;
+    }
+    fits_data(args, data, sample, &model)?;
+    Ok(model)
 }
 
 /// What `certify` and `predict` share: the data split, the smoothed model, the job and its

@@ -36,10 +36,10 @@ const CHUNK_BYTES: usize = 2 << 20;
 /// (`activation_bytes` per image) fits in [`CHUNK_BYTES`] keep it in cache, which ran the
 /// CIFAR ResNet-110 5-8% faster on the 2-core test machine. The forward pass of one image
 /// never depends on the others in inference, so the output is the same.
-pub fn in_chunks<B: Backend>(
-    images: Tensor<B, 4>,
+pub fn in_chunks<B: Backend, const D: usize>(
+    images: Tensor<B, D>,
     activation_bytes: usize,
-    forward: impl Fn(Tensor<B, 4>) -> Tensor<B, 2>,
+    forward: impl Fn(Tensor<B, D>) -> Tensor<B, 2>,
 ) -> Tensor<B, 2> {
     let batch = images.dims()[0];
     let chunk = (CHUNK_BYTES / activation_bytes.max(1)).max(1);
