@@ -36,14 +36,19 @@ const CHUNK_BYTES: usize = 2 << 20;
 /// (`activation_bytes` per image) fits in [`CHUNK_BYTES`] keep it in cache, which ran the
 /// CIFAR ResNet-110 5-8% faster on the 2-core test machine. The forward pass of one image
 /// never depends on the others in inference, so the output is the same.
+///
+/// Where fewer than four images per thread would fit (an ImageNet model's 3 MB activations),
+/// the batch runs whole: the convolutions share their work out by images, and a chunk of one
+/// image kept a torchvision ResNet-18 on one of the two cores.
 pub fn in_chunks<B: Backend, const D: usize>(
     images: Tensor<B, D>,
     activation_bytes: usize,
     forward: impl Fn(Tensor<B, D>) -> Tensor<B, 2>,
 ) -> Tensor<B, 2> {
     let batch = images.dims()[0];
-    let chunk = (CHUNK_BYTES / activation_bytes.max(1)).max(1);
-    if batch <= chunk || !on_host::<B>(&images.device()) {
+    let chunk = CHUNK_BYTES / activation_bytes.max(1);
+    let starved = chunk < 4 * rayon::current_num_threads();
+    if batch <= chunk || starved || !on_host::<B>(&images.device()) {
         return forward(images);
     }
     let outputs: Vec<_> = images.split(chunk, 0).into_iter().map(forward).collect();
