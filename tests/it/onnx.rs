@@ -107,7 +107,17 @@ fn vision_transformer_every_export<B: Backend>(device: &B::Device) {
     }
 }
 
+/// A convolution read twice, once through an Identity (`Add(conv, Relu(Identity(conv)))`):
+/// the ReLU stays a step of its own, since fusing it would change the Add's other operand.
+/// (onnx-ir removes the Identity, so this checks the readers of one name; the compiler also
+/// counts them over every name of a slot, for an Identity that reaches it.)
+fn a_convolution_read_under_two_names_keeps_its_relu_apart<B: Backend>(device: &B::Device) {
+    let gap = max_rel_diff::<B, 4>("conv_read_twice.onnx", "conv_read_twice", device);
+    assert!(gap < tolerance::<B>(device), "{gap}");
+}
+
 crate::common::inference_backend_tests!(
+    a_convolution_read_under_two_names_keeps_its_relu_apart,
     vision_transformer_every_export,
     paper_cifar_resnet20_legacy_export,
     torchvision_resnet50_dynamo_export,

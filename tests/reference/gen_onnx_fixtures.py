@@ -31,6 +31,8 @@ written beside a JSON file of inputs and the logits PyTorch computes for them:
   digits_cnn.legacy.onnx       a CNN on the digits' 1 x 8 x 8 images, 10 classes (the program's test)
   softplus.legacy.onnx         refused: an operator outside the supported list (Softplus)
   fixed_batch.legacy.onnx      refused: exported without a symbolic batch
+  conv_read_twice.onnx         written with onnx.helper: Add(conv, Relu(Identity(conv))), the
+                               convolution read twice under two names (logits: ONNX Runtime's)
   lying_shape.onnx             refused: an initializer declaring 4 TiB over 864 bytes
   lying_external.onnx          refused: external data named 1 TiB into vit.external.onnx.data
   STEM.json                    {"input_shape", "logits_shape"}, batch first
@@ -230,6 +232,31 @@ def main():
             if entry.key == "offset":
                 entry.value = str(1 << 40)
     onnx.save(lie, os.path.join(OUT, "lying_external.onnx"))
+
+    # A convolution read twice, once through an Identity: Add(conv, Relu(Identity(conv))),
+    # where fusing the ReLU into the convolution would change the Add's other operand. The
+    # legacy exporter would not write this pattern, so it is built by hand.
+    from onnx import TensorProto, helper, numpy_helper
+    w = torch.randn(2, 1, 3, 3, generator=gen).numpy()
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Identity", ["c"], ["i"]),
+         helper.make_node("Relu", ["i"], ["r"]),
+         helper.make_node("Add", ["c", "r"], ["s"]),
+         helper.make_node("Flatten", ["s"], ["logits"])],
+        "twice", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 2, 2])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 8])],
+        [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, os.path.join(OUT, "conv_read_twice.onnx"))
+    import onnxruntime
+    inputs = torch.randn(3, 1, 2, 2, generator=gen)
+    session = onnxruntime.InferenceSession(os.path.join(OUT, "conv_read_twice.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"input": inputs.numpy()})
+    write_io("conv_read_twice", inputs, torch.from_numpy(logits))
+    logits.astype("<f4").tofile(os.path.join(OUT, "conv_read_twice.ort.f32"))
+
 
     with open(os.path.join(OUT, "manifest.txt"), "w") as f:
         f.write(f"torch {torch.__version__}\nonnx {onnx.__version__}\npython {platform.python_version()}\nseed {SEED}\n")

@@ -83,3 +83,12 @@ pub(super) fn float_on<B: Backend>(
 ) -> burn::tensor::ops::FloatTensor<B> {
     B::float_from_data(TensorData::new(data, dims.to_vec()), device)
 }
+
+/// A bias or other vector parameter on the device.
+pub(super) fn vector_param<B: Backend>(
+    values: Vec<f32>,
+    device: &B::Device,
+) -> burn::module::Param<Tensor<B, 1>> {
+    let n = values.len();
+    burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(values, [n]), device))
+}

@@ -9,7 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 use onnx_ir::ArgType;
 use onnx_ir::node::padding::{AutoPad, PaddingConfig2d as OnnxPadding};
 
-use super::constants::{float_on, static_host};
+use super::constants::{float_on, static_host, vector_param};
 use super::{Compiler, ConvDraft, Draft, Refusal, refuse};
 use crate::models::onnx::program::Op;
 
@@ -127,22 +127,18 @@ impl<B: Backend> Compiler<'_, B> {
 }
 
 pub(super) fn conv_op<B: Backend>(c: ConvDraft, device: &B::Device) -> Op<B> {
-    let dims = &c.weight.dims;
-    let kernel = [dims[2], dims[3]];
+    let kernel = [c.weight.dims[2], c.weight.dims[3]];
     let layer = Conv2d {
         weight: Param::from_tensor(Tensor::from_data(
-            TensorData::new(c.weight.data.clone(), dims.clone()),
+            TensorData::new(c.weight.data, c.weight.dims),
             device,
         )),
-        bias: c.bias.map(|b| {
-            let n = b.len();
-            Param::from_tensor(Tensor::from_data(TensorData::new(b, [n]), device))
-        }),
+        bias: c.bias.map(|b| vector_param::<B>(b, device)),
         stride: c.stride,
         kernel_size: kernel,
         dilation: c.dilation,
         groups: c.groups,
-        padding: c.padding.clone(),
+        padding: c.padding,
     };
     Op::Conv {
         layer,

@@ -213,6 +213,18 @@ impl<B: Backend> Compiler<'_, B> {
 
     fn push(&mut self, draft: Draft<B>, inputs: Vec<usize>, output: &Argument, node: &str) {
         let output = self.slot(&output.name);
+        self.push_into(draft, inputs, output, node);
+    }
+
+    /// A step whose output is a slot of no name (a part of one node's computation).
+    fn push_unnamed(&mut self, draft: Draft<B>, inputs: Vec<usize>, node: &str) -> usize {
+        let output = self.count;
+        self.count += 1;
+        self.push_into(draft, inputs, output, node);
+        output
+    }
+
+    fn push_into(&mut self, draft: Draft<B>, inputs: Vec<usize>, output: usize, node: &str) {
         self.writer.insert(output, self.steps.len());
         self.steps.push(Some(DraftStep {
             draft,
@@ -223,12 +235,20 @@ impl<B: Backend> Compiler<'_, B> {
     }
 
     /// The convolution whose output `arg` is, if only one operand reads that output (so that
-    /// what follows may be folded into it): its step index.
+    /// what follows may be folded into it): its step index. The readers are counted over
+    /// every name of the slot, as an Identity gives its input a second name.
     fn sole_conv(&self, arg: &Argument) -> Option<usize> {
-        if self.readers.get(&arg.name) != Some(&1) {
+        let &slot = self.slots.get(&arg.name)?;
+        let readers: usize = self
+            .slots
+            .iter()
+            .filter(|&(_, &s)| s == slot)
+            .map(|(name, _)| self.readers.get(name).copied().unwrap_or(0))
+            .sum();
+        if readers != 1 {
             return None;
         }
-        let &index = self.writer.get(self.slots.get(&arg.name)?)?;
+        let &index = self.writer.get(&slot)?;
         match self.steps[index].as_ref()?.draft {
             Draft::Conv(_) => Some(index),
             Draft::Ready(_) => None,

@@ -4,12 +4,11 @@ use burn::module::Param;
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
 use onnx_ir::{ArgType, Node, TensorDataExt};
 
-use super::constants::{dims2, float_on, ints, static_host, tensor2, transpose2};
+use super::constants::{dims2, float_on, ints, static_host, tensor2, transpose2, vector_param};
 use super::layers::padding;
-use super::{Compiler, Draft, DraftStep, Refusal, on_device, operator_name, refuse};
+use super::{Compiler, Draft, Refusal, on_device, operator_name, refuse};
 use crate::models::onnx::program::{Binary, GatherIndex, Op, Unary, Value};
 
 impl<B: Backend> Compiler<'_, B> {
@@ -112,54 +111,42 @@ impl<B: Backend> Compiler<'_, B> {
                 };
                 let op = Op::Linear {
                     weight: Param::from_tensor(tensor2::<B>(&weight, self.device)),
-                    bias: bias.map(|b| {
-                        let n = b.len();
-                        Param::from_tensor(Tensor::from_data(TensorData::new(b, [n]), self.device))
-                    }),
+                    bias: bias.map(|b| vector_param::<B>(b, self.device)),
                 };
                 self.push(Draft::Ready(op), vec![x], out, name);
             }
             Node::Gemm(n) => {
                 let c = &n.config;
-                if c.trans_a != 0 || (c.alpha - 1.0).abs() > 0.0 || (c.beta - 1.0).abs() > 0.0 {
+                if c.trans_a != 0 || c.alpha != 1.0 || c.beta != 1.0 {
                     return refuse(
                         name,
                         "Gemm with transA, alpha or beta other than 0, 1, 1 is not supported",
                     );
                 }
                 let x = first(self)?;
-                let w = self.operand(name, &inputs[1])?;
-                let w = if c.trans_b != 0 {
-                    let t = self.count;
-                    self.count += 1;
-                    self.writer.insert(t, self.steps.len());
-                    self.steps.push(Some(DraftStep {
-                        draft: Draft::Ready(Op::Transpose { perm: vec![1, 0] }),
-                        inputs: vec![w],
-                        output: t,
-                        node: name.to_string(),
-                    }));
-                    t
-                } else {
-                    w
+                // A constant weight is transposed once here; a computed one by a step.
+                let w = match (c.trans_b != 0, inputs[1].value()) {
+                    (true, Some(_)) => {
+                        let w = static_host(name, inputs.get(1), "weight")?;
+                        let [rows, cols] = dims2(name, &w)?;
+                        let w = transpose2(&w.data, rows, cols);
+                        self.constant(Value::Float(float_on::<B>(w.data, &w.dims, self.device)))
+                    }
+                    (true, None) => {
+                        let w = self.operand(name, &inputs[1])?;
+                        let op = Op::Transpose { perm: vec![1, 0] };
+                        self.push_unnamed(Draft::Ready(op), vec![w], name)
+                    }
+                    (false, _) => self.operand(name, &inputs[1])?,
                 };
-                let product = self.count;
-                self.count += 1;
-                self.steps.push(Some(DraftStep {
-                    draft: Draft::Ready(Op::MatMul),
-                    inputs: vec![x, w],
-                    output: product,
-                    node: name.to_string(),
-                }));
                 match inputs.get(2).filter(|a| !a.is_optional()) {
                     Some(bias) => {
+                        let product = self.push_unnamed(Draft::Ready(Op::MatMul), vec![x, w], name);
                         let b = self.operand(name, bias)?;
                         let op = Op::Binary(Binary::Add);
                         self.push(Draft::Ready(op), vec![product, b], out, name);
                     }
-                    None => {
-                        self.slots.insert(out.name.clone(), product);
-                    }
+                    None => self.push(Draft::Ready(Op::MatMul), vec![x, w], out, name),
                 }
             }
             Node::MatMul(_) => {

@@ -237,8 +237,7 @@ pub(super) fn apply<B: Backend>(op: &Op<B>, inputs: Vec<Value<B>>) -> Value<B> {
                     ranges[a] = clamp_range(s, e, dims[a]);
                 }
                 ranked!(x, |x: D| x.slice(
-                    <[std::ops::Range<usize>; D]>::try_from(ranges.clone())
-                        .expect("one range per axis")
+                    <[std::ops::Range<usize>; D]>::try_from(ranges).expect("one range per axis")
                 ))
             }
             Value::Ints(v) => {
@@ -394,17 +393,14 @@ fn concat<B: Backend>(values: Vec<Value<B>>, axis: usize) -> Value<B> {
     if !values.iter().any(|v| matches!(v, Value::Float(_))) {
         return Value::Reals(values.into_iter().flat_map(Value::reals).collect());
     }
-    let floats: Vec<FloatTensor<B>> = values.into_iter().map(Value::float).collect();
-    let first = floats[0].clone();
-    Value::Float(ranked!(first, |f: D| {
-        let _ = f;
-        Tensor::cat(
-            floats
-                .iter()
-                .map(|t| Tensor::<B, D>::from_primitive(TensorPrimitive::Float(t.clone())))
-                .collect(),
-            axis,
-        )
+    let mut floats = values.into_iter().map(Value::float);
+    let first = floats.next().expect("Concat has an operand");
+    let rest: Vec<FloatTensor<B>> = floats.collect();
+    Value::Float(ranked!(first, |first: D| {
+        let rest = rest
+            .into_iter()
+            .map(|t| Tensor::<B, D>::from_primitive(TensorPrimitive::Float(t)));
+        Tensor::cat(std::iter::once(first).chain(rest).collect(), axis)
     }))
 }
 
